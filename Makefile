@@ -1,0 +1,51 @@
+# hypervisor.network: `make demo` and `make test` work on a fresh Debian 12 machine as root.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+VENV := $(CURDIR)/.venv
+PY := $(VENV)/bin/python
+export PATH := $(VENV)/bin:$(PATH)
+export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/build/collections
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export ANSIBLE_NOCOLOR := 1
+export PYTHONDONTWRITEBYTECODE := 1
+COLLECTION_SRC := $(CURDIR)/build/sanity/ansible_collections/hypervisor/network
+
+.PHONY: help deps demo test unit integration sanity lint docs-check build-check bench clean
+
+help:
+	@echo "make demo   build the sandbox lab, run the playbook against it, print what was proven"
+	@echo "make test   every test layer: unit, integration, sanity, lint, docs, build"
+	@echo "make bench  benchmarks against the common alternatives"
+
+deps:
+	@scripts/install-deps.sh
+
+demo: deps
+	$(PY) scripts/demo.py
+
+test: deps
+	$(MAKE) --no-print-directory unit integration sanity lint docs-check build-check
+
+unit:
+	$(PY) -m pytest -q tests/unit
+
+integration:
+	$(PY) -m pytest -q tests/integration
+
+sanity:
+	@scripts/sanity.sh
+
+lint:
+	ansible-lint --profile production --offline roles playbooks
+
+docs-check:
+	@scripts/docs-check.sh
+
+build-check:
+	@scripts/build-check.sh
+
+bench: deps
+	$(PY) bench/netfilter_bench.py
+
+clean:
+	rm -rf build .pytest_cache .hypothesis tests/output

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs the Debian packages named in bindep.txt (only the missing ones) and the pinned
+# Python dependencies into .venv. Safe to run again: it does nothing when all is there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=$(sed -n 's/^\([a-z0-9][a-z0-9.+-]*\) *\[platform:dpkg\].*/\1/p' bindep.txt)
+missing=()
+for pkg in $packages; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "installing Debian packages: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ] || ! cmp -s requirements.txt .venv/.requirements.txt; then
+  echo "installing Python dependencies into .venv"
+  python3 -m venv .venv
+  .venv/bin/pip install -q --disable-pip-version-check -r requirements.txt
+  cp requirements.txt .venv/.requirements.txt
+fi
+
+mkdir -p build/collections/ansible_collections/hypervisor
+ln -sfn "$PWD" build/collections/ansible_collections/hypervisor/network
