@@ -1,0 +1,349 @@
+# -*- coding: utf-8 -*-
+# Copyright: hypervisor.network developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""IP forwarding and bridge netfilter sysctls: want, have, plan, apply.
+
+Runtime values live in /proc/sys (per network namespace, bridge-nf-call-* too on current
+kernels); persistence is one file in /etc/sysctl.d plus, for bridge-nf-call-*, a
+modules-load.d file so br_netfilter is loaded before systemd-sysctl applies the file at boot.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from ansible_collections.hypervisor.network.plugins.module_utils._errors import (
+    CommandError,
+    HypervisorNetworkError,
+    ValidationError,
+)
+from ansible_collections.hypervisor.network.plugins.module_utils._lock import host_lock
+from ansible_collections.hypervisor.network.plugins.module_utils._runner import Runner
+
+PROC_SYS = "/proc/sys"
+
+IPV4_FORWARD = "net.ipv4.ip_forward"
+IPV6_FORWARD = "net.ipv6.conf.all.forwarding"
+BRIDGE_NF_IPTABLES = "net.bridge.bridge-nf-call-iptables"
+BRIDGE_NF_IP6TABLES = "net.bridge.bridge-nf-call-ip6tables"
+BRIDGE_NF_ARPTABLES = "net.bridge.bridge-nf-call-arptables"
+
+# Module option -> sysctl key, in the order they are written and rendered. net.ipv4.ip_forward,
+# not net.ipv4.conf.all.forwarding: writing ip_forward sets every conf.*.forwarding as well,
+# and the kernel resets conf.all.forwarding whenever ip_forward is written.
+OPTION_KEYS = (
+    ("ipv4", IPV4_FORWARD),
+    ("ipv6", IPV6_FORWARD),
+    ("bridge_nf_call_iptables", BRIDGE_NF_IPTABLES),
+    ("bridge_nf_call_ip6tables", BRIDGE_NF_IP6TABLES),
+    ("bridge_nf_call_arptables", BRIDGE_NF_ARPTABLES),
+)
+KNOWN_KEYS = tuple(key for _option, key in OPTION_KEYS)
+BRIDGE_KEYS = (BRIDGE_NF_IPTABLES, BRIDGE_NF_IP6TABLES, BRIDGE_NF_ARPTABLES)
+BR_NETFILTER = "br_netfilter"
+
+MANAGED_HEADER = "# Managed by hypervisor.network (ip_forward module). Local changes are overwritten.\n"
+
+DEFAULT_SYSCTL_FILE = "/etc/sysctl.d/90-hypervisor-network.conf"
+DEFAULT_MODULES_LOAD_FILE = "/etc/modules-load.d/hypervisor-network.conf"
+
+ARGUMENT_SPEC = dict(
+    state=dict(type="str", default="present", choices=["present", "absent"]),
+    ipv4=dict(type="bool", default=True),
+    ipv6=dict(type="bool"),
+    bridge_nf_call_iptables=dict(type="bool"),
+    bridge_nf_call_ip6tables=dict(type="bool"),
+    bridge_nf_call_arptables=dict(type="bool"),
+    persist=dict(type="bool", default=True),
+    sysctl_file=dict(type="path", default=DEFAULT_SYSCTL_FILE),
+    modules_load_file=dict(type="path", default=DEFAULT_MODULES_LOAD_FILE),
+)
+
+
+# -- model ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Want:
+    state: str
+    settings: dict  # sysctl key -> True, False or None (leave alone)
+    persist: bool
+    sysctl_file: str
+    modules_load_file: str
+
+
+@dataclass(frozen=True)
+class Have:
+    values: dict  # sysctl key -> int, or None when the key does not exist in this kernel/netns
+    sysctl_file_text: str | None = None
+    modules_load_file_text: str | None = None
+
+
+@dataclass(frozen=True)
+class FileChange:
+    path: str
+    before: str | None  # None: the file does not exist
+    after: str | None  # None: remove the file
+
+
+@dataclass(frozen=True)
+class Plan:
+    targets: dict  # every key this run manages -> the value it should have (0 or 1)
+    load_modules: tuple = ()
+    writes: tuple = ()  # (key, value) in order
+    file_changes: tuple = field(default_factory=tuple)
+
+    @property
+    def changed(self):
+        return bool(self.load_modules or self.writes or self.file_changes)
+
+
+# -- want -----------------------------------------------------------------------------------
+
+def _conf_path(field_name, value):
+    """A persistence path: absolute, one line, and a *.conf file, the only files that
+    systemd-sysctl and systemd-modules-load read."""
+    if not isinstance(value, str) or not value:
+        raise ValidationError(field_name, value, "a path is required")
+    if not value.isprintable():
+        raise ValidationError(field_name, value, "a path cannot contain control characters such as newlines")
+    if not os.path.isabs(value):
+        raise ValidationError(field_name, value, "the path must be absolute")
+    if not value.endswith(".conf") or value.endswith("/.conf"):
+        raise ValidationError(field_name, value, "the file name must end in .conf, or it is not read at boot")
+    return os.path.normpath(value)
+
+
+def want_from_params(params):
+    """Validate module parameters and build the desired state, before anything is touched."""
+    settings = dict((key, params.get(option)) for option, key in OPTION_KEYS)
+    sysctl_file = _conf_path("sysctl_file", params["sysctl_file"])
+    modules_load_file = _conf_path("modules_load_file", params["modules_load_file"])
+    if sysctl_file == modules_load_file:
+        raise ValidationError("modules_load_file", params["modules_load_file"], "it must differ from sysctl_file")
+    if params["state"] == "present" and all(value is None for value in settings.values()):
+        raise ValidationError(
+            "ipv4", None,
+            "with state=present at least one of %s must be true or false" % ", ".join(o for o, _k in OPTION_KEYS),
+        )
+    return Want(
+        state=params["state"],
+        settings=settings,
+        persist=params["persist"],
+        sysctl_file=sysctl_file,
+        modules_load_file=modules_load_file,
+    )
+
+
+# -- have -----------------------------------------------------------------------------------
+
+def proc_path(key, root=PROC_SYS):
+    return os.path.join(root, *key.split("."))
+
+
+def read_value(key, root=PROC_SYS):
+    """The integer value of a sysctl, or None if this kernel or namespace does not have it."""
+    try:
+        with open(proc_path(key, root), "r", encoding="ascii") as handle:
+            return int(handle.read().strip())
+    except FileNotFoundError:
+        return None
+
+
+def read_text(path):
+    try:
+        with open(path, "r", encoding="utf-8") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
+
+
+def gather(want, root=PROC_SYS):
+    """Read the current state. Only reads, so it is the same in check mode."""
+    return Have(
+        values=dict((key, read_value(key, root)) for key in KNOWN_KEYS),
+        sysctl_file_text=read_text(want.sysctl_file),
+        modules_load_file_text=read_text(want.modules_load_file),
+    )
+
+
+# -- render and parse -----------------------------------------------------------------------
+
+def render_sysctl_file(targets):
+    """The sysctl.d file for ``targets`` (key -> 0/1), keys in a fixed order.
+
+    Lines that turn something off start with '-' so that systemd-sysctl and `sysctl -p` ignore
+    a key the kernel lacks (br_netfilter not loaded, IPv6 disabled): a missing switch is off.
+    """
+    lines = [MANAGED_HEADER]
+    for key in KNOWN_KEYS:
+        if key in targets:
+            value = int(targets[key])
+            lines.append("%s%s = %d\n" % ("" if value else "-", key, value))
+    return "".join(lines)
+
+
+def render_modules_load_file():
+    return MANAGED_HEADER + BR_NETFILTER + "\n"
+
+
+def parse_sysctl_keys(text):
+    """The keys this module knows that a sysctl.d file sets (so absent knows what it managed)."""
+    keys = []
+    for line in (text or "").splitlines():
+        line = line.strip()
+        if not line or line[0] in "#;" or "=" not in line:
+            continue
+        key = line.split("=", 1)[0].strip().lstrip("-").strip().replace("/", ".")
+        if key in KNOWN_KEYS and key not in keys:
+            keys.append(key)
+    return keys
+
+
+def render_values(values):
+    """Values as `key = value` lines for the diff; a missing key shows as absent."""
+    return "".join(
+        "%s = %s\n" % (key, "(absent)" if values[key] is None else values[key]) for key in KNOWN_KEYS if key in values
+    )
+
+
+# -- plan -----------------------------------------------------------------------------------
+
+def _targets(want, have):
+    if want.state == "present":
+        return dict((key, int(value)) for key, value in want.settings.items() if value is not None)
+    # absent turns off what the options name and what the module's own file recorded earlier,
+    # so `state: absent` alone undoes an earlier run with other options.
+    managed = set(key for key, value in want.settings.items() if value is not None)
+    managed.update(parse_sysctl_keys(have.sysctl_file_text))
+    return dict((key, 0) for key in KNOWN_KEYS if key in managed)
+
+
+def plan(want, have):
+    """Pure: what to load, write and persist to go from ``have`` to ``want``."""
+    targets = _targets(want, have)
+    load_modules = []
+    writes = []
+    for key in KNOWN_KEYS:
+        if key not in targets:
+            continue
+        target, current = targets[key], have.values.get(key)
+        if current is None:
+            if not target:
+                continue  # the switch does not exist, so it is off already
+            if key in BRIDGE_KEYS:
+                if BR_NETFILTER not in load_modules:
+                    load_modules.append(BR_NETFILTER)
+            elif key == IPV6_FORWARD:
+                raise HypervisorNetworkError(
+                    "ipv6: this host has no %s (IPv6 is disabled, for example by ipv6.disable=1 on the "
+                    "kernel command line); enable IPv6 or set ipv6 to false or leave it out" % IPV6_FORWARD
+                )
+            else:
+                raise HypervisorNetworkError("this kernel has no %s (no %s)" % (key, proc_path(key)))
+        elif current == target:
+            continue
+        writes.append((key, target))
+
+    file_changes = []
+    if want.state == "absent":
+        wanted_files = ((want.sysctl_file, have.sysctl_file_text, None),
+                        (want.modules_load_file, have.modules_load_file_text, None))
+    elif want.persist:
+        needs_module_at_boot = any(targets.get(key) for key in BRIDGE_KEYS)
+        wanted_files = (
+            (want.sysctl_file, have.sysctl_file_text, render_sysctl_file(targets)),
+            (want.modules_load_file, have.modules_load_file_text,
+             render_modules_load_file() if needs_module_at_boot else None),
+        )
+    else:
+        wanted_files = ()  # runtime only: files are left as they are
+    for path, before, after in wanted_files:
+        if before != after:
+            file_changes.append(FileChange(path=path, before=before, after=after))
+
+    return Plan(targets=targets, load_modules=tuple(load_modules), writes=tuple(writes),
+                file_changes=tuple(file_changes))
+
+
+def predicted_values(plan_, have):
+    """What /proc/sys will hold after the plan; the `after` of check mode."""
+    values = dict((key, have.values.get(key)) for key in plan_.targets)
+    values.update(dict(plan_.writes))
+    return values
+
+
+# -- apply ----------------------------------------------------------------------------------
+
+def _load_module(runner, name, root=PROC_SYS):
+    try:
+        runner.change(["modprobe", name])
+    except CommandError as exc:
+        raise HypervisorNetworkError(
+            "bridge_nf_call_*: the kernel module %s is needed and could not be loaded (%s); install the "
+            "kernel's modules package or leave the bridge_nf_call_* options out" % (name, exc.msg),
+            **exc.details
+        )
+    except HypervisorNetworkError as exc:  # modprobe itself is not installed
+        raise HypervisorNetworkError(
+            "bridge_nf_call_*: the kernel module %s is needed and could not be loaded: %s" % (name, exc.msg)
+        )
+    if not runner.check_mode and read_value(BRIDGE_NF_IPTABLES, root) is None:
+        raise HypervisorNetworkError(
+            "bridge_nf_call_*: modprobe %s succeeded but %s still does not exist in this network "
+            "namespace (the kernel may be too old for per-namespace bridge netfilter settings)"
+            % (name, proc_path(BRIDGE_NF_IPTABLES, root))
+        )
+
+
+def apply(runner, plan_, root=PROC_SYS):
+    """Carry out the plan through the runner; in check mode the runner only records."""
+    for name in plan_.load_modules:
+        _load_module(runner, name, root)
+    for key, value in plan_.writes:
+        runner.change(["sysctl", "-w", "%s=%d" % (key, value)])
+    for change in plan_.file_changes:
+        if change.after is None:
+            runner.remove_file(change.path)
+        else:
+            runner.write_file(change.path, change.after)
+
+
+# -- the module -----------------------------------------------------------------------------
+
+def _diff(plan_, before, after):
+    diffs = [dict(before_header="sysctl values", after_header="sysctl values",
+                  before=render_values(before), after=render_values(after))]
+    for change in plan_.file_changes:
+        diffs.append(dict(before_header=change.path, after_header=change.path,
+                          before=change.before or "", after=change.after or ""))
+    return diffs
+
+
+def ip_forward(module, root=PROC_SYS):
+    """The work of the ip_forward module: returns the result dict."""
+    want = want_from_params(module.params)
+    runner = Runner(module)
+    with host_lock():
+        have = gather(want, root)
+        plan_ = plan(want, have)
+        apply(runner, plan_, root)
+        before = dict((key, have.values.get(key)) for key in plan_.targets)
+        if runner.check_mode:
+            after = predicted_values(plan_, have)
+        else:
+            after = dict((key, read_value(key, root)) for key in plan_.targets)
+    persisted = want.state == "present" and want.persist
+    result = dict(
+        changed=plan_.changed,
+        commands=runner.commands,
+        before=before,
+        after=after,
+        sysctl_file=want.sysctl_file if persisted else None,
+        modules_load_file=(
+            want.modules_load_file if persisted and any(plan_.targets.get(k) for k in BRIDGE_KEYS) else None
+        ),
+    )
+    if module._diff:
+        result["diff"] = _diff(plan_, before, after)
+    return result
