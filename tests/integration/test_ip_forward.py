@@ -1,0 +1,207 @@
+# -*- coding: utf-8 -*-
+# Copyright: hypervisor.network developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""hypervisor.network.ip_forward on real kernels, inside namespaces these tests create."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import yaml
+
+from ansible_collections.hypervisor.network.plugins.modules import ip_forward as ip_forward_module
+
+V4 = "net.ipv4.ip_forward"
+V6 = "net.ipv6.conf.all.forwarding"
+NF4 = "net.bridge.bridge-nf-call-iptables"
+NF6 = "net.bridge.bridge-nf-call-ip6tables"
+NFARP = "net.bridge.bridge-nf-call-arptables"
+HEADER = "# Managed by hypervisor.network (ip_forward module). Local changes are overwritten.\n"
+
+
+def files(lab):
+    """Persistence paths under the test's temp directory, never the real /etc."""
+    return dict(sysctl_file=str(lab.tmp / "sysctl.d" / "90-hypervisor-network.conf"),
+                modules_load_file=str(lab.tmp / "modules-load.d" / "hypervisor-network.conf"))
+
+
+def value(lab, ns, key):
+    return int(lab.run(ns, ["sysctl", "-n", key]).stdout.strip())
+
+
+def values(lab, ns, keys):
+    return {key: value(lab, ns, key) for key in keys}
+
+
+def has_bridge_netfilter(lab, ns):
+    return lab.run(ns, ["test", "-e", "/proc/sys/net/bridge/bridge-nf-call-iptables"], check=False).returncode == 0
+
+
+def test_check_mode_then_apply_then_nothing_to_do(lab):
+    hv = lab.ns("hv")
+    args = dict(files(lab), ipv4=True, ipv6=True)
+    assert values(lab, hv, [V4, V6]) == {V4: 0, V6: 0}
+
+    dry = lab.module(hv, "ip_forward", args, check_mode=True, diff=True)
+    assert dry["changed"] is True
+    assert dry["commands"] == ["sysctl -w %s=1" % V4, "sysctl -w %s=1" % V6, "write %s" % args["sysctl_file"]]
+    assert dry["before"] == {V4: 0, V6: 0} and dry["after"] == {V4: 1, V6: 1}
+    assert values(lab, hv, [V4, V6]) == {V4: 0, V6: 0}, "check mode changed the kernel"
+    assert not os.path.exists(args["sysctl_file"]), "check mode wrote the file"
+
+    done = lab.module(hv, "ip_forward", args, diff=True)
+    assert done["changed"] is True
+    assert done["commands"] == dry["commands"], "check mode and apply must be the same plan"
+    assert done["after"] == {V4: 1, V6: 1}
+    assert done["sysctl_file"] == args["sysctl_file"]
+    assert done["modules_load_file"] is None
+    assert values(lab, hv, [V4, V6]) == {V4: 1, V6: 1}
+    expected_file = HEADER + "net.ipv4.ip_forward = 1\nnet.ipv6.conf.all.forwarding = 1\n"
+    with open(args["sysctl_file"]) as handle:
+        assert handle.read() == expected_file
+    file_diff = [d for d in done["diff"] if d["before_header"] == args["sysctl_file"]]
+    assert file_diff == [dict(before_header=args["sysctl_file"], after_header=args["sysctl_file"],
+                              before="", after=expected_file)]
+    assert done["diff"][0]["before"] == "%s = 0\n%s = 0\n" % (V4, V6)
+    assert done["diff"][0]["after"] == "%s = 1\n%s = 1\n" % (V4, V6)
+
+    again = lab.module(hv, "ip_forward", args)
+    assert again["changed"] is False
+    assert again["commands"] == []
+    assert again["before"] == again["after"] == {V4: 1, V6: 1}
+    again_check = lab.module(hv, "ip_forward", args, check_mode=True)
+    assert again_check["changed"] is False and again_check["commands"] == []
+
+
+def test_settings_stay_in_their_namespace(lab):
+    hv, other = lab.ns("hv"), lab.ns("other")
+    if not (has_bridge_netfilter(lab, hv) and has_bridge_netfilter(lab, other)):
+        pytest.skip("bridge-nf-call-* is not per network namespace on this kernel")
+    keys = [V4, NF4, NF6, NFARP]
+    untouched = values(lab, other, keys)
+    args = dict(files(lab), ipv4=True, bridge_nf_call_iptables=not untouched[NF4],
+                bridge_nf_call_ip6tables=not untouched[NF6], bridge_nf_call_arptables=not untouched[NFARP])
+    result = lab.module(hv, "ip_forward", args)
+    assert result["changed"] is True
+    assert values(lab, hv, keys) == {V4: 1, NF4: int(not untouched[NF4]), NF6: int(not untouched[NF6]),
+                                     NFARP: int(not untouched[NFARP])}
+    assert values(lab, other, keys) == untouched
+
+
+def test_bridge_nf_call_on_persists_br_netfilter(lab):
+    hv = lab.ns("hv")
+    if has_bridge_netfilter(lab, hv):
+        lab.sysctl(hv, NF4, 0)  # start from off whatever the kernel default is
+    args = dict(files(lab), ipv4=True, bridge_nf_call_iptables=True)
+    result = lab.module(hv, "ip_forward", args)
+    assert value(lab, hv, NF4) == 1
+    assert result["after"] == {V4: 1, NF4: 1}
+    assert result["modules_load_file"] == args["modules_load_file"]
+    with open(args["modules_load_file"]) as handle:
+        assert handle.read() == HEADER + "br_netfilter\n"
+    # bridged traffic no longer needs the module at boot: its modules-load file goes away
+    result = lab.module(hv, "ip_forward", dict(args, bridge_nf_call_iptables=False))
+    assert value(lab, hv, NF4) == 0
+    assert "remove %s" % args["modules_load_file"] in result["commands"]
+    assert not os.path.exists(args["modules_load_file"])
+    assert result["modules_load_file"] is None
+
+
+def test_absent_turns_off_and_removes_the_files(lab):
+    hv = lab.ns("hv")
+    paths = files(lab)
+    bridge = has_bridge_netfilter(lab, hv)
+    on = dict(paths, ipv4=True, ipv6=True, **(dict(bridge_nf_call_ip6tables=True) if bridge else {}))
+    lab.module(hv, "ip_forward", on)
+    # absent on its own finds what the module turned on in its file
+    off = dict(paths, state="absent")
+    dry = lab.module(hv, "ip_forward", off, check_mode=True)
+    assert dry["changed"] is True
+    assert value(lab, hv, V4) == 1 and os.path.exists(paths["sysctl_file"])
+    gone = lab.module(hv, "ip_forward", off)
+    assert gone["changed"] is True
+    managed = [V4, V6] + ([NF6] if bridge else [])
+    assert gone["after"] == {key: 0 for key in managed}
+    assert values(lab, hv, managed) == {key: 0 for key in managed}
+    assert not os.path.exists(paths["sysctl_file"]) and not os.path.exists(paths["modules_load_file"])
+    assert gone["sysctl_file"] is None
+    again = lab.module(hv, "ip_forward", off)
+    assert again["changed"] is False and again["commands"] == []
+
+
+def test_the_file_sets_the_same_values_at_boot(lab):
+    """What `sysctl -p FILE` (as systemd-sysctl does at boot) gives a fresh namespace equals what
+    the module set at runtime."""
+    hv, fresh = lab.ns("hv"), lab.ns("boot")
+    paths = files(lab)
+    args = dict(paths, ipv4=True, ipv6=True)
+    if has_bridge_netfilter(lab, hv):
+        args.update(bridge_nf_call_iptables=False, bridge_nf_call_ip6tables=True, bridge_nf_call_arptables=False)
+    result = lab.module(hv, "ip_forward", args)
+    keys = sorted(result["after"])
+    lab.run(fresh, ["sysctl", "-p", paths["sysctl_file"]])
+    assert values(lab, fresh, keys) == result["after"] == values(lab, hv, keys)
+
+
+def test_forwarding_really_forwards(lab):
+    """left -- router -- right: ping across the router fails before and works after."""
+    left, router, right = lab.ns("left"), lab.ns("rtr"), lab.ns("right")
+    lab.veth(left, "eth0", router, "left0")
+    lab.veth(right, "eth0", router, "right0")
+    lab.addr(left, "eth0", "10.71.1.2/24")
+    lab.addr(router, "left0", "10.71.1.1/24")
+    lab.addr(right, "eth0", "10.71.2.2/24")
+    lab.addr(router, "right0", "10.71.2.1/24")
+    lab.addr(left, "eth0", "2001:db8:71:1::2/64")
+    lab.addr(router, "left0", "2001:db8:71:1::1/64")
+    lab.addr(right, "eth0", "2001:db8:71:2::2/64")
+    lab.addr(router, "right0", "2001:db8:71:2::1/64")
+    lab.route(left, "default", "via", "10.71.1.1")
+    lab.route(right, "default", "via", "10.71.2.1")
+    lab.route(left, "default", "via", "2001:db8:71:1::1")
+    lab.route(right, "default", "via", "2001:db8:71:2::1")
+
+    # TCP through lab.serve_tcp rather than ping: no extra package, and the service names the
+    # peer, which proves the packet was routed (not answered by the router itself).
+    lab.serve_tcp(right, 7171, address="::")
+    lab.serve_tcp(router, 7171, address="::")
+
+    def reach(target):
+        return lab.connect(left, target, 7171, timeout=1.5)
+
+    assert reach("10.71.1.1") and reach("2001:db8:71:1::1"), "the link to the router itself must work"
+    assert reach("10.71.2.2") is None, "IPv4 was forwarded before the module ran"
+    assert reach("2001:db8:71:2::2") is None, "IPv6 was forwarded before the module ran"
+    lab.module(router, "ip_forward", dict(files(lab), ipv4=True, ipv6=True))
+    assert reach("10.71.2.2") == "peer=::ffff:10.71.1.2"
+    assert reach("2001:db8:71:2::2") == "peer=2001:db8:71:1::2"
+
+
+@pytest.mark.parametrize("bad", [
+    dict(ipv4="maybe"),
+    dict(state="enabled"),
+    dict(sysctl_file="relative.conf"),
+    dict(sysctl_file="/tmp/not-read-at-boot"),
+    dict(ipv4=None),
+    dict(colour="red"),
+])
+def test_bad_input_is_refused_before_anything_changes(lab, bad):
+    hv = lab.ns("hv")
+    args = dict(files(lab), **bad)
+    result = lab.module(hv, "ip_forward", args, expect_fail=True)
+    assert result["msg"]
+    assert value(lab, hv, V4) == 0
+    assert not os.path.exists(files(lab)["sysctl_file"])
+
+
+def test_the_documented_examples_run(lab):
+    hv = lab.ns("hv")
+    tasks = yaml.safe_load(ip_forward_module.EXAMPLES)
+    for task in tasks:
+        args = dict(task["hypervisor.network.ip_forward"], **files(lab))
+        if not has_bridge_netfilter(lab, hv) and any(k.startswith("bridge_nf") for k in args):
+            continue
+        lab.module(hv, "ip_forward", args)
+    assert value(lab, hv, V4) == 0  # the last example turns everything off again
+    assert not os.path.exists(files(lab)["sysctl_file"])

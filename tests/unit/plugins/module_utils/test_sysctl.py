@@ -1,0 +1,265 @@
+# -*- coding: utf-8 -*-
+# Copyright: hypervisor.network developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The ip_forward planner and renderers, from fixtures: no root, no host."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ansible_collections.hypervisor.network.plugins.module_utils import _sysctl as sysctl
+from ansible_collections.hypervisor.network.plugins.module_utils._errors import (
+    HypervisorNetworkError,
+    ValidationError,
+)
+from ansible_collections.hypervisor.network.plugins.module_utils._runner import Runner
+
+V4, V6 = sysctl.IPV4_FORWARD, sysctl.IPV6_FORWARD
+NF4, NF6, NFARP = sysctl.BRIDGE_NF_IPTABLES, sysctl.BRIDGE_NF_IP6TABLES, sysctl.BRIDGE_NF_ARPTABLES
+SYSCTL_FILE = "/etc/sysctl.d/90-hypervisor-network.conf"
+MODULES_FILE = "/etc/modules-load.d/hypervisor-network.conf"
+HEADER = sysctl.MANAGED_HEADER
+
+
+def params(**overrides):
+    base = dict(state="present", ipv4=True, ipv6=None, bridge_nf_call_iptables=None,
+                bridge_nf_call_ip6tables=None, bridge_nf_call_arptables=None, persist=True,
+                sysctl_file=SYSCTL_FILE, modules_load_file=MODULES_FILE)
+    base.update(overrides)
+    return base
+
+
+def want(**overrides):
+    return sysctl.want_from_params(params(**overrides))
+
+
+def have(values=None, sysctl_text=None, modules_text=None):
+    current = {V4: 0, V6: 0, NF4: None, NF6: None, NFARP: None}  # br_netfilter not loaded
+    current.update(values or {})
+    return sysctl.Have(values=current, sysctl_file_text=sysctl_text, modules_load_file_text=modules_text)
+
+
+# -- renderers ------------------------------------------------------------------------------
+
+def test_render_sysctl_file_has_header_fixed_order_and_dash_for_off():
+    text = sysctl.render_sysctl_file({NF4: 0, V6: 1, V4: 1})
+    assert text == HEADER + "net.ipv4.ip_forward = 1\nnet.ipv6.conf.all.forwarding = 1\n-net.bridge.bridge-nf-call-iptables = 0\n"
+    assert text.startswith("# Managed by hypervisor.network")
+
+
+def test_render_modules_load_file():
+    assert sysctl.render_modules_load_file() == HEADER + "br_netfilter\n"
+
+
+def test_parse_sysctl_keys_knows_only_its_keys_and_ignores_comments():
+    text = "# c\n; c\n\n-net.bridge.bridge-nf-call-iptables = 0\nnet/ipv4/ip_forward=1\nkernel.panic = 3\nnonsense\n"
+    assert sysctl.parse_sysctl_keys(text) == [NF4, V4]
+    assert sysctl.parse_sysctl_keys(None) == []
+
+
+@given(st.dictionaries(st.sampled_from(sysctl.KNOWN_KEYS), st.sampled_from([0, 1])))
+def test_render_then_parse_round_trips_the_keys(targets):
+    parsed = sysctl.parse_sysctl_keys(sysctl.render_sysctl_file(targets))
+    assert parsed == [key for key in sysctl.KNOWN_KEYS if key in targets]
+
+
+# -- want -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("field,value", [
+    ("sysctl_file", "relative/90-x.conf"),
+    ("sysctl_file", "/etc/sysctl.d/90-x"),
+    ("sysctl_file", "/etc/sysctl.d/90-x.conf\nkernel.panic=1"),
+    ("modules_load_file", "/etc/modules-load.d/.conf"),
+    ("modules_load_file", SYSCTL_FILE),
+])
+def test_bad_paths_are_refused(field, value):
+    with pytest.raises(ValidationError) as info:
+        want(**{field: value})
+    assert info.value.field == field
+
+
+def test_present_with_nothing_to_manage_is_refused():
+    with pytest.raises(ValidationError, match="at least one of"):
+        want(ipv4=None)
+
+
+def test_absent_with_nothing_named_is_accepted():
+    assert want(state="absent", ipv4=None).state == "absent"
+
+
+# -- plan: present --------------------------------------------------------------------------
+
+def test_ipv4_on_from_off_writes_value_and_file():
+    result = sysctl.plan(want(), have())
+    assert result.targets == {V4: 1}
+    assert result.writes == ((V4, 1),)
+    assert result.load_modules == ()
+    assert result.file_changes == (
+        sysctl.FileChange(SYSCTL_FILE, None, HEADER + "net.ipv4.ip_forward = 1\n"),
+    )
+
+
+def test_already_as_wanted_plans_nothing():
+    result = sysctl.plan(want(ipv6=True), have({V4: 1, V6: 1}, sysctl_text=HEADER + "net.ipv4.ip_forward = 1\nnet.ipv6.conf.all.forwarding = 1\n"))
+    assert not result.changed
+    assert result.writes == () and result.file_changes == ()
+
+
+def test_null_options_are_left_alone():
+    result = sysctl.plan(want(ipv6=None), have({V4: 1, V6: 1, NF4: 1}))
+    assert result.targets == {V4: 1}
+    assert result.writes == ()
+
+
+def test_bridge_on_without_br_netfilter_loads_it_then_writes_and_persists_the_module():
+    result = sysctl.plan(want(bridge_nf_call_iptables=True), have())
+    assert result.load_modules == ("br_netfilter",)
+    assert result.writes == ((V4, 1), (NF4, 1))
+    assert [change.path for change in result.file_changes] == [SYSCTL_FILE, MODULES_FILE]
+    assert result.file_changes[1].after == HEADER + "br_netfilter\n"
+
+
+def test_bridge_off_without_br_netfilter_is_already_off():
+    result = sysctl.plan(want(bridge_nf_call_iptables=False, bridge_nf_call_ip6tables=False), have({V4: 1}))
+    assert result.load_modules == ()
+    assert result.writes == ()
+    # persisted with '-' so boot does not complain when br_netfilter is not loaded; no module file
+    assert [change.path for change in result.file_changes] == [SYSCTL_FILE]
+    assert "-net.bridge.bridge-nf-call-iptables = 0\n" in result.file_changes[0].after
+
+
+def test_bridge_off_with_br_netfilter_loaded_writes_zero_and_drops_the_module_file():
+    result = sysctl.plan(want(bridge_nf_call_iptables=False),
+                         have({V4: 1, NF4: 1, NF6: 1, NFARP: 1}, modules_text=HEADER + "br_netfilter\n"))
+    assert result.writes == ((NF4, 0),)
+    assert sysctl.FileChange(MODULES_FILE, HEADER + "br_netfilter\n", None) in result.file_changes
+
+
+def test_ipv6_on_when_ipv6_is_disabled_fails_clearly():
+    with pytest.raises(HypervisorNetworkError, match="IPv6 is disabled"):
+        sysctl.plan(want(ipv6=True), have({V6: None}))
+
+
+def test_ipv6_off_when_ipv6_is_disabled_is_fine():
+    assert sysctl.plan(want(ipv6=False, persist=False), have({V4: 1, V6: None})).changed is False
+
+
+def test_persist_false_leaves_files_alone():
+    result = sysctl.plan(want(persist=False), have(sysctl_text="stale\n", modules_text="stale\n"))
+    assert result.writes == ((V4, 1),)
+    assert result.file_changes == ()
+
+
+def test_present_rewrites_a_file_edited_by_hand():
+    result = sysctl.plan(want(), have({V4: 1}, sysctl_text="net.ipv4.ip_forward = 0\n"))
+    assert result.writes == ()
+    assert result.file_changes[0].after == HEADER + "net.ipv4.ip_forward = 1\n"
+
+
+# -- plan: absent ---------------------------------------------------------------------------
+
+def test_absent_turns_off_named_and_recorded_keys_and_removes_files():
+    recorded = HEADER + "net.ipv4.ip_forward = 1\nnet.bridge.bridge-nf-call-ip6tables = 1\n"
+    result = sysctl.plan(want(state="absent", ipv4=None),
+                         have({V4: 1, V6: 1, NF4: 1, NF6: 1}, sysctl_text=recorded, modules_text="br_netfilter\n"))
+    assert result.targets == {V4: 0, NF6: 0}  # ipv6 and NF4 were neither named nor recorded
+    assert result.writes == ((V4, 0), (NF6, 0))
+    assert result.file_changes == (
+        sysctl.FileChange(SYSCTL_FILE, recorded, None),
+        sysctl.FileChange(MODULES_FILE, "br_netfilter\n", None),
+    )
+
+
+def test_absent_when_already_absent_plans_nothing():
+    assert not sysctl.plan(want(state="absent"), have({V4: 0})).changed
+
+
+def test_absent_never_loads_br_netfilter():
+    result = sysctl.plan(want(state="absent", bridge_nf_call_iptables=True), have({V4: 0}))
+    assert result.load_modules == () and not result.changed
+
+
+# -- properties -----------------------------------------------------------------------------
+
+switch = st.sampled_from([True, False, None])
+current = st.sampled_from([0, 1, None])
+
+
+@given(state=st.sampled_from(["present", "absent"]), ipv4=switch, ipv6=switch, nf4=switch, nf6=switch,
+       nfarp=switch, persist=st.booleans(), values=st.fixed_dictionaries({key: current for key in sysctl.KNOWN_KEYS}))
+def test_applying_the_plan_reaches_a_fixed_point(state, ipv4, ipv6, nf4, nf6, nfarp, persist, values):
+    """Whatever the start, after the plan is carried out a new plan is empty (idempotence)."""
+    if state == "present" and (ipv4, ipv6, nf4, nf6, nfarp) == (None,) * 5:
+        return
+    values = dict(values, **{V4: values[V4] if values[V4] is not None else 0})  # ip_forward always exists
+    desired = want(state=state, ipv4=ipv4, ipv6=ipv6, bridge_nf_call_iptables=nf4,
+                   bridge_nf_call_ip6tables=nf6, bridge_nf_call_arptables=nfarp, persist=persist)
+    start = have(values)
+    try:
+        first = sysctl.plan(desired, start)
+    except HypervisorNetworkError:
+        assert ipv6 and values[V6] is None and state == "present"
+        return
+    after = dict(values)
+    if first.load_modules:
+        after.update({key: 1 for key in sysctl.BRIDGE_KEYS if after[key] is None})  # br_netfilter defaults
+    after.update(dict(first.writes))
+    files = {SYSCTL_FILE: None, MODULES_FILE: None}
+    for change in first.file_changes:
+        files[change.path] = change.after
+    second = sysctl.plan(desired, sysctl.Have(after, files[SYSCTL_FILE], files[MODULES_FILE]))
+    assert not second.changed, second
+    for key, target in first.targets.items():
+        assert (after[key] or 0) == target
+
+
+# -- apply through the runner ---------------------------------------------------------------
+
+class FakeModule:
+    """Stands in for AnsibleModule at the runner's edge; records argv instead of running it."""
+
+    def __init__(self, check_mode=False, rc=0, stderr=""):
+        self.check_mode = check_mode
+        self.ran = []
+        self._rc, self._stderr = rc, stderr
+
+    def get_bin_path(self, name, required=False, opt_dirs=None):
+        return "/usr/sbin/" + name
+
+    def run_command(self, argv, **kwargs):
+        self.ran.append(argv)
+        return self._rc, "", self._stderr
+
+
+def test_check_mode_records_commands_and_runs_nothing():
+    module = FakeModule(check_mode=True)
+    runner = Runner(module)
+    result = sysctl.plan(want(bridge_nf_call_iptables=True, persist=False), have())
+    sysctl.apply(runner, result)
+    assert module.ran == []
+    assert runner.commands == ["modprobe br_netfilter", "sysctl -w net.ipv4.ip_forward=1",
+                               "sysctl -w net.bridge.bridge-nf-call-iptables=1"]
+
+
+def test_br_netfilter_that_cannot_be_loaded_fails_clearly():
+    module = FakeModule(rc=1, stderr="modprobe: FATAL: Module br_netfilter not found")
+    runner = Runner(module)
+    result = sysctl.plan(want(bridge_nf_call_iptables=True, persist=False), have())
+    with pytest.raises(HypervisorNetworkError) as info:
+        sysctl.apply(runner, result)
+    assert "br_netfilter is needed and could not be loaded" in info.value.msg
+    assert info.value.details["rc"] == 1
+    assert module.ran == [["/usr/sbin/modprobe", "br_netfilter"]]  # nothing written after the failure
+
+
+def test_gather_reads_a_proc_tree(tmp_path):
+    (tmp_path / "net" / "ipv4").mkdir(parents=True)
+    (tmp_path / "net" / "ipv4" / "ip_forward").write_text("1\n")
+    sysctl_file = tmp_path / "90.conf"
+    sysctl_file.write_text("x\n")
+    result = sysctl.gather(want(sysctl_file=str(sysctl_file), modules_load_file=str(tmp_path / "m.conf")), root=str(tmp_path))
+    assert result.values == {V4: 1, V6: None, NF4: None, NF6: None, NFARP: None}
+    assert result.sysctl_file_text == "x\n"
+    assert result.modules_load_file_text is None
