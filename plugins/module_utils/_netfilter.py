@@ -1,0 +1,141 @@
+# -*- coding: utf-8 -*-
+# Copyright: hypervisor.network developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""want / have / plan / apply for the rule-set modules masquerade and port_forward."""
+
+from __future__ import annotations
+
+from ansible_collections.hypervisor.network.plugins.module_utils import _netfilter_model as model
+from ansible_collections.hypervisor.network.plugins.module_utils import _netfilter_rules as rules_ir
+from ansible_collections.hypervisor.network.plugins.module_utils._coexist import plan_coexistence
+from ansible_collections.hypervisor.network.plugins.module_utils._errors import ValidationError
+from ansible_collections.hypervisor.network.plugins.module_utils._lock import host_lock
+from ansible_collections.hypervisor.network.plugins.module_utils._netfilter_backend import (
+    IptablesBackend,
+    NftBackend,
+    select_backend,
+)
+from ansible_collections.hypervisor.network.plugins.module_utils._runner import Runner
+
+STATES = ["merged", "replaced", "overridden", "deleted", "gathered", "rendered"]
+
+
+class Kind:
+    """What differs between masquerade and port_forward."""
+
+    def __init__(self, name, parse, key_of, compile_rules, decompile):
+        self.name = name
+        self.parse = parse
+        self.key_of = key_of
+        self.compile = compile_rules
+        self.decompile = decompile
+
+
+MASQUERADE = Kind(
+    "masquerade", model.parse_masquerade, model.masquerade_key,
+    rules_ir.compile_masquerades, rules_ir.decompile_masquerades,
+)
+PORT_FORWARD = Kind(
+    "port_forward", model.parse_port_forward, model.port_forward_key,
+    rules_ir.compile_port_forwards, rules_ir.decompile_port_forwards,
+)
+
+
+def common_argument_spec(item_options):
+    return dict(
+        config=dict(type="list", elements="dict", options=item_options),
+        state=dict(type="str", default="merged", choices=STATES),
+        backend=dict(type="str", default="auto", choices=["auto", "nftables", "iptables"]),
+        iptables_variant=dict(type="str", default="auto", choices=["auto", "nft", "legacy"]),
+        persist=dict(type="bool", default=True),
+        persist_dir=dict(type="path"),
+        nftables_conf=dict(type="path"),
+        systemd_unit_dir=dict(type="path"),
+        lock_file=dict(type="path"),
+    )
+
+
+def _complete(kind, connected):
+    if kind is MASQUERADE:
+        return lambda index, partial, base: model.complete_masquerade(partial, base)
+    return lambda index, partial, base: model.complete_port_forward("config[%d]" % index, partial, base, connected)
+
+
+def _connected(runner):
+    nets = []
+    for family in ("-4", "-6"):
+        nets.extend(rules_ir.connected_subnets(runner.read_json(["ip", family, "-j", "route", "show", "table", "main"])))
+    return nets
+
+
+def _desired(kind, state, partials, have_items, connected):
+    items = model.desired_items(state, partials, have_items, kind.key_of, _complete(kind, connected))
+    items = model.dedupe(items)
+    if kind is PORT_FORWARD:
+        model.check_conflicts(items)
+    return model.sort_items(items)
+
+
+def run(module, kind):
+    params = module.params
+    runner = Runner(module)
+    state = params["state"]
+    config = params["config"]
+    if state in ("merged", "replaced", "rendered") and config is None:
+        raise ValidationError("config", None, "config is required with state=%s" % state)
+    partials = [kind.parse(index, dict(raw)) for index, raw in enumerate(config or [])]
+
+    if state == "rendered":
+        connected = _connected(runner) if runner.has("ip") else []
+        items = _desired(kind, "overridden", partials, [], connected)
+        backend = (IptablesBackend if params["backend"] == "iptables" else NftBackend)(runner, kind.name, params)
+        wanted = kind.compile(items)
+        return {"changed": False, "rendered": _rendered(backend, wanted), "commands": [], "backend": backend.name}
+
+    backend = select_backend(runner, params["backend"], kind.name, params)
+    have_rules = rules_ir.canonical(backend.gather())
+    have_items, _unexplained = kind.decompile(have_rules)
+    before = [item.to_dict() for item in have_items]
+    if state == "gathered":
+        return {"changed": False, "gathered": before, "before": before, "commands": [], "backend": backend.name}
+
+    connected = _connected(runner) if kind is PORT_FORWARD else []
+    items = _desired(kind, state, partials, have_items, connected)
+    wanted = kind.compile(items)
+    coexistence = plan_coexistence(runner, backend, kind.name, items) if kind is PORT_FORWARD else []
+
+    runtime_changed = wanted != have_rules
+    persisted = None
+    with host_lock(params.get("lock_file")):
+        if runtime_changed:
+            backend.apply(wanted)
+        for step in coexistence:
+            step.apply(runner)
+        persist_changed = False
+        if params["persist"]:
+            persist_changed, persisted = backend.persist(wanted)
+
+    after_rules = backend.gather() if runtime_changed and not runner.check_mode else wanted
+    after_items, _ = kind.decompile(after_rules)
+    result = {
+        "changed": runtime_changed or persist_changed or any(step.changed for step in coexistence),
+        "commands": runner.commands,
+        "before": before,
+        "after": [item.to_dict() for item in after_items],
+        "backend": backend.name,
+        "persisted": persisted,
+        "coexistence": [step.report() for step in coexistence],
+    }
+    if module._diff:
+        result["diff"] = {
+            "before": backend.show(have_rules), "after": backend.show(wanted),
+            "before_header": "%s rules (%s)" % (kind.name, backend.name),
+            "after_header": "%s rules (%s)" % (kind.name, backend.name),
+        }
+    return result
+
+
+def _rendered(backend, wanted):
+    if isinstance(backend, NftBackend):
+        return [backend.script(wanted)]
+    return [line for line in backend.show(wanted).splitlines()]

@@ -1,0 +1,173 @@
+# -*- coding: utf-8 -*-
+# Copyright: hypervisor.network developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Host side of the two netfilter backends: gather, apply in one transaction, persist."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from ansible_collections.hypervisor.network.plugins.module_utils import _iptables as ipt
+from ansible_collections.hypervisor.network.plugins.module_utils import _nft as nft
+from ansible_collections.hypervisor.network.plugins.module_utils._errors import (
+    CommandError,
+    HypervisorNetworkError,
+)
+
+NFT_CONF_CANDIDATES = ("/etc/nftables.conf", "/etc/sysconfig/nftables.conf")
+SYSTEM_UNIT_DIRS = ("/lib/systemd/system", "/usr/lib/systemd/system")
+IPTABLES_UNIT = "hypervisor-network-iptables.service"
+
+
+def select_backend(runner, requested, kind, params):
+    if requested == "nftables" or (requested == "auto" and _nft_works(runner)):
+        return NftBackend(runner, kind, params)
+    if requested == "auto" and not (runner.has("iptables-restore") or runner.has("iptables-legacy-restore")):
+        raise HypervisorNetworkError("neither a working nft nor iptables-restore was found on this host; install nftables")
+    return IptablesBackend(runner, kind, params)
+
+
+def _nft_works(runner):
+    if not runner.has("nft"):
+        return False
+    rc, _out, _err = runner.read(["nft", "list", "tables"], check_rc=False)
+    return rc == 0
+
+
+def _enable_unit(runner, unit_dir, unit, target):
+    """`systemctl enable` without systemd running: the symlink it would make."""
+    source = next((os.path.join(d, unit) for d in (unit_dir,) + SYSTEM_UNIT_DIRS if os.path.exists(os.path.join(d, unit))), None)
+    if source is None:
+        return None
+    link = os.path.join(unit_dir, "%s.wants" % target, unit)
+    if os.path.islink(link) or os.path.exists(link):
+        return link
+    runner.commands.append("ln -s %s %s" % (source, link))
+    if not runner.check_mode:
+        os.makedirs(os.path.dirname(link), exist_ok=True)
+        os.symlink(source, link)
+    return link
+
+
+class NftBackend:
+    name = "nftables"
+
+    def __init__(self, runner, kind, params):
+        self.runner = runner
+        self.kind = kind
+        self.table = "hypervisor_network_%s" % kind
+        self.persist_dir = params.get("persist_dir") or "/etc/nftables.d"
+        self.nftables_conf = params.get("nftables_conf")
+        self.unit_dir = params.get("systemd_unit_dir") or "/etc/systemd/system"
+
+    def gather(self):
+        rc, out, err = self.runner.read(["nft", "-j", "list", "table", nft.FAMILY, self.table], check_rc=False)
+        if rc != 0:
+            if "No such file or directory" in err:
+                return []
+            raise CommandError(["nft", "-j", "list", "table", nft.FAMILY, self.table], rc, out, err)
+        _exists, rules = nft.parse_table(json.loads(out), self.table)
+        return rules
+
+    def script(self, rules):
+        return nft.render_table(self.table, rules)
+
+    def show(self, rules):
+        return "" if not rules else self.script(rules).split("\n", 2)[2]
+
+    def apply(self, rules):
+        script = self.script(rules)
+        self.runner.change(["nft", "-f", "-"], data=script, shown="nft -f - <<EOF\n%sEOF" % script)
+
+    def persist(self, rules):
+        """Write our table to its include file and make the system's nftables service load it."""
+        path = os.path.join(self.persist_dir, "hypervisor-network-%s.nft" % self.kind.replace("_", "-"))
+        changed = False
+        if rules:
+            changed |= self.runner.write_file(path, "# Managed by hypervisor.network; edits are overwritten.\n" + self.script(rules))
+        else:
+            changed |= self.runner.remove_file(path)
+        conf = self.nftables_conf or next((c for c in NFT_CONF_CANDIDATES if os.path.exists(c)), NFT_CONF_CANDIDATES[0])
+        include = 'include "%s/hypervisor-network-*.nft"' % self.persist_dir
+        try:
+            with open(conf, "r", encoding="utf-8") as handle:
+                current = handle.read()
+        except FileNotFoundError:
+            current = "#!/usr/sbin/nft -f\n"
+        if include not in current.splitlines():
+            changed |= self.runner.write_file(conf, current.rstrip("\n") + "\n" + include + "\n", mode=0o755)
+        service = _enable_unit(self.runner, self.unit_dir, "nftables.service", "sysinit.target")
+        return changed, {"file": path if rules else None, "loader": conf, "service": service}
+
+
+class IptablesBackend:
+    name = "iptables"
+
+    def __init__(self, runner, kind, params):
+        self.runner = runner
+        self.kind = kind
+        variant = params.get("iptables_variant") or "auto"
+        suffix = "" if variant == "auto" else "-%s" % variant
+        self.tools = {
+            4: ("iptables%s-save" % suffix, "iptables%s-restore" % suffix),
+            6: ("ip6tables%s-save" % suffix, "ip6tables%s-restore" % suffix),
+        }
+        self.persist_dir = params.get("persist_dir") or "/etc/iptables"
+        self.unit_dir = params.get("systemd_unit_dir") or "/etc/systemd/system"
+        self.jumps = {4: set(), 6: set()}
+
+    def gather(self):
+        rules = []
+        for family, (save, _restore) in self.tools.items():
+            if family == 6 and not self.runner.has(save):
+                continue
+            text = "".join(self.runner.read([save, "-t", table])[1] for table in ipt.TABLES)
+            family_rules, self.jumps[family] = ipt.parse_save(self.kind, family, text)
+            rules.extend(family_rules)
+        return rules
+
+    def show(self, rules):
+        out = []
+        for family in (4, 6):
+            for (_table, _chain), lines in sorted(ipt.render_lines(self.kind, family, rules).items()):
+                out.extend(lines)
+        return "\n".join(out) + ("\n" if out else "")
+
+    def apply(self, rules):
+        for family, (_save, restore) in self.tools.items():
+            has_family = any(r.family == family for r in rules) or self.jumps[family]
+            if not has_family:
+                continue
+            script = ipt.render_restore(self.kind, family, rules, self.jumps[family])
+            self.runner.change([restore, "--noflush"], data=script, shown="%s --noflush <<EOF\n%sEOF" % (restore, script))
+
+    def persist(self, rules):
+        """Write a boot-time restore file per family and a oneshot unit that loads them."""
+        changed = False
+        files = []
+        base = os.path.join(self.persist_dir, "hypervisor-network-%s" % self.kind.replace("_", "-"))
+        for family, (_save, restore) in self.tools.items():
+            path = "%s.v%d" % (base, family)
+            script = ipt.boot_script(self.kind, family, rules)
+            if script:
+                changed |= self.runner.write_file(path, script, mode=0o600)
+                files.append(path)
+            else:
+                changed |= self.runner.remove_file(path)
+        unit = os.path.join(self.unit_dir, IPTABLES_UNIT)
+        changed |= self.runner.write_file(unit, self.unit_text())
+        _enable_unit(self.runner, self.unit_dir, IPTABLES_UNIT, "multi-user.target")
+        return changed, {"file": files or None, "loader": unit, "service": unit}
+
+    def unit_text(self):
+        loops = []
+        for family, (_save, restore) in self.tools.items():
+            loops.append('for f in %s/hypervisor-network-*.v%d; do [ -e "$f" ] && %s --noflush "$f"; done' % (self.persist_dir, family, restore))
+        return (
+            "# Managed by hypervisor.network.\n[Unit]\nDescription=hypervisor.network iptables rules\n"
+            "# After libvirtd and Docker, so that our FORWARD jumps stand above theirs.\n"
+            "After=network-pre.target libvirtd.service docker.service\n\n"
+            "[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/sh -c '%s; true'\n\n"
+            "[Install]\nWantedBy=multi-user.target\n" % "; ".join(loops)
+        )

@@ -1,0 +1,309 @@
+# -*- coding: utf-8 -*-
+# Copyright: hypervisor.network developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Desired-state model of masquerade rules and port forwards, their validation and the
+resource-module state vocabulary (merged, replaced, overridden, deleted). All pure."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from ansible_collections.hypervisor.network.plugins.module_utils import _validate as check
+from ansible_collections.hypervisor.network.plugins.module_utils._errors import ValidationError
+
+PROTOCOLS = {"tcp": ("tcp",), "udp": ("udp",), "both": ("tcp", "udp")}
+
+
+def _ports_text(ports):
+    low, high = ports
+    return str(low) if low == high else "%d-%d" % (low, high)
+
+
+@dataclass(frozen=True)
+class Masquerade:
+    source: str
+    out_interface: str | None = None
+    exclude_own_subnet: bool = True
+    comment: str | None = None
+
+    @property
+    def family(self):
+        return ipaddress.ip_network(self.source).version
+
+    @property
+    def key(self):
+        return (self.source, self.out_interface or "")
+
+    def to_dict(self):
+        return {
+            "source": self.source,
+            "out_interface": self.out_interface,
+            "exclude_own_subnet": self.exclude_own_subnet,
+            "comment": self.comment,
+        }
+
+
+@dataclass(frozen=True)
+class PortForward:
+    protocol: str
+    host_port: tuple
+    destination: str
+    destination_port: tuple
+    in_interface: str | None = None
+    host_address: str | None = None
+    allowed_sources: tuple = ()
+    hairpin: bool = False
+    hairpin_sources: tuple = ()
+    comment: str | None = None
+
+    @property
+    def family(self):
+        return ipaddress.ip_address(self.destination).version
+
+    @property
+    def key(self):
+        return (self.protocol, self.host_address or "", self.in_interface or "", self.host_port)
+
+    def to_dict(self):
+        return {
+            "protocol": self.protocol,
+            "host_port": _ports_text(self.host_port),
+            "destination": self.destination,
+            "destination_port": _ports_text(self.destination_port),
+            "in_interface": self.in_interface,
+            "host_address": self.host_address,
+            "allowed_sources": list(self.allowed_sources),
+            "hairpin": self.hairpin,
+            "hairpin_sources": list(self.hairpin_sources),
+            "comment": self.comment,
+        }
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation of user input into partial items (None = not given, for `merged`)
+
+
+def _strict_network(field_name, value):
+    net = check.network(field_name, value, strict=False)
+    try:
+        ipaddress.ip_network(str(value))
+    except ValueError:
+        raise ValidationError(field_name, value, "host bits are set; did you mean %s?" % net)
+    return net
+
+
+def parse_masquerade(index, raw):
+    where = "config[%d]" % index
+    if not isinstance(raw, dict):
+        raise ValidationError(where, raw, "each rule is a dictionary")
+    if not raw.get("source"):
+        raise ValidationError(where + ".source", raw.get("source"), "source is required")
+    source = _strict_network(where + ".source", raw["source"])
+    out_interface = raw.get("out_interface")
+    if out_interface is not None:
+        check.interface_name(where + ".out_interface", out_interface)
+    return {
+        "source": str(source),
+        "out_interface": out_interface,
+        "exclude_own_subnet": raw.get("exclude_own_subnet"),
+        "comment": check.comment(where + ".comment", raw.get("comment")),
+    }
+
+
+def parse_port_forward(index, raw):
+    where = "config[%d]" % index
+    if not isinstance(raw, dict):
+        raise ValidationError(where, raw, "each forward is a dictionary")
+    protocol = raw.get("protocol") or "tcp"
+    if protocol not in PROTOCOLS:
+        raise ValidationError(where + ".protocol", protocol, "one of tcp, udp, both")
+    if raw.get("host_port") in (None, ""):
+        raise ValidationError(where + ".host_port", raw.get("host_port"), "host_port is required")
+    host_port = check.port_range(where + ".host_port", raw["host_port"])
+    destination = raw.get("destination")
+    dest_addr = check.address(where + ".destination", destination) if destination else None
+    dest_port = None
+    if raw.get("destination_port") not in (None, ""):
+        dest_port = check.port_range(where + ".destination_port", raw["destination_port"])
+    host_address = raw.get("host_address")
+    if host_address:
+        host_addr = check.address(where + ".host_address", host_address)
+        if dest_addr and host_addr.version != dest_addr.version:
+            raise ValidationError(where + ".host_address", host_address, "must be of the same IP version as destination %s" % destination)
+        host_address = str(host_addr)
+    in_interface = raw.get("in_interface")
+    if in_interface is not None:
+        check.interface_name(where + ".in_interface", in_interface)
+    sources = raw.get("allowed_sources")
+    if sources is not None:
+        nets = [check.network("%s.allowed_sources[%d]" % (where, i), s, strict=False) for i, s in enumerate(sources)]
+        for i, net in enumerate(nets):
+            if dest_addr and net.version != dest_addr.version:
+                raise ValidationError("%s.allowed_sources[%d]" % (where, i), sources[i], "must be of the same IP version as destination %s" % destination)
+        sources = tuple(sorted({str(n) for n in nets}, key=_net_sort_key))
+    hairpin_sources = raw.get("hairpin_sources")
+    if hairpin_sources is not None:
+        hairpin_sources = tuple(
+            sorted({str(check.network("%s.hairpin_sources[%d]" % (where, i), s, strict=False)) for i, s in enumerate(hairpin_sources)}, key=_net_sort_key)
+        )
+    return {
+        "protocol": protocol,
+        "host_port": host_port,
+        "destination": str(dest_addr) if dest_addr else None,
+        "destination_port": dest_port,
+        "in_interface": in_interface,
+        "host_address": host_address,
+        "allowed_sources": sources,
+        "hairpin": raw.get("hairpin"),
+        "hairpin_sources": hairpin_sources,
+        "comment": check.comment(where + ".comment", raw.get("comment")),
+    }
+
+
+def _net_sort_key(text):
+    net = ipaddress.ip_network(text)
+    return (net.version, int(net.network_address), net.prefixlen)
+
+
+def masquerade_key(partial):
+    return (partial["source"], partial.get("out_interface") or "")
+
+
+def port_forward_key(partial):
+    return (partial["protocol"], partial.get("host_address") or "", partial.get("in_interface") or "", partial["host_port"])
+
+
+def complete_masquerade(partial, base=None):
+    """Fill the fields the user left out: from ``base`` (merged) or from defaults."""
+    fields = base.to_dict() if base else {"exclude_own_subnet": True, "comment": None}
+    for name, value in partial.items():
+        if value is not None:
+            fields[name] = value
+    return Masquerade(
+        source=fields["source"],
+        out_interface=fields.get("out_interface"),
+        exclude_own_subnet=bool(fields["exclude_own_subnet"]),
+        comment=fields.get("comment"),
+    )
+
+
+def complete_port_forward(where, partial, base=None, connected=()):
+    """Make a PortForward from a partial item. ``connected`` lists the host's directly
+    connected subnets, used for the default hairpin sources."""
+    merged = {}
+    if base:
+        merged = {
+            "destination": base.destination,
+            "destination_port": base.destination_port,
+            "allowed_sources": base.allowed_sources,
+            "hairpin": base.hairpin,
+            "hairpin_sources": base.hairpin_sources,
+            "comment": base.comment,
+        }
+    for name, value in partial.items():
+        if value is None:
+            continue
+        if name == "allowed_sources" and base:
+            value = tuple(sorted(set(value) | set(base.allowed_sources), key=_net_sort_key))
+        merged[name] = value
+    if not merged.get("destination"):
+        raise ValidationError(where + ".destination", None, "destination is required")
+    host_port = merged["host_port"]
+    dest_port = merged.get("destination_port") or host_port
+    if dest_port[1] - dest_port[0] not in (0, host_port[1] - host_port[0]):
+        raise ValidationError(
+            where + ".destination_port", _ports_text(dest_port),
+            "a destination range must be as long as host_port %s, or a single port" % _ports_text(host_port),
+        )
+    hairpin = bool(merged.get("hairpin"))
+    hairpin_sources = merged.get("hairpin_sources") or ()
+    destination = merged["destination"]
+    if hairpin and not hairpin_sources:
+        dest = ipaddress.ip_address(destination)
+        hairpin_sources = tuple(str(net) for net in connected if net.version == dest.version and dest in net)
+        if not hairpin_sources:
+            raise ValidationError(
+                where + ".hairpin", True,
+                "no directly connected subnet of this host contains destination %s; set hairpin_sources" % destination,
+            )
+    if not hairpin:
+        hairpin_sources = ()
+    return PortForward(
+        protocol=merged["protocol"],
+        host_port=host_port,
+        destination=destination,
+        destination_port=dest_port,
+        in_interface=merged.get("in_interface"),
+        host_address=merged.get("host_address"),
+        allowed_sources=tuple(merged.get("allowed_sources") or ()),
+        hairpin=hairpin,
+        hairpin_sources=tuple(hairpin_sources),
+        comment=merged.get("comment"),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# State vocabulary
+
+
+def desired_items(state, partials, have, key_of, complete):
+    """Apply a resource-module state to ``have`` (a list of complete items).
+
+    ``partials`` are validated user items (None for fields not given). Returns the list of
+    complete items that should exist afterwards, in a stable order.
+    """
+    by_key = {item.key: item for item in have}
+    if state == "overridden":
+        return [complete(i, p, None) for i, p in enumerate(partials)]
+    if state == "deleted":
+        if not partials:
+            return []
+        gone = {key_of(p) for p in partials}
+        return [item for item in have if item.key not in gone]
+    result = dict(by_key)
+    for i, partial in enumerate(partials):
+        key = key_of(partial)
+        base = by_key.get(key) if state == "merged" else None
+        result[key] = complete(i, partial, base)
+    return list(result.values())
+
+
+def check_conflicts(forwards):
+    """Two forwards that catch the same packets but send them to different places are an error."""
+    seen = []
+    for index, fwd in enumerate(forwards):
+        for proto in PROTOCOLS[fwd.protocol]:
+            for other_index, other_proto, other in seen:
+                if other_proto != proto or other.family != fwd.family:
+                    continue
+                if fwd.host_port[0] > other.host_port[1] or other.host_port[0] > fwd.host_port[1]:
+                    continue
+                if fwd.host_address and other.host_address and fwd.host_address != other.host_address:
+                    continue
+                if fwd.in_interface and other.in_interface and fwd.in_interface != other.in_interface:
+                    continue
+                same_target = (fwd.destination, fwd.destination_port) == (other.destination, other.destination_port)
+                if same_target and fwd.host_port == other.host_port:
+                    continue
+                raise ValidationError(
+                    "config[%d].host_port" % index, _ports_text(fwd.host_port),
+                    "%s port %s is already forwarded to %s:%s by config[%d]"
+                    % (proto, _ports_text(other.host_port), other.destination, _ports_text(other.destination_port), other_index),
+                )
+            seen.append((index, proto, fwd))
+
+
+def dedupe(items):
+    """Keep the first of identical items; order stays stable."""
+    out, keys = [], set()
+    for item in items:
+        if item not in keys:
+            keys.add(item)
+            out.append(item)
+    return out
+
+
+def sort_items(items):
+    return sorted(items, key=lambda item: repr(item.key))
+

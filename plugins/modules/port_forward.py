@@ -1,0 +1,153 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: hypervisor.network developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: port_forward
+short_description: DNAT port forwards to guests with their forward-accept rules, atomically
+version_added: 0.1.0
+description:
+  - Manages port forwards from the host to guests (DNAT), together with the rules that accept
+    the forwarded traffic, and optionally hairpin NAT so the host itself and guests on the
+    destination's subnet can use the forward too.
+  - The whole set is applied in one transaction (one C(nft -f), or one C(iptables-restore
+    --noflush) per IP family) into a table or chains the collection owns; nothing of libvirt,
+    firewalld, Docker or ufw is flushed or rewritten.
+  - A forward is identified by O(config[].protocol), O(config[].host_address),
+    O(config[].in_interface) and O(config[].host_port). Two forwards that would catch the same
+    packets but send them to different places are refused before anything changes.
+  - Only packets addressed to the host itself are forwarded (C(fib daddr type local) or the
+    C(addrtype) match) unless O(config[].host_address) names one address.
+author:
+  - hypervisor.network developers
+extends_documentation_fragment:
+  - hypervisor.network.attributes
+  - hypervisor.network.netfilter
+options:
+  config:
+    description: The port forwards.
+    type: list
+    elements: dict
+    suboptions:
+      protocol:
+        description: C(both) makes a TCP and a UDP forward.
+        type: str
+        choices: [tcp, udp, both]
+        default: tcp
+      host_port:
+        description: Port on the host, or a range C(LOW-HIGH).
+        type: str
+        required: true
+      destination:
+        description: Address of the guest, IPv4 or IPv6. Required unless O(state=deleted).
+        type: str
+      destination_port:
+        description:
+          - Port on the guest, or a range as long as O(config[].host_port). Defaults to the host port.
+        type: str
+      in_interface:
+        description: Only forward what arrives on this interface (the uplink).
+        type: str
+      host_address:
+        description: Only forward what is addressed to this host address.
+        type: str
+      allowed_sources:
+        description:
+          - Only these source networks (CIDR) are forwarded; other sources reach the host itself,
+            not the guest. Empty means everybody. With O(state=merged) the lists are united.
+        type: list
+        elements: str
+      hairpin:
+        description:
+          - Let the host itself (traffic to its own address) and the guests on the destination's
+            subnet use the forward too, by DNAT of locally generated traffic and masquerade of
+            the guests' hairpin connections.
+        type: bool
+      hairpin_sources:
+        description:
+          - Networks whose connections through the forward are masqueraded for hairpin.
+            Defaults to the host's directly connected subnet that holds the destination.
+        type: list
+        elements: str
+      comment:
+        description: A comment stored with the rules (no double quotes, backslashes or newlines; 128 bytes).
+        type: str
+"""
+
+EXAMPLES = r"""
+- name: Web server of a guest reachable on the host's port 8080
+  hypervisor.network.port_forward:
+    config:
+      - host_port: 8080
+        destination: 10.10.0.10
+        destination_port: 80
+        in_interface: eth0
+        hairpin: true
+        comment: guest web
+
+- name: DNS of a guest, TCP and UDP, only from the office network
+  hypervisor.network.port_forward:
+    config:
+      - protocol: both
+        host_port: 5353
+        destination: 10.10.0.11
+        destination_port: 53
+        allowed_sources:
+          - 198.51.100.0/24
+
+- name: Exactly these forwards; every other forward of this module is removed
+  hypervisor.network.port_forward:
+    state: overridden
+    config:
+      - host_port: 2222
+        destination: 10.10.0.10
+        destination_port: 22
+
+- name: What would be loaded, without touching the host
+  hypervisor.network.port_forward:
+    state: rendered
+    backend: iptables
+    config:
+      - host_port: 8443
+        destination: 10.10.0.12
+        destination_port: 443
+  register: preview
+"""
+
+RETURN = r"""
+coexistence:
+  description: What was found of other rule owners (libvirt, Docker, firewalld, ufw) on the
+    forward path, and what was done about it.
+  returned: when state is merged, replaced, overridden or deleted
+  type: list
+  elements: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.hypervisor.network.plugins.module_utils import _netfilter as netfilter
+from ansible_collections.hypervisor.network.plugins.module_utils._errors import run_module_main
+
+ITEM_OPTIONS = dict(
+    protocol=dict(type="str", default="tcp", choices=["tcp", "udp", "both"]),
+    host_port=dict(type="str", required=True),
+    destination=dict(type="str"),
+    destination_port=dict(type="str"),
+    in_interface=dict(type="str"),
+    host_address=dict(type="str"),
+    allowed_sources=dict(type="list", elements="str"),
+    hairpin=dict(type="bool"),
+    hairpin_sources=dict(type="list", elements="str"),
+    comment=dict(type="str"),
+)
+
+
+def main():
+    module = AnsibleModule(argument_spec=netfilter.common_argument_spec(ITEM_OPTIONS), supports_check_mode=True)
+    run_module_main(module, lambda m: netfilter.run(m, netfilter.PORT_FORWARD))
+
+
+if __name__ == "__main__":
+    main()
