@@ -122,17 +122,25 @@ class Lab:
         return proc.stdout.strip() if proc.returncode == 0 else None
 
     # -- modules --------------------------------------------------------------------------
-    def module(self, ns, name, args, check_mode=False, diff=False, expect_fail=False):
-        """Run a collection module inside ``ns`` the way Ansible does (JSON args file)."""
+    def module(self, ns, name, args, check_mode=False, diff=False, expect_fail=False, wrapper=None, env=None):
+        """Run a collection module inside ``ns`` the way Ansible does (JSON args file).
+
+        ``wrapper`` (an argv prefix such as ``nsenter -t PID -n -m``) replaces ``ip netns exec ns``
+        for hosts that also live in their own mount namespace (tests/libvirt_lab.py).
+        ``env`` adds to the module's environment (PATH for recorded command-line fixtures).
+        """
         ensure_collection_link()
         payload = dict(args)
         payload["_ansible_check_mode"] = check_mode
         payload["_ansible_diff"] = diff
         argsfile = self.tmp / ("args-%s.json" % uuid.uuid4().hex[:8])
         argsfile.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": payload}))
-        env = dict(os.environ, PYTHONPATH=str(COLLECTIONS))
+        env = dict(os.environ, **(env or {}))
+        env["PYTHONPATH"] = str(COLLECTIONS)
         argv = [PYTHON, "-m", "ansible_collections.hypervisor.network.plugins.modules.%s" % name, str(argsfile)]
-        if ns is not None:
+        if wrapper is not None:
+            argv = list(wrapper) + argv
+        elif ns is not None:
             argv = ["ip", "netns", "exec", ns] + argv
         proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300)
         try:
