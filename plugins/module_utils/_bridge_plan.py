@@ -1,0 +1,308 @@
+# -*- coding: utf-8 -*-
+# Copyright: hypervisor.network developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The bridge planner: checks the desired state against the host, then plan(want, host) gives the
+ordered ``ip`` / ``bridge`` commands. Pure: it reads the model and touches nothing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ansible_collections.hypervisor.network.plugins.module_utils._bridge import PORT_MARK, vlan_ranges
+from ansible_collections.hypervisor.network.plugins.module_utils._errors import ValidationError
+
+# Routes the kernel or router advertisements maintain by themselves; moving them would be noise.
+SELF_MAINTAINED_PROTOCOLS = ("kernel", "ra")
+
+
+@dataclass
+class Step:
+    argv: list
+    data: str = None  # standard input, for ``ip -batch -``
+
+    @property
+    def shown(self):
+        if self.data is None:
+            return " ".join(self.argv)
+        return "%s <<< %s" % (" ".join(self.argv), "; ".join(self.data.strip().splitlines()))
+
+
+@dataclass
+class UplinkMove:
+    """A port that carries the host's addresses or routes: they go to the bridge in one batch."""
+
+    port: str
+    addresses: list
+    routes: list
+    gateway: str = None  # a default gateway it carried: the default reachability target
+
+
+@dataclass
+class Plan:
+    steps: list = field(default_factory=list)
+    moves: list = field(default_factory=list)
+    rollback: list = field(default_factory=list)  # undoes the moves (and a bridge created now)
+    created: bool = False
+
+    def add(self, *argv):
+        self.steps.append(Step(list(argv)))
+
+
+def validate_against_host(want, host, claims=None):
+    """Refuse, naming the field, what the host cannot take. ``claims`` maps a port to the bridge
+    whose persisted configuration already owns it."""
+    bridge = host.links.get(want.name)
+    if bridge is not None and bridge.kind != "bridge":
+        raise ValidationError("name", want.name, "an interface of this name exists and is a %s, not a bridge" % (bridge.kind or "plain link"))
+    if want.state == "absent":
+        return
+    for index, port in enumerate(want.ports or []):
+        prefix = "ports[%d]" % index
+        link = host.links.get(port.name)
+        if link is None:
+            if port.vlan_parent is None:
+                raise ValidationError(prefix + ".name", port.name, "no such interface (give vlan_parent to create a VLAN sub-interface)")
+            parent = host.links.get(port.vlan_parent)
+            if parent is None:
+                raise ValidationError(prefix + ".vlan_parent", port.vlan_parent, "no such interface")
+            if want.mtu and parent.mtu and want.mtu > parent.mtu:
+                raise ValidationError(prefix + ".name", port.name, "a VLAN sub-interface cannot exceed the MTU %s of %s, and mtu is %s" % (parent.mtu, parent.name, want.mtu))
+            continue
+        if port.vlan_parent and (link.kind != "vlan" or link.vlan_parent != port.vlan_parent or link.vlan_id != port.vlan_id):
+            raise ValidationError(prefix + ".name", port.name, "exists but is not VLAN %s on %s" % (port.vlan_id, port.vlan_parent))
+        if link.kind == "bridge":
+            raise ValidationError(prefix + ".name", port.name, "is a bridge; a bridge cannot be a port of another bridge")
+        claimed_by = (claims or {}).get(port.name)
+        marked_for = link.alias[len(PORT_MARK):] if link.alias and link.alias.startswith(PORT_MARK) else None
+        for owner in (claimed_by, marked_for):
+            if owner and owner != want.name:
+                raise ValidationError(prefix + ".name", port.name, "is claimed by bridge %s managed by this collection; remove it from that bridge's ports first" % owner)
+        if link.master and link.master != want.name and not want.steal:
+            raise ValidationError(prefix + ".name", port.name, "is already a port of %s (set steal: true to move it)" % link.master)
+        if want.mtu and link.max_mtu and not link.min_mtu <= want.mtu <= link.max_mtu:
+            raise ValidationError("mtu", want.mtu, "port %s takes an MTU of %s-%s only" % (port.name, link.min_mtu, link.max_mtu))
+
+
+def plan(want, host):
+    """The ordered commands that take ``host`` to ``want``."""
+    result = Plan()
+    if want.state == "absent":
+        _plan_absent(want, host, result)
+        return result
+    bridge = host.links.get(want.name)
+    result.created = bridge is None
+    _plan_vlan_links(want, host, result)
+    _plan_bridge_link(want, bridge, result)
+    members = set(host.ports_of(want.name))
+    _plan_release(want, host, members, result)
+    for port in want.ports or []:
+        link = host.links.get(port.name)
+        if want.mtu and (link is None or link.mtu != want.mtu):
+            result.add("ip", "link", "set", "dev", port.name, "mtu", str(want.mtu))
+    if bridge is None or not bridge.up:
+        result.add("ip", "link", "set", "dev", want.name, "up")
+    moved_addresses = _plan_ports(want, host, members, result)
+    if want.mtu and (bridge is None or bridge.mtu != want.mtu):
+        result.add("ip", "link", "set", "dev", want.name, "mtu", str(want.mtu))
+    _plan_vlan_tables(want, host, members, result)
+    _plan_addresses(want, bridge, moved_addresses, result)
+    return result
+
+
+def _plan_absent(want, host, result):
+    bridge = host.links.get(want.name)
+    mark = PORT_MARK + want.name
+    for name in sorted(host.links):
+        if host.links[name].alias == mark:
+            result.add("ip", "link", "set", "dev", name, "alias", "")
+    if bridge is not None:
+        result.add("ip", "link", "del", "dev", want.name)
+    for port in want.ports or []:
+        link = host.links.get(port.name)
+        if port.vlan_parent and link is not None and link.kind == "vlan":
+            result.add("ip", "link", "del", "dev", port.name)
+
+
+def _plan_vlan_links(want, host, result):
+    for port in want.ports or []:
+        if port.vlan_parent and port.name not in host.links:
+            result.add("ip", "link", "add", "link", port.vlan_parent, "name", port.name, "type", "vlan", "id", str(port.vlan_id))
+            result.rollback.append(Step(["ip", "link", "del", "dev", port.name]))
+
+
+def _bridge_options(want, current):
+    """``type bridge`` options whose wanted value differs from ``current`` (a Link.bridge dict)."""
+    options = []
+    if want.stp is not None and current.get("stp") != want.stp:
+        options += ["stp_state", "1" if want.stp else "0"]
+    if want.forward_delay is not None and current.get("forward_delay") != want.forward_delay:
+        options += ["forward_delay", str(want.forward_delay * 100)]  # the kernel counts 1/100 s
+    if want.vlan_filtering is not None and current.get("vlan_filtering") != want.vlan_filtering:
+        options += ["vlan_filtering", "1" if want.vlan_filtering else "0"]
+    if want.default_pvid is not None and current.get("default_pvid") != want.default_pvid:
+        options += ["vlan_default_pvid", str(want.default_pvid)]
+    return options
+
+
+def _plan_bridge_link(want, bridge, result):
+    if bridge is None:
+        result.add("ip", "link", "add", "name", want.name, "type", "bridge", *_bridge_options(want, {}))
+        result.rollback.insert(0, Step(["ip", "link", "del", "dev", want.name]))
+    else:
+        options = _bridge_options(want, bridge.bridge)
+        if options:
+            result.add("ip", "link", "set", "dev", want.name, "type", "bridge", *options)
+    if want.mac and (bridge is None or bridge.mac != want.mac):
+        result.add("ip", "link", "set", "dev", want.name, "address", want.mac)
+
+
+def _plan_release(want, host, members, result):
+    if want.ports is None:
+        return
+    mark = PORT_MARK + want.name
+    for name in sorted(members - set(want.port_names())):
+        link = host.links[name]
+        if want.exclusive_ports or link.alias == mark:
+            result.add("ip", "link", "set", "dev", name, "nomaster")
+        if link.alias == mark:
+            result.add("ip", "link", "set", "dev", name, "alias", "")
+
+
+def _routes_on(host, port):
+    routes = []
+    for route in host.routes:
+        dst = route.get("dst", "")
+        if route.get("dev") != port or route.get("protocol") in SELF_MAINTAINED_PROTOCOLS:
+            continue
+        if dst.startswith("fe80") or dst.startswith("ff00") or route.get("type") in ("multicast", "broadcast", "local"):
+            continue
+        routes.append(route)
+    return routes
+
+
+def route_spec(route, dev):
+    spec = [route.get("dst", "default")]
+    if route.get("gateway"):
+        spec += ["via", route["gateway"]]
+    spec += ["dev", dev]
+    if route.get("protocol") and route["protocol"] not in ("boot",):
+        spec += ["proto", str(route["protocol"])]
+    if route.get("metric"):
+        spec += ["metric", str(route["metric"])]
+    return spec
+
+
+def _uplink_move(want, host, port):
+    link = host.links.get(port.name)
+    if link is None:
+        return None
+    routes = _routes_on(host, port.name)
+    if not link.addresses and not routes:
+        return None
+    gateways = [r["gateway"] for r in routes if r.get("dst") == "default" and r.get("gateway")]
+    gateways.sort(key=lambda gw: ":" in gw)  # IPv4 first
+    move = UplinkMove(port=port.name, addresses=list(link.addresses), routes=routes, gateway=(gateways or [None])[0])
+    forward = ["link set dev %s master %s" % (port.name, want.name)]
+    back = ["link set dev %s nomaster" % port.name]
+    # Deleting a primary IPv4 address drops its secondaries, so delete from the last one up.
+    for cidr in reversed(move.addresses):
+        forward.append("addr del %s dev %s" % (cidr, port.name))
+        back.append("addr del %s dev %s" % (cidr, want.name))
+    for cidr in move.addresses:
+        # The address was in use on this very segment a moment ago: no need to wait for DAD.
+        forward.append("addr add %s dev %s%s" % (cidr, want.name, " nodad" if ":" in cidr else ""))
+        back.append("addr add %s dev %s%s" % (cidr, port.name, " nodad" if ":" in cidr else ""))
+    for route in routes:
+        forward.append("route replace %s" % " ".join(route_spec(route, want.name)))
+        back.append("route replace %s" % " ".join(route_spec(route, port.name)))
+    return move, Step(["ip", "-batch", "-"], "\n".join(forward) + "\n"), Step(["ip", "-force", "-batch", "-"], "\n".join(back) + "\n")
+
+
+def _plan_ports(want, host, members, result):
+    """Enslave the wanted ports; the ones carrying the host's addresses or routes in one batch.
+    Returns the addresses that a move puts on the bridge."""
+    moved = []
+    mark = PORT_MARK + want.name
+    for port in want.ports or []:
+        link = host.links.get(port.name)
+        if port.name not in members:
+            move = _uplink_move(want, host, port)
+            if move:
+                result.moves.append(move[0])
+                result.steps.append(move[1])
+                result.rollback.insert(0, move[2])
+                moved += move[0].addresses
+            else:
+                result.add("ip", "link", "set", "dev", port.name, "master", want.name)
+        if link is None or not link.alias:
+            result.add("ip", "link", "set", "dev", port.name, "alias", mark)
+        if link is None or not link.up:
+            result.add("ip", "link", "set", "dev", port.name, "up")
+    return moved
+
+
+def _table_after_join(want, host):
+    """The VLAN table the kernel gives a port when it joins: the default PVID, egress untagged."""
+    bridge = host.links.get(want.name)
+    default = want.default_pvid
+    if default is None:
+        default = bridge.bridge.get("default_pvid") if bridge is not None else None
+    if default is None:
+        default = 1
+    return {default: (True, True)} if default else {}
+
+
+def _table_steps(dev, have, want_table, own):
+    """``bridge vlan`` commands taking ``have`` {vid: (pvid, untagged)} to ``want_table``."""
+    extra = ["self"] if own else []
+    steps = []
+    for text in vlan_ranges(vid for vid in have if vid not in want_table):
+        steps.append(["bridge", "vlan", "del", "dev", dev, "vid", text] + extra)
+    changed = [vid for vid, flags in want_table.items() if have.get(vid) != flags]
+    plain = [vid for vid in changed if want_table[vid] == (False, False)]
+    for text in vlan_ranges(plain):
+        steps.append(["bridge", "vlan", "add", "dev", dev, "vid", text] + extra)
+    for vid in sorted(set(changed) - set(plain)):
+        is_pvid, untagged = want_table[vid]
+        steps.append(["bridge", "vlan", "add", "dev", dev, "vid", str(vid)] + (["pvid"] if is_pvid else []) + (["untagged"] if untagged else []) + extra)
+    return steps
+
+
+def _plan_vlan_tables(want, host, members, result):
+    if not want.vlan_filtering:
+        return
+    joined = _table_after_join(want, host)
+    bridge = host.links.get(want.name)
+    old_default = bridge.bridge.get("default_pvid") if bridge is not None else None
+    for port in want.ports or []:
+        if port.vlans is None:
+            continue
+        have = dict(host.vlans.get(port.name, {})) if port.name in members else dict(joined)
+        _follow_default_pvid(have, old_default, want.default_pvid)
+        for argv in _table_steps(port.name, have, port.vlans, own=False):
+            result.add(*argv)
+    if want.vlans is not None:
+        have = dict(host.vlans.get(want.name, {})) if bridge is not None else dict(joined)
+        _follow_default_pvid(have, old_default, want.default_pvid)
+        for argv in _table_steps(want.name, have, want.vlans, own=True):
+            result.add(*argv)
+
+
+def _follow_default_pvid(table, old, new):
+    """The kernel moves entries that still hold the old default PVID to the new one."""
+    if old is None or new is None or old == new or table.get(old) != (True, True):
+        return
+    del table[old]
+    if new and new not in table:
+        table[new] = (True, True)
+
+
+def _plan_addresses(want, bridge, moved, result):
+    if want.addresses is None:
+        return
+    have = set(bridge.addresses if bridge is not None else []) | set(moved)
+    for cidr in sorted(have - set(want.addresses)):
+        result.add("ip", "addr", "del", cidr, "dev", want.name)
+    for cidr in want.addresses:
+        if cidr not in have:
+            result.add("ip", "addr", "add", cidr, "dev", want.name)
