@@ -222,28 +222,28 @@ def _targets(want, have):
 def plan(want, have):
     """Pure: what to load, write and persist to go from ``have`` to ``want``."""
     targets = _targets(want, have)
-    load_modules = []
+    missing = set(key for key in targets if have.values.get(key) is None)
+    # br_netfilter's switches appear only once it is loaded, and then they default to on, so a
+    # bridge switch wanted off must be written too whenever this run loads the module.
+    load_modules = [BR_NETFILTER] if any(targets[key] for key in BRIDGE_KEYS if key in missing) else []
     writes = []
     for key in KNOWN_KEYS:
         if key not in targets:
             continue
         target, current = targets[key], have.values.get(key)
-        if current is None:
+        if key in missing and key in BRIDGE_KEYS and load_modules:
+            writes.append((key, target))
+        elif key in missing:
             if not target:
                 continue  # the switch does not exist, so it is off already
-            if key in BRIDGE_KEYS:
-                if BR_NETFILTER not in load_modules:
-                    load_modules.append(BR_NETFILTER)
-            elif key == IPV6_FORWARD:
+            if key == IPV6_FORWARD:
                 raise HypervisorNetworkError(
                     "ipv6: this host has no %s (IPv6 is disabled, for example by ipv6.disable=1 on the "
                     "kernel command line); enable IPv6 or set ipv6 to false or leave it out" % IPV6_FORWARD
                 )
-            else:
-                raise HypervisorNetworkError("this kernel has no %s (no %s)" % (key, proc_path(key)))
-        elif current == target:
-            continue
-        writes.append((key, target))
+            raise HypervisorNetworkError("this kernel has no %s (no %s)" % (key, proc_path(key)))
+        elif current != target:
+            writes.append((key, target))
 
     file_changes = []
     if want.state == "absent":

@@ -121,6 +121,14 @@ def test_bridge_on_without_br_netfilter_loads_it_then_writes_and_persists_the_mo
     assert result.file_changes[1].after == HEADER + "br_netfilter\n"
 
 
+def test_bridge_off_is_written_when_this_run_loads_br_netfilter():
+    """Loading br_netfilter turns all its switches on, so the ones wanted off are written too."""
+    result = sysctl.plan(want(bridge_nf_call_iptables=True, bridge_nf_call_arptables=False, persist=False),
+                         have({V4: 1}))
+    assert result.load_modules == ("br_netfilter",)
+    assert result.writes == ((NF4, 1), (NFARP, 0))
+
+
 def test_bridge_off_without_br_netfilter_is_already_off():
     result = sysctl.plan(want(bridge_nf_call_iptables=False, bridge_nf_call_ip6tables=False), have({V4: 1}))
     assert result.load_modules == ()
@@ -194,6 +202,8 @@ def test_applying_the_plan_reaches_a_fixed_point(state, ipv4, ipv6, nf4, nf6, nf
     if state == "present" and (ipv4, ipv6, nf4, nf6, nfarp) == (None,) * 5:
         return
     values = dict(values, **{V4: values[V4] if values[V4] is not None else 0})  # ip_forward always exists
+    if any(values[key] is None for key in sysctl.BRIDGE_KEYS):  # br_netfilter brings all three or none
+        values.update({key: None for key in sysctl.BRIDGE_KEYS})
     desired = want(state=state, ipv4=ipv4, ipv6=ipv6, bridge_nf_call_iptables=nf4,
                    bridge_nf_call_ip6tables=nf6, bridge_nf_call_arptables=nfarp, persist=persist)
     start = have(values)
