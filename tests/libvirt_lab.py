@@ -1,0 +1,157 @@
+"""A real libvirtd (with its dnsmasq) inside a test namespace, isolated from the machine's libvirt.
+
+libvirtd's socket, pid files and state live at global paths, so each LibvirtHost gets a private
+mount namespace in which per-host temp directories are bind-mounted over /etc/libvirt,
+/var/lib/libvirt, /var/cache/libvirt, /var/log/libvirt, /run and /etc/resolv.conf. Clients (virsh,
+the modules) enter both the network and the mount namespace of the running libvirtd with nsenter.
+Every process libvirt started (virtlogd, libvirtd, dnsmasq, qemu) is stopped at teardown by the PID
+in its pid file, never by name.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from netlab import Lab, sh
+
+URI = "qemu:///system"
+
+# No security driver or cgroups in a test namespace; guests run as root so they can read the
+# kernel and initrd that the tests built under build/.
+QEMU_CONF_EXTRA = """
+security_driver = "none"
+user = "root"
+group = "root"
+cgroup_controllers = [ ]
+"""
+
+
+class LibvirtHost:
+    """One libvirtd in namespace ``ns`` of ``lab``; call start() then use virsh()/module()."""
+
+    def __init__(self, lab: Lab, ns: str, resolv_conf: str = "nameserver 127.0.0.1\n"):
+        self.lab = lab
+        self.ns = ns
+        self.root = lab.tmp / ("libvirt-" + ns)
+        self.resolv_conf = resolv_conf
+        self.libvirtd_pid = None
+
+    # -- paths inside the host's private mount namespace, as seen from outside -----------------
+    @property
+    def run_dir(self):
+        return self.root / "run"
+
+    def _prepare_tree(self):
+        etc = self.root / "etc-libvirt"
+        shutil.copytree("/etc/libvirt", etc, symlinks=True)
+        # The packaged "default" network would start in every test host; tests define their own.
+        shutil.rmtree(etc / "qemu" / "networks", ignore_errors=True)
+        (etc / "qemu" / "networks" / "autostart").mkdir(parents=True)
+        with open(etc / "qemu.conf", "a") as handle:
+            handle.write(QEMU_CONF_EXTRA)
+        for sub in ("lib", "log", "run/libvirt", "cache"):
+            (self.root / sub).mkdir(parents=True, exist_ok=True)
+        (self.root / "resolv.conf").write_text(self.resolv_conf)
+
+    def start(self, timeout=60):
+        self._prepare_tree()
+        root = self.root
+        script = "\n".join(
+            [
+                "set -e",
+                "mount --bind %s /etc/libvirt" % (root / "etc-libvirt"),
+                "mount --bind %s /var/lib/libvirt" % (root / "lib"),
+                "mount --bind %s /var/log/libvirt" % (root / "log"),
+                "mount --bind %s /var/cache/libvirt" % (root / "cache"),
+                "mount --bind %s /run" % (root / "run"),
+                "mount --bind %s /etc/resolv.conf" % (root / "resolv.conf"),
+                "virtlogd -d -p /run/virtlogd.pid",
+                "libvirtd -d -p /run/libvirtd.pid",
+            ]
+        )
+        sh(["ip", "netns", "exec", self.ns, "unshare", "-m", "--propagation", "private", "sh", "-c", script])
+        self.libvirtd_pid = self._wait_pid("libvirtd.pid", timeout)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.virsh(["version"], check=False).returncode == 0:
+                return self
+            time.sleep(0.2)
+        raise AssertionError("libvirtd in %s did not answer within %ss" % (self.ns, timeout))
+
+    def _wait_pid(self, name, timeout):
+        path = self.run_dir / name
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if path.exists() and path.read_text().strip():
+                return int(path.read_text().strip())
+            time.sleep(0.05)
+        raise AssertionError("%s did not appear" % path)
+
+    # -- clients --------------------------------------------------------------------------------
+    def enter(self):
+        """argv prefix that runs a command in this host's network and mount namespaces."""
+        return ["nsenter", "-t", str(self.libvirtd_pid), "-n", "-m"]
+
+    def run(self, argv, check=True, input=None, timeout=60):
+        return sh(self.enter() + list(argv), check=check, input=input, timeout=timeout)
+
+    def virsh(self, argv, check=True, input=None, timeout=60):
+        return self.run(["virsh", "-q", "-c", URI] + list(argv), check=check, input=input, timeout=timeout)
+
+    def module(self, name, args, check_mode=False, diff=False, expect_fail=False):
+        return self.lab.module(
+            None, name, args, check_mode=check_mode, diff=diff, expect_fail=expect_fail, wrapper=self.enter()
+        )
+
+    def bridge_ports(self, bridge):
+        out = self.lab.run(self.ns, ["ip", "-o", "link", "show", "master", bridge], check=False).stdout
+        return sorted(line.split(":")[1].strip().split("@")[0] for line in out.splitlines() if ":" in line)
+
+    # -- teardown -------------------------------------------------------------------------------
+    def _pid_files(self):
+        return sorted(self.run_dir.rglob("*.pid"))
+
+    def stop(self):
+        """Stop libvirtd first (so it restarts nothing), then everything it left running."""
+        order = sorted(self._pid_files(), key=lambda p: (p.name != "libvirtd.pid", p.name == "virtlogd.pid"))
+        for path in order:
+            try:
+                pid = int(path.read_text().strip())
+            except (OSError, ValueError):
+                continue
+            _terminate(pid)
+
+
+def _terminate(pid, grace=5.0):
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def attach_guest_ns(lab: Lab, host: LibvirtHost, bridge: str, short: str, port_name: str):
+    """A namespace standing in for a guest, with eth0 whose peer ``port_name`` is a bridge port."""
+    guest = lab.ns(short)
+    lab.veth(guest, "eth0", host.ns, port_name)
+    lab.run(host.ns, ["ip", "link", "set", port_name, "master", bridge])
+    return guest
+
+
+def subprocess_ok(argv):
+    return subprocess.run(argv, capture_output=True).returncode == 0
