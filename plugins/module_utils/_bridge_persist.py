@@ -129,21 +129,27 @@ def render_networkd(config):
         text += ["", "[Link]", "MTUBytes=%d" % config.mtu] if config.mtu else []
         files[stem + ".network"] = "\n".join(text) + "\n" + _networkd_vlan_section(port.vlans)
         if port.vlan_parent:
-            files[stem + ".netdev"] = "%s[NetDev]\nName=%s\nKind=vlan\n\n[VLAN]\nId=%d\n" % (config.header(), port.name, port.vlan_id)
+            files[stem + ".netdev"] = "%s\n[NetDev]\nName=%s\nKind=vlan\n\n[VLAN]\nId=%d\n" % (config.header(), port.name, port.vlan_id)
             # networkd attaches a VLAN through its parent's .network; a drop-in per VLAN lets
             # several bridges put their VLANs on one parent.
             parent = "10-hnet-vlanparent-%s.network" % port.vlan_parent
-            files[parent] = "# Managed by hypervisor.network: VLAN parent\n[Match]\nName=%s\n\n[Network]\nLinkLocalAddressing=no\n" % port.vlan_parent
-            files["%s.d/%s-%s.conf" % (parent, file_stem(config.name), port.name)] = "%s[Network]\nVLAN=%s\n" % (config.header(), port.name)
+            files[parent] = "# Managed by hypervisor.network: VLAN parent\n\n[Match]\nName=%s\n\n[Network]\nLinkLocalAddressing=no\n" % port.vlan_parent
+            files["%s.d/%s-%s.conf" % (parent, file_stem(config.name), port.name)] = "%s\n[Network]\nVLAN=%s\n" % (config.header(), port.name)
     return files
 
 
-def _nm_vlans(table):
-    items = []
-    for vid in sorted(table or {}):
+def _table_items(table):
+    """[(vids, flags)]: runs of plain tagged VLANs as ranges, flagged VLANs one by one, in order."""
+    plain = set(vid for vid, flags in table.items() if flags == (False, False))
+    items = [(text, []) for text in vlan_ranges(plain)]
+    for vid in sorted(set(table) - plain):
         pvid, untagged = table[vid]
-        items.append(" ".join([str(vid)] + (["pvid"] if pvid else []) + (["untagged"] if untagged else [])))
-    return ",".join(items)
+        items.append((str(vid), (["pvid"] if pvid else []) + (["untagged"] if untagged else [])))
+    return sorted(items, key=lambda item: int(item[0].partition("-")[0]))
+
+
+def _nm_vlans(table):
+    return ",".join(" ".join([vids] + flags) for vids, flags in _table_items(table or {}))
 
 
 def _nm_uuid(kind, name):
@@ -173,7 +179,8 @@ def render_networkmanager(config):
     text += ["", "[ethernet]"] + ethernet if ethernet else []
     text += ["", "[bridge]"]
     text += ["stp=%s" % ("true" if config.stp else "false")] if config.stp is not None else []
-    text += ["forward-delay=%d" % config.forward_delay] if config.forward_delay is not None else []
+    # NetworkManager takes 2-30 s only; below that (STP off) its default does no harm.
+    text += ["forward-delay=%d" % config.forward_delay] if config.forward_delay is not None and config.forward_delay >= 2 else []
     text += ["vlan-filtering=%s" % ("true" if config.vlan_filtering else "false")] if config.vlan_filtering is not None else []
     text += ["vlan-default-pvid=%d" % config.default_pvid] if config.default_pvid is not None else []
     text += ["vlans=%s" % _nm_vlans(config.vlans)] if config.vlans else []
@@ -184,7 +191,7 @@ def render_networkmanager(config):
                 "interface-name=%s" % port.name, "master=%s" % config.name, "slave-type=bridge", "autoconnect=true"]
         text += ["", "[vlan]", "id=%d" % port.vlan_id, "parent=%s" % port.vlan_parent] if port.vlan_parent else []
         text += ["", "[ethernet]", "mtu=%d" % config.mtu] if config.mtu else []
-        text += ["", "[bridge-port]"] + (["vlans=%s" % _nm_vlans(port.vlans)] if port.vlans else [])
+        text += ["", "[bridge-port]", "vlans=%s" % _nm_vlans(port.vlans)] if port.vlans else []
         files["%s-port-%s.nmconnection" % (file_stem(config.name), port.name)] = "\n".join(text) + "\n"
     return files
 
@@ -196,9 +203,8 @@ def _ifupdown_vlan_lines(dev, table, own):
     extra = " self" if own else ""
     # Start from an empty table: the kernel put the default PVID there when the port joined.
     lines.append("up bridge vlan del dev %s vid 1-4094%s || true" % (shlex.quote(dev), extra))
-    for vid in sorted(table):
-        pvid, untagged = table[vid]
-        lines.append("up bridge vlan add dev %s vid %d%s%s%s" % (shlex.quote(dev), vid, " pvid" if pvid else "", " untagged" if untagged else "", extra))
+    for vids, flags in _table_items(table):
+        lines.append("up bridge vlan add dev %s vid %s%s" % (shlex.quote(dev), vids, "".join(" " + f for f in flags + extra.split())))
     return lines
 
 
