@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -114,7 +113,8 @@ class LibvirtHost:
 
     # -- teardown -------------------------------------------------------------------------------
     def _pid_files(self):
-        return sorted(self.run_dir.rglob("*.pid"))
+        # driver.pid files are libvirtd's own per-driver locks, holding libvirtd's PID
+        return sorted(p for p in self.run_dir.rglob("*.pid") if p.name != "driver.pid")
 
     def stop(self):
         """Stop libvirtd first (so it restarts nothing), then everything it left running."""
@@ -152,6 +152,3 @@ def attach_guest_ns(lab: Lab, host: LibvirtHost, bridge: str, short: str, port_n
     lab.run(host.ns, ["ip", "link", "set", port_name, "master", bridge])
     return guest
 
-
-def subprocess_ok(argv):
-    return subprocess.run(argv, capture_output=True).returncode == 0
