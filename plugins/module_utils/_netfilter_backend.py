@@ -35,9 +35,12 @@ def _nft_works(runner):
     return rc == 0
 
 
-def _enable_unit(runner, unit_dir, unit, target):
-    """`systemctl enable` without systemd running: the symlink it would make."""
-    source = next((os.path.join(d, unit) for d in (unit_dir,) + SYSTEM_UNIT_DIRS if os.path.exists(os.path.join(d, unit))), None)
+def _enable_unit(runner, unit_dir, unit, target, source=None):
+    """`systemctl enable` without systemd running: the symlink it would make. ``source`` is
+    given for our own unit, which in check mode is not written yet."""
+    source = source or next(
+        (os.path.join(d, unit) for d in (unit_dir,) + SYSTEM_UNIT_DIRS if os.path.exists(os.path.join(d, unit))), None
+    )
     if source is None:
         return None
     link = os.path.join(unit_dir, "%s.wants" % target, unit)
@@ -157,7 +160,7 @@ class IptablesBackend:
                 changed |= self.runner.remove_file(path)
         unit = os.path.join(self.unit_dir, IPTABLES_UNIT)
         changed |= self.runner.write_file(unit, self.unit_text())
-        _enable_unit(self.runner, self.unit_dir, IPTABLES_UNIT, "multi-user.target")
+        _enable_unit(self.runner, self.unit_dir, IPTABLES_UNIT, "multi-user.target", source=unit)
         return changed, {"file": files or None, "loader": unit, "service": unit}
 
     def unit_text(self):

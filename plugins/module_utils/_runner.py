@@ -36,7 +36,7 @@ class Runner:
 
     def binary(self, name, required=True):
         if name not in self._bins:
-            path = self.module.get_bin_path(name, required=False, opt_dirs=["/usr/sbin", "/sbin"])
+            path = self.module.get_bin_path(name, required=False)
             if not path and required:
                 raise HypervisorNetworkError(
                     "the command %r is not installed on this host (looked in PATH, /usr/sbin, /sbin)" % name

@@ -1,0 +1,225 @@
+"""port_forward and masquerade on real netfilter in namespaces, on every backend."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import subprocess
+import time
+
+import pytest
+from netfilter_topology import BACKENDS, G1, G2, HV_UPLINK, UPSTREAM, UPSTREAM_ALT, build, persist_args, ruleset
+
+WEB = {"host_port": "8080", "destination": G1, "destination_port": "80", "comment": "guest web"}
+
+
+@pytest.fixture(params=sorted(BACKENDS), ids=sorted(BACKENDS))
+def backend(request):
+    return dict(BACKENDS[request.param])
+
+
+def forward(lab, topo, backend, config, state="merged", **kwargs):
+    args = dict(backend, config=config, state=state, **persist_args(lab))
+    return lab.module(topo.hv, "port_forward", args, **kwargs)
+
+
+def masquerade(lab, topo, backend, config, state="merged", **kwargs):
+    args = dict(backend, config=config, state=state, **persist_args(lab))
+    return lab.module(topo.hv, "masquerade", args, **kwargs)
+
+
+def test_forward_reaches_guest_and_masquerade_hides_it(lab, backend):
+    topo = build(lab)
+    lab.serve_tcp(topo.g1, 80)
+    lab.serve_tcp(topo.upstream, 9000)
+    assert lab.connect(topo.upstream, HV_UPLINK, 8080) is None
+    assert lab.connect(topo.g1, UPSTREAM, 9000) is None, "upstream must not route to guests by itself"
+
+    result = forward(lab, topo, backend, [WEB])
+    assert result["changed"] and result["commands"]
+    assert result["after"][0]["destination"] == G1
+    masq = masquerade(lab, topo, backend, [{"source": "10.0.0.0/24", "out_interface": "eth0"}])
+    assert masq["changed"]
+
+    assert lab.connect(topo.upstream, HV_UPLINK, 8080) == "peer=%s" % UPSTREAM
+    assert lab.connect(topo.g1, UPSTREAM, 9000) == "peer=%s" % HV_UPLINK
+    # Guests talk to each other with their own addresses (no NAT inside the subnet).
+    lab.serve_tcp(topo.g2, 7000)
+    assert lab.connect(topo.g1, G2, 7000) == "peer=%s" % G1
+
+
+def test_second_run_changes_nothing_and_runs_nothing(lab, backend):
+    topo = build(lab)
+    first = forward(lab, topo, backend, [WEB, {"protocol": "both", "host_port": "5353", "destination": G2, "destination_port": "53"}])
+    assert first["changed"]
+    again = forward(lab, topo, backend, [WEB, {"protocol": "both", "host_port": "5353", "destination": G2, "destination_port": "53"}])
+    assert again["changed"] is False
+    assert again["commands"] == []
+    assert again["before"] == again["after"] == first["after"]
+    masquerade(lab, topo, backend, [{"source": "10.0.0.0/24"}])
+    assert masquerade(lab, topo, backend, [{"source": "10.0.0.0/24"}])["commands"] == []
+
+
+def test_check_mode_changes_nothing_and_tells_the_truth(lab, backend):
+    topo = build(lab)
+    before = ruleset(lab, topo.hv)
+    result = forward(lab, topo, backend, [WEB], check_mode=True, diff=True)
+    assert result["changed"] is True
+    assert any("10.0.0.2" in command for command in result["commands"])
+    assert "10.0.0.2" in result["diff"]["after"] and result["diff"]["before"] == ""
+    assert ruleset(lab, topo.hv) == before
+    assert not (lab.tmp / "persist").exists()
+    # The real run then does what check mode announced.
+    real = forward(lab, topo, backend, [WEB])
+    assert real["commands"] == result["commands"]
+
+
+def test_allowlist_blocks_other_sources(lab, backend):
+    topo = build(lab)
+    lab.serve_tcp(topo.g1, 80)
+    forward(lab, topo, backend, [dict(WEB, allowed_sources=["198.51.100.0/24"])])
+    assert lab.connect(topo.upstream, HV_UPLINK, 8080, source=UPSTREAM_ALT) == "peer=%s" % UPSTREAM_ALT
+    assert lab.connect(topo.upstream, HV_UPLINK, 8080, source=UPSTREAM) is None
+    merged = forward(lab, topo, backend, [{"host_port": "8080", "allowed_sources": [UPSTREAM + "/32"]}])
+    assert merged["after"][0]["allowed_sources"] == ["198.51.100.0/24", UPSTREAM + "/32"]
+    assert lab.connect(topo.upstream, HV_UPLINK, 8080, source=UPSTREAM) == "peer=%s" % UPSTREAM
+
+
+def test_hairpin_serves_host_and_other_guests(lab, backend):
+    topo = build(lab)
+    lab.serve_tcp(topo.g1, 80)
+    forward(lab, topo, backend, [dict(WEB, in_interface="eth0")])
+    assert lab.connect(topo.g2, HV_UPLINK, 8080) is None
+    assert lab.connect(topo.hv, HV_UPLINK, 8080) is None
+    result = forward(lab, topo, backend, [dict(WEB, in_interface="eth0", hairpin=True)])
+    assert result["after"][0]["hairpin_sources"] == ["10.0.0.0/24"]
+    # g2's connection comes back masqueraded, so g1 answers through the host.
+    assert lab.connect(topo.g2, HV_UPLINK, 8080) == "peer=10.0.0.1"
+    assert lab.connect(topo.hv, HV_UPLINK, 8080) is not None
+    assert lab.connect(topo.upstream, HV_UPLINK, 8080) == "peer=%s" % UPSTREAM
+
+
+def test_overridden_replaced_deleted_gathered(lab, backend):
+    topo = build(lab)
+    ssh = {"host_port": "2222", "destination": G2, "destination_port": "22"}
+    forward(lab, topo, backend, [WEB, ssh])
+    replaced = forward(lab, topo, backend, [{"host_port": "8080", "destination": G2}], state="replaced")
+    by_port = {f["host_port"]: f for f in replaced["after"]}
+    assert by_port["8080"]["destination"] == G2 and by_port["8080"]["comment"] is None
+    assert "2222" in by_port
+    overridden = forward(lab, topo, backend, [ssh], state="overridden")
+    assert [f["host_port"] for f in overridden["after"]] == ["2222"]
+    gathered = forward(lab, topo, backend, None, state="gathered")
+    assert gathered["gathered"] == overridden["after"] and gathered["changed"] is False
+    deleted = forward(lab, topo, backend, [{"host_port": "2222"}], state="deleted")
+    assert deleted["after"] == []
+    assert "HNET-PF" not in ruleset(lab, topo.hv) and "hypervisor_network" not in ruleset(lab, topo.hv)
+
+
+def test_persistent_file_restores_what_was_applied(lab, backend):
+    topo = build(lab)
+    applied = forward(lab, topo, backend, [WEB, dict(WEB, host_port="8443", destination_port="443", hairpin=True)])
+    masquerade(lab, topo, backend, [{"source": "10.0.0.0/24", "out_interface": "eth0"}])
+    persisted = applied["persisted"]
+    assert persisted["file"]
+    # A reboot: empty netfilter, then what boot loads.
+    fresh = lab.ns("boot")
+    if backend["backend"] == "nftables":
+        boot = lab.run(fresh, ["nft", "-f", persisted["loader"]], check=False)
+        assert boot.returncode == 0, boot.stderr
+    else:
+        unit = open(persisted["loader"]).read()
+        exec_start = unit.split("ExecStart=", 1)[1].splitlines()[0]
+        command = exec_start.split(" -c ", 1)[1].strip("'")
+        lab.run(fresh, ["/bin/sh", "-c", command])
+    args = dict(backend, state="gathered", **persist_args(lab))
+    assert lab.module(fresh, "port_forward", args)["gathered"] == applied["after"]
+    assert lab.module(fresh, "masquerade", args)["gathered"] == [
+        {"source": "10.0.0.0/24", "out_interface": "eth0", "exclude_own_subnet": True, "comment": None}
+    ]
+
+
+def test_failed_transaction_leaves_previous_rules(lab, backend, tmp_path):
+    """A real nft / iptables-restore given one statement the kernel refuses, appended to our
+    script: the whole transaction must fail and the old rules stay in place."""
+    topo = build(lab)
+    lab.serve_tcp(topo.g1, 80)
+    forward(lab, topo, backend, [WEB])
+    before = ruleset(lab, topo.hv)
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    if backend["backend"] == "nftables":
+        name, extra = "nft", "add rule inet hypervisor_network_port_forward forward jump no_such_chain"
+        wrapper = '#!/bin/sh\n{ cat; echo "%s"; } | /usr/sbin/nft "$@"\n' % extra
+    else:
+        name = "iptables-%s-restore" % backend["iptables_variant"]
+        wrapper = '#!/bin/sh\nsed "s/^COMMIT$/-A HNET-PF-FORWARD -j NO-SUCH-CHAIN\\nCOMMIT/" | /usr/sbin/%s "$@"\n' % name
+    (bindir / name).write_text(wrapper)
+    (bindir / name).chmod(0o755)
+    failed = lab.module(
+        topo.hv, "port_forward",
+        dict(backend, config=[dict(WEB, destination=G2)], state="replaced", **persist_args(lab)),
+        env={"PATH": "%s:/usr/sbin:/usr/bin:/sbin:/bin" % bindir}, expect_fail=True,
+    )
+    assert failed["rc"] != 0 and failed["cmd"]
+    assert ruleset(lab, topo.hv) == before
+    assert lab.connect(topo.upstream, HV_UPLINK, 8080) == "peer=%s" % UPSTREAM
+
+
+@pytest.mark.parametrize("item, field", [
+    ({"host_port": "0", "destination": G1}, "config[0].host_port"),
+    ({"host_port": "65536", "destination": G1}, "config[0].host_port"),
+    ({"host_port": "90-80", "destination": G1}, "config[0].host_port"),
+    ({"host_port": "80", "destination": "10.0.0.300"}, "config[0].destination"),
+    ({"host_port": "80", "destination": G1, "allowed_sources": ["10.0.0.0/33"]}, "config[0].allowed_sources[0]"),
+    ({"host_port": "80", "destination": G1, "in_interface": "a-name-far-too-long"}, "config[0].in_interface"),
+    ({"host_port": "80", "destination": G1, "in_interface": "eth/0"}, "config[0].in_interface"),
+    ({"host_port": "80", "destination": G1, "comment": 'break "out'}, "config[0].comment"),
+    ({"host_port": "80", "destination": G1, "comment": "two\nlines"}, "config[0].comment"),
+    ({"host_port": "80-81", "destination": G1, "destination_port": "90-95"}, "config[0].destination_port"),
+])
+def test_bad_input_names_the_field_and_changes_nothing(lab, item, field):
+    topo = build(lab)
+    before = ruleset(lab, topo.hv)
+    result = forward(lab, topo, BACKENDS["nftables"], [WEB, item] if False else [item], expect_fail=True)
+    assert field in result["msg"]
+    assert ruleset(lab, topo.hv) == before
+
+
+def test_two_destinations_for_one_port_are_refused(lab):
+    topo = build(lab)
+    forward(lab, topo, BACKENDS["nftables"], [WEB])
+    before = ruleset(lab, topo.hv)
+    result = forward(lab, topo, BACKENDS["nftables"], [WEB, {"host_port": "8000-8090", "destination": G2}], expect_fail=True)
+    assert "config[1].host_port" in result["msg"] and "already forwarded" in result["msg"]
+    assert ruleset(lab, topo.hv) == before
+
+
+def test_rendered_needs_no_host_changes(lab):
+    topo = build(lab)
+    before = ruleset(lab, topo.hv)
+    for backend, marker in (("nftables", "dnat ip to 10.0.0.2:80"), ("iptables", "--to-destination 10.0.0.2:80")):
+        result = forward(lab, topo, {"backend": backend}, [WEB], state="rendered")
+        assert result["changed"] is False and marker in "\n".join(result["rendered"])
+    assert ruleset(lab, topo.hv) == before
+
+
+def test_lock_serialises_applies(lab):
+    topo = build(lab)
+    args = dict(BACKENDS["nftables"], config=[WEB], **persist_args(lab))
+    argsfile = lab.tmp / "locked-args.json"
+    argsfile.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
+    with open(args["lock_file"], "a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        proc = subprocess.Popen(
+            ["ip", "netns", "exec", topo.hv, "python3" if False else __import__("sys").executable, "-m",
+             "ansible_collections.hypervisor.network.plugins.modules.port_forward", str(argsfile)],
+            stdout=subprocess.PIPE, text=True,
+            env=dict(__import__("os").environ, PYTHONPATH=str(__import__("netlab").COLLECTIONS)),
+        )
+        time.sleep(1.5)
+        assert proc.poll() is None, "the module must wait for the lock"
+        assert "hypervisor_network_port_forward" not in ruleset(lab, topo.hv)
+    out, _ = proc.communicate(timeout=60)
+    assert json.loads(out)["changed"] is True
+    assert "hypervisor_network_port_forward" in ruleset(lab, topo.hv)
