@@ -9,13 +9,11 @@ not VirtualBox itself.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-FAKE_DIR = REPO / "tests" / "fixtures" / "virtualbox"
+from playbook_runner import recap_changed, run_playbook
+
+FAKE_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "virtualbox"
 
 PLAY = """
 - hosts: localhost
@@ -36,22 +34,8 @@ PLAY = """
 
 
 def play(tmp, *extra):
-    playbook = tmp / "play.yml"
-    playbook.write_text(PLAY)
-    env = dict(os.environ, PATH="%s:%s:%s" % (FAKE_DIR, Path(sys.executable).parent, os.environ["PATH"]),
-               ANSIBLE_COLLECTIONS_PATH=str(REPO / "build" / "collections"), ANSIBLE_NOCOLOR="1",
-               ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_INVENTORY_UNPARSED_WARNING="0",
-               ANSIBLE_PYTHON_INTERPRETER=sys.executable, FAKE_VBOX_STATE=str(tmp / "state.json"),
-               FAKE_VBOX_LOG=str(tmp / "calls.jsonl"), ANSIBLE_CONFIG=str(REPO / "ansible.cfg"))
-    proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", str(playbook)] + list(extra),
-                          capture_output=True, text=True, env=env, timeout=300, cwd=str(REPO))
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc.stdout
-
-
-def recap_changed(output):
-    line = [line for line in output.splitlines() if line.startswith("localhost")][-1]
-    return int(line.split("changed=")[1].split()[0])
+    return run_playbook(tmp, PLAY, *extra, path_first=[FAKE_DIR], FAKE_VBOX_STATE=str(tmp / "state.json"),
+                        FAKE_VBOX_LOG=str(tmp / "calls.jsonl")).stdout
 
 
 def test_role_converges_idempotently_and_respects_check_mode(lab):
