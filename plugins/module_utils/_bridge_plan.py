@@ -230,6 +230,8 @@ def _plan_ports(want, host, members, result):
             if move:
                 result.moves.append(move[0])
                 result.steps.append(move[1])
+                if link is None or not link.alias:
+                    result.rollback.insert(0, Step(["ip", "link", "set", "dev", port.name, "alias", ""]))
                 result.rollback.insert(0, move[2])
                 moved += move[0].addresses
             else:
