@@ -152,3 +152,74 @@ def attach_guest_ns(lab: Lab, host: LibvirtHost, bridge: str, short: str, port_n
     lab.run(host.ns, ["ip", "link", "set", port_name, "master", bridge])
     return guest
 
+
+
+# -- the fake internet and guests, shared by the libvirt tests ------------------------------------
+PRIVATE_DNS, PUBLIC_DNS = "198.51.100.53", "203.0.113.53"
+PRIVATE_NAME, PRIVATE_ADDR = "db.corp.example", "10.1.2.3"
+PUBLIC_NAME, PUBLIC_ADDR = "www.example.com", "203.0.113.80"
+# A host resolv.conf whose first nameserver answers REFUSED for everything but corp.example.
+REFUSING_RESOLV_CONF = "nameserver %s\nnameserver %s\n" % (PRIVATE_DNS, PUBLIC_DNS)
+
+UDHCPC_SCRIPT = """#!/bin/sh
+# busybox udhcpc calls this with the lease in the environment; configure eth0 and print it.
+case "$1" in
+  bound|renew)
+    ip addr flush dev "$interface"
+    ip addr add "$ip/$mask" dev "$interface"
+    for r in $router; do ip route replace default via "$r"; break; done
+    echo "LEASE ip=$ip mask=$mask router=$router dns=$dns domain=$domain"
+    ;;
+esac
+"""
+
+
+def start_upstream(lab: Lab, hv_ns: str):
+    """An "upstream" namespace linked to ``hv_ns`` with two DNS servers: one authoritative for
+    corp.example only (REFUSED for everything else), one that answers the public name."""
+    upstream = lab.ns("up")
+    lab.veth(hv_ns, "uplink", upstream, "eth0")
+    lab.addr(hv_ns, "uplink", "198.51.100.1/24")
+    for cidr in ("198.51.100.2/24", PRIVATE_DNS + "/24", PUBLIC_DNS + "/24"):
+        lab.addr(upstream, "eth0", cidr)
+    lab.route(hv_ns, "203.0.113.0/24", "via", "198.51.100.2")
+    common = ["dnsmasq", "-k", "--conf-file=/dev/null", "--no-resolv", "--no-hosts", "--bind-interfaces",
+              "--pid-file=", "--user=root", "--port=53"]
+    lab.spawn(upstream, common + ["--listen-address=" + PRIVATE_DNS, "--local=/corp.example/",
+                                  "--address=/%s/%s" % (PRIVATE_NAME, PRIVATE_ADDR)])
+    lab.spawn(upstream, common + ["--listen-address=" + PUBLIC_DNS, "--address=/%s/%s" % (PUBLIC_NAME, PUBLIC_ADDR)])
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if dig(lab, upstream, PUBLIC_DNS, PUBLIC_NAME)[0] == "NOERROR":
+            return upstream
+        time.sleep(0.1)
+    raise AssertionError("upstream DNS did not start")
+
+
+def dig(lab: Lab, ns: str, server: str, name: str):
+    """(status, [addresses]) of an A query from ``ns``; status is "TIMEOUT" if nothing answered."""
+    out = lab.run(ns, ["dig", "@" + server, name, "A", "+time=2", "+tries=2", "+noall", "+comments", "+answer"], check=False).stdout
+    status = "TIMEOUT"
+    for line in out.splitlines():
+        if "status:" in line:
+            status = line.split("status:")[1].split(",")[0].strip()
+    answers = [line.split()[-1] for line in out.splitlines() if line and not line.startswith(";") and " A " in line.replace("\t", " ")]
+    return status, answers
+
+
+def dhcp_lease(lab: Lab, guest: str, timeout_tries=8):
+    """Run busybox udhcpc once in ``guest``; return the lease as a dict (configures eth0)."""
+    script = lab.tmp / "udhcpc.sh"
+    if not script.exists():
+        script.write_text(UDHCPC_SCRIPT)
+        script.chmod(0o755)
+    proc = lab.run(guest, ["busybox", "udhcpc", "-i", "eth0", "-n", "-q", "-f", "-t", str(timeout_tries), "-T", "1",
+                           "-s", str(script)], check=False, timeout=60)
+    for line in proc.stdout.splitlines():
+        if line.startswith("LEASE "):
+            return dict(item.split("=", 1) for item in line.split()[1:])
+    raise AssertionError("no DHCP lease in %s:\n%s\n%s" % (guest, proc.stdout, proc.stderr))
+
+
+def ping(lab: Lab, ns: str, address: str):
+    return lab.run(ns, ["busybox", "ping", "-c", "1", "-W", "2", address], check=False).returncode == 0  # no iputils here

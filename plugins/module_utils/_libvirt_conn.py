@@ -10,6 +10,7 @@ answer gets a message that says how to start it.
 from __future__ import annotations
 
 import contextlib
+import time
 
 from ansible_collections.hypervisor.network.plugins.module_utils import _libvirt_net_xml as netxml
 from ansible_collections.hypervisor.network.plugins.module_utils._errors import HypervisorNetworkError
@@ -25,6 +26,7 @@ UPDATE_COMMANDS = {"delete": 2, "add-last": 3}
 AFFECT_LIVE, AFFECT_CONFIG = 1, 2
 NETWORK_XML_INACTIVE = 1
 ERR_NO_NETWORK, ERR_NO_DOMAIN = 43, 42
+BR_STATE_FORWARDING = 3
 
 HOW_TO_START = (
     "is libvirtd running? Start it with 'systemctl start libvirtd' (or the socket units "
@@ -78,6 +80,26 @@ def bridge_ports(runner, bridge):
     return tuple(sorted(line.split(":")[1].strip().split("@")[0] for line in out.splitlines() if ":" in line))
 
 
+def wait_until_forwarding(ports, timeout=30.0):
+    """With STP on, a new bridge port passes listening and learning (two forward delays, at least
+    2 s each) before it forwards; the guests count as connected again only after that."""
+    deadline = time.monotonic() + timeout
+    pending = list(ports)
+    while pending and time.monotonic() < deadline:
+        pending = [port for port in pending if _bridge_port_state(port) not in (None, BR_STATE_FORWARDING)]
+        if pending:
+            time.sleep(0.2)
+    return pending
+
+
+def _bridge_port_state(port):
+    try:
+        with open("/sys/class/net/%s/brport/state" % port) as handle:
+            return int(handle.read().strip())
+    except (OSError, ValueError):
+        return None  # gone, or no longer a bridge port: nothing to wait for
+
+
 def gather(conn, uri, name, runner):
     net = lookup_network(conn, uri, name)
     if net is None:
@@ -124,6 +146,8 @@ def apply_steps(conn, uri, steps, runner):
                 gone = not runner.check_mode and runner.read(["ip", "link", "show", port], check_rc=False)[0] != 0
                 if port not in attached and not gone:
                     runner.change(["ip", "link", "set", port, "master", step.bridge])
+            if not runner.check_mode:
+                wait_until_forwarding(step.ports)
             continue
         runner.commands.append(step.shown())
         if not runner.check_mode:

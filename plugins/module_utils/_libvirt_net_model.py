@@ -212,7 +212,7 @@ def _ip(index, opts):
     field = "ips[%d]" % index
     address = _validate.address(field + ".address", opts["address"])
     max_prefix = 32 if address.version == 4 else 128
-    prefix = _int_in(field + ".prefix", opts.get("prefix", 24 if address.version == 4 else 64), 1, max_prefix)
+    prefix = _int_in(field + ".prefix", opts.get("prefix") or (24 if address.version == 4 else 64), 1, max_prefix)
     subnet = ipaddress.ip_interface("%s/%d" % (address, prefix)).network
     if address in (subnet.network_address, subnet.broadcast_address) and subnet.num_addresses > 2:
         raise ValidationError(field + ".address", str(address), "is the network or broadcast address of %s" % subnet)

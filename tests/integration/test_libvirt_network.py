@@ -1,0 +1,171 @@
+"""libvirt_network against a real libvirtd and dnsmasq in a test namespace, guests as namespaces.
+
+One libvirtd serves the whole file (starting one takes seconds); every test uses its own network
+name, bridge and subnet, so the tests do not depend on each other's order.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from libvirt_lab import (
+    PRIVATE_ADDR,
+    PRIVATE_DNS,
+    PRIVATE_NAME,
+    PUBLIC_ADDR,
+    PUBLIC_DNS,
+    PUBLIC_NAME,
+    REFUSING_RESOLV_CONF,
+    LibvirtHost,
+    attach_guest_ns,
+    dhcp_lease,
+    dig,
+    ping,
+    start_upstream,
+)
+from netlab import Lab
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def hv():
+    lab = Lab(tag="lvn")
+    host = None
+    try:
+        hv_ns = lab.ns("hv")
+        start_upstream(lab, hv_ns)
+        host = LibvirtHost(lab, hv_ns, resolv_conf=REFUSING_RESOLV_CONF).start()
+        yield host
+    finally:
+        if host is not None:
+            host.stop()
+        lab.close()
+
+
+def nat_network(name, bridge, third, **extra):
+    args = dict(
+        name=name,
+        bridge=dict(name=bridge),
+        ips=[dict(address="10.77.%d.1" % third, prefix=24,
+                  dhcp_ranges=[dict(start="10.77.%d.100" % third, end="10.77.%d.150" % third, lease_expiry=1, lease_unit="hours")])],
+    )
+    args.update(extra)
+    return args
+
+
+def dnsmasq_pid(hv, name):
+    return (hv.run_dir / "libvirt" / "network" / ("%s.pid" % name)).read_text().strip()
+
+
+def test_refused_upstream_then_forwarders_fix_it_and_guests_stay_connected(hv):
+    lab, gateway = hv.lab, "10.77.1.1"
+    args = nat_network("dnsfix", "virbr71", 1)
+    created = hv.module("libvirt_network", args)
+    assert created["changed"] and not created["restarted"]
+    guests = [attach_guest_ns(lab, hv, "virbr71", "g%d" % i, "gport%d" % i) for i in range(2)]
+    leases = [dhcp_lease(lab, guest) for guest in guests]
+    for guest, lease in zip(guests, leases):
+        assert lease["ip"].startswith("10.77.1.") and lease["router"] == gateway
+        assert ping(lab, guest, gateway)
+    # the baseline from the field: the first host nameserver refuses, so guests get REFUSED
+    assert dig(lab, guests[0], gateway, PRIVATE_NAME) == ("NOERROR", [PRIVATE_ADDR])
+    assert dig(lab, guests[0], gateway, PUBLIC_NAME)[0] == "REFUSED"
+
+    args["dns"] = dict(forwarders=[dict(domain="corp.example", addr=PRIVATE_DNS), dict(addr=PUBLIC_DNS)])
+    fixed = hv.module("libvirt_network", args, diff=True)
+    assert fixed["changed"] and fixed["restarted"]
+    assert fixed["reattached"] == ["gport0", "gport1"]
+    assert '<forwarder domain="corp.example" addr="198.51.100.53" />' in fixed["diff"]["after"]
+    assert "forwarder" not in fixed["diff"]["before"]
+    assert hv.bridge_ports("virbr71") == ["gport0", "gport1"]
+    for guest in guests:  # still connected with the lease they had, no new DHCP
+        assert ping(lab, guest, gateway)
+        assert dig(lab, guest, gateway, PRIVATE_NAME) == ("NOERROR", [PRIVATE_ADDR])
+        assert dig(lab, guest, gateway, PUBLIC_NAME) == ("NOERROR", [PUBLIC_ADDR])
+
+    again = hv.module("libvirt_network", args)
+    assert not again["changed"] and again["commands"] == []
+
+
+def test_dhcp_host_added_live_without_restart(hv):
+    lab = hv.lab
+    args = nat_network("fixed", "virbr72", 2)
+    hv.module("libvirt_network", args)
+    bystander = attach_guest_ns(lab, hv, "virbr72", "by", "byport")
+    assert ping(lab, bystander, dhcp_lease(lab, bystander)["router"])
+    pid_before = dnsmasq_pid(hv, "fixed")
+
+    newcomer = attach_guest_ns(lab, hv, "virbr72", "nc", "ncport")
+    lab.run(newcomer, ["ip", "link", "set", "eth0", "address", "52:54:00:77:02:20"])
+    args["ips"][0]["dhcp_hosts"] = [dict(mac="52:54:00:77:02:20", name="newcomer", ip="10.77.2.20")]
+    added = hv.module("libvirt_network", args)
+    assert added["changed"] and not added["restarted"] and added["reattached"] == []
+    assert added["commands"] == [
+        "virsh net-update fixed add-last ip-dhcp-host '<host mac=\"52:54:00:77:02:20\" name=\"newcomer\" ip=\"10.77.2.20\" />'"
+        " --parent-index 0 --live --config"
+    ]
+    assert dhcp_lease(lab, newcomer)["ip"] == "10.77.2.20"
+    assert dnsmasq_pid(hv, "fixed") == pid_before  # dnsmasq was told, not restarted
+    assert hv.bridge_ports("virbr72") == ["byport", "ncport"]
+    assert "10.77.2.20" in hv.virsh(["net-dumpxml", "--inactive", "fixed"]).stdout  # persistent too
+    assert not hv.module("libvirt_network", args)["changed"]
+
+
+def test_check_mode_touches_nothing_and_diff_shows_xml(hv):
+    args = nat_network("checked", "virbr73", 3, dnsmasq_options=["edns-packet-max=4096"])
+    planned = hv.module("libvirt_network", args, check_mode=True, diff=True)
+    assert planned["changed"] and planned["commands"][0].startswith("virsh net-define")
+    assert planned["diff"]["before"] == "" and "edns-packet-max=4096" in planned["diff"]["after"]
+    assert hv.virsh(["net-info", "checked"], check=False).returncode != 0  # not defined
+
+    hv.module("libvirt_network", args)
+    xml_before, pid_before = hv.virsh(["net-dumpxml", "checked"]).stdout, dnsmasq_pid(hv, "checked")
+    assert "edns-packet-max=4096" in hv.run(["cat", "/var/lib/libvirt/dnsmasq/checked.conf"]).stdout
+    for change in (dict(mtu=1400), dict(state="absent"), dict(active=False)):
+        result = hv.module("libvirt_network", dict(args, **change), check_mode=True, diff=True)
+        assert result["changed"], change
+    assert hv.virsh(["net-dumpxml", "checked"]).stdout == xml_before
+    assert dnsmasq_pid(hv, "checked") == pid_before
+
+    gone = hv.module("libvirt_network", dict(args, state="absent"))
+    assert gone["commands"] == ["virsh net-destroy checked", "virsh net-undefine checked"]
+    assert hv.virsh(["net-info", "checked"], check=False).returncode != 0
+    assert not hv.module("libvirt_network", dict(args, state="absent"))["changed"]
+
+
+def test_no_restart_leaves_a_pending_note_then_restart_applies_it(hv):
+    args = nat_network("pending", "virbr74", 4)
+    hv.module("libvirt_network", args)
+    deferred = hv.module("libvirt_network", dict(args, mtu=1400, restart=False))
+    assert deferred["changed"] and not deferred["restarted"] and "needs a restart" in deferred["notes"][0]
+    assert "mtu" not in hv.virsh(["net-dumpxml", "pending"]).stdout
+    assert not hv.module("libvirt_network", dict(args, mtu=1400, restart=False))["changed"]
+    applied = hv.module("libvirt_network", dict(args, mtu=1400))
+    assert applied["restarted"] and applied["commands"] == ["virsh net-destroy pending", "virsh net-start pending"]
+    assert "<mtu size='1400'/>" in hv.virsh(["net-dumpxml", "pending"]).stdout
+
+
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        (dict(forward=dict(mode="tunnel")), "mode"),
+        (dict(bridge=dict(name="virbr-name-too-long")), "bridge.name"),
+        (dict(ips=[dict(address="10.77.5.1", dhcp_ranges=[dict(start="10.77.6.10", end="10.77.6.20")])]), "ips[0].dhcp_ranges[0].start"),
+        (dict(ips=[dict(address="10.77.5.1", dhcp_ranges=[dict(start="10.77.5.90", end="10.77.5.10")])]), "ips[0].dhcp_ranges[0]"),
+        (dict(ips=[dict(address="10.77.5.1", dhcp_hosts=[dict(mac="52:54:00:00:00:01", ip="10.77.5.9"),
+                                                          dict(mac="52:54:00:00:00:01", ip="10.77.5.8")])]), "ips[0].dhcp_hosts[1].mac"),
+        (dict(dns=dict(forwarders=[dict(domain="bad domain", addr=PUBLIC_DNS)])), "dns.forwarders[0].domain"),
+        (dict(dnsmasq_options=["cache-size=0\ndhcp-script=/tmp/evil"]), "dnsmasq_options[0]"),
+    ],
+)
+def test_bad_input_is_refused_before_anything_changes(hv, change, field):
+    result = hv.module("libvirt_network", dict(nat_network("refused", "virbr75", 5), **change), expect_fail=True)
+    assert field in result["msg"]
+    assert hv.virsh(["net-info", "refused"], check=False).returncode != 0
+
+
+def test_unreachable_libvirtd_says_uri_and_how_to_start(hv):
+    uri = "qemu:///system?socket=/run/libvirt/nothing-here"
+    result = hv.module("libvirt_network", dict(nat_network("x", "virbr76", 6), uri=uri), expect_fail=True)
+    assert uri in result["msg"] and "libvirtd -d" in result["msg"]
