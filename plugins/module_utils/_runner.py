@@ -95,6 +95,9 @@ class Runner:
             handle.write(content)
         os.chmod(tmp, mode)
         self.module.atomic_move(tmp, path)
+        # atomic_move gives a new file the umask's permissions: apply ``mode`` after it (a
+        # NetworkManager keyfile that is not 0600 is ignored).
+        os.chmod(path, mode)
         return True
 
     def remove_file(self, path):
