@@ -17,6 +17,7 @@ from ansible_collections.hypervisor.network.plugins.module_utils._bridge import 
     want_from_params,
 )
 from ansible_collections.hypervisor.network.plugins.module_utils._bridge_plan import (
+    KERNEL_DEFAULTS,
     SELF_MAINTAINED_PROTOCOLS,
     plan,
     validate_against_host,
@@ -92,9 +93,11 @@ def persist_config(want, host, the_plan):
     """What goes to disk: the wanted settings, with the runtime values where the user left a
     setting out (a manager's default, NetworkManager's STP on for one, would differ)."""
     bridge = host.links.get(want.name)
-    current = bridge.bridge if bridge is not None else {"stp": False, "forward_delay": 15, "vlan_filtering": False}
+    current = bridge.bridge if bridge is not None else KERNEL_DEFAULTS
     config = persist.BridgeConfig(name=want.name, mtu=want.mtu, mac=want.mac, default_pvid=want.default_pvid, vlans=want.vlans)
-    for key in ("stp", "forward_delay", "vlan_filtering"):
+    # VLAN filtering is off by default everywhere: written only when asked for or already on.
+    config.vlan_filtering = want.vlan_filtering if want.vlan_filtering is not None else (current.get("vlan_filtering") or None)
+    for key in ("stp", "forward_delay"):
         value = getattr(want, key)
         setattr(config, key, value if value is not None else current.get(key))
     moved_addresses = [a for move in the_plan.moves for a in move.addresses]

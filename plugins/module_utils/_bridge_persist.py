@@ -217,8 +217,8 @@ def render_ifupdown(config):
         options += ["stp_state", "1" if config.stp else "0"]
     if config.forward_delay is not None:
         options += ["forward_delay", str(config.forward_delay * 100)]
-    if config.vlan_filtering is not None:
-        options += ["vlan_filtering", "1" if config.vlan_filtering else "0"]
+    if config.vlan_filtering:  # off is the default, and kernels without VLAN filtering refuse even "0"
+        options += ["vlan_filtering", "1"]
     if config.default_pvid is not None:
         options += ["vlan_default_pvid", str(config.default_pvid)]
     lines = ["pre-up ip link add name %s type bridge%s" % (name, "".join(" " + o for o in options))]

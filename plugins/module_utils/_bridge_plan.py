@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 from ansible_collections.hypervisor.network.plugins.module_utils._bridge import PORT_MARK, vlan_ranges
 from ansible_collections.hypervisor.network.plugins.module_utils._errors import ValidationError
 
+# What a new bridge starts with, so creation passes only the options that differ (a kernel built
+# without VLAN filtering refuses even "vlan_filtering 0").
+KERNEL_DEFAULTS = {"stp": False, "forward_delay": 15, "vlan_filtering": False, "default_pvid": 1}
 # Routes the kernel or router advertisements maintain by themselves; moving them would be noise.
 SELF_MAINTAINED_PROTOCOLS = ("kernel", "ra")
 
@@ -146,7 +149,7 @@ def _bridge_options(want, current):
 
 def _plan_bridge_link(want, bridge, result):
     if bridge is None:
-        result.add("ip", "link", "add", "name", want.name, "type", "bridge", *_bridge_options(want, {}))
+        result.add("ip", "link", "add", "name", want.name, "type", "bridge", *_bridge_options(want, KERNEL_DEFAULTS))
         result.rollback.insert(0, Step(["ip", "link", "del", "dev", want.name]))
     else:
         options = _bridge_options(want, bridge.bridge)
