@@ -41,6 +41,7 @@ CHAINS = {
     },
 }
 TABLES = ("nat", "filter")
+MULTI_SOURCE_KINDS = {"port_forward"}
 BUILTIN = {"PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"}
 ACTIONS = {ACCEPT: "ACCEPT", MASQUERADE: "MASQUERADE", DNAT: "DNAT"}
 
@@ -209,7 +210,9 @@ def parse_rule(role, family, tokens):
             elif tok == "--ctstate" and arg == "DNAT":
                 fields["ct_dnat"] = True
             elif tok == "--comment":
-                fields["comment"] = arg
+                # iptables-save escapes quotes inside its double quotes; our comments hold no
+                # backslash, so every backslash here is such an escape.
+                fields["comment"] = arg.replace("\\", "")
             elif tok == "-j" and arg in ("ACCEPT", "MASQUERADE", "DNAT"):
                 fields["action"] = {"ACCEPT": ACCEPT, "MASQUERADE": MASQUERADE, "DNAT": DNAT}[arg]
             elif tok == "--to-destination":
@@ -225,8 +228,9 @@ def parse_rule(role, family, tokens):
 
 
 def parse_save(kind, family, text):
-    """(rules, jumps) from `iptables-save` output: our chains' rules, regrouped so that lines
-    differing only in their source are one rule again; jumps as (table, parent, chain)."""
+    """(rules, jumps) from `iptables-save` output: our chains' rules, with lines that differ
+    only in their source regrouped into one rule again (port forwards only: their key makes such
+    lines one forward; masquerade rules are one source each); jumps as (table, parent, chain)."""
     roles = _chain_roles(kind)
     ours = set(roles)
     rules, jumps = [], set()
@@ -245,7 +249,7 @@ def parse_save(kind, family, text):
         if chain not in ours or roles[chain][0] != table:
             continue
         rule = parse_rule(roles[chain][1], family, tokens[2:])
-        if rules and rule.saddr and rules[-1].saddr and _same_but_source(rules[-1], rule):
+        if kind in MULTI_SOURCE_KINDS and rules and rule.saddr and rules[-1].saddr and _same_but_source(rules[-1], rule):
             merged = tuple(sorted(set(rules[-1].saddr) | set(rule.saddr), key=_net_order))
             rules[-1] = Rule(**dict(_as_dict(rule), saddr=merged))
         else:

@@ -109,9 +109,13 @@ CHAIN_ORDER = (PREROUTING, HAIRPIN_PREROUTING, OUTPUT, FORWARD, HAIRPIN_FORWARD,
 
 
 def canonical(rules):
-    """Rules grouped by chain, in chain order, keeping their order within a chain: the form
-    in which rules compiled from the model and rules read back from the host are compared."""
-    return sorted(rules, key=lambda rule: CHAIN_ORDER.index(rule.chain) if rule.chain in CHAIN_ORDER else len(CHAIN_ORDER))
+    """Rules grouped by chain and IP family, keeping their order within a group: the form in
+    which rules compiled from the model and rules read back from the host are compared (the
+    iptables backend reads one family after the other)."""
+    def group(rule):
+        return (CHAIN_ORDER.index(rule.chain) if rule.chain in CHAIN_ORDER else len(CHAIN_ORDER), rule.family)
+
+    return sorted(rules, key=group)
 
 
 def _unique(rules):

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import fcntl
 import json
+import os
 import subprocess
+import sys
 import time
 
 import pytest
+from netlab import COLLECTIONS
 from netfilter_topology import BACKENDS, G1, G2, HV_UPLINK, UPSTREAM, UPSTREAM_ALT, build, persist_args, ruleset
 
 WEB = {"host_port": "8080", "destination": G1, "destination_port": "80", "comment": "guest web"}
@@ -181,7 +184,7 @@ def test_failed_transaction_leaves_previous_rules(lab, backend, tmp_path):
 def test_bad_input_names_the_field_and_changes_nothing(lab, item, field):
     topo = build(lab)
     before = ruleset(lab, topo.hv)
-    result = forward(lab, topo, BACKENDS["nftables"], [WEB, item] if False else [item], expect_fail=True)
+    result = forward(lab, topo, BACKENDS["nftables"], [item], expect_fail=True)
     assert field in result["msg"]
     assert ruleset(lab, topo.hv) == before
 
@@ -212,10 +215,9 @@ def test_lock_serialises_applies(lab):
     with open(args["lock_file"], "a+") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
         proc = subprocess.Popen(
-            ["ip", "netns", "exec", topo.hv, "python3" if False else __import__("sys").executable, "-m",
+            ["ip", "netns", "exec", topo.hv, sys.executable, "-m",
              "ansible_collections.hypervisor.network.plugins.modules.port_forward", str(argsfile)],
-            stdout=subprocess.PIPE, text=True,
-            env=dict(__import__("os").environ, PYTHONPATH=str(__import__("netlab").COLLECTIONS)),
+            stdout=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=str(COLLECTIONS)),
         )
         time.sleep(1.5)
         assert proc.poll() is None, "the module must wait for the lock"
