@@ -16,9 +16,11 @@ BIN = Path(sys.executable).parent
 
 def ansible_env(path_first=(), **extra):
     path = ":".join([str(p) for p in path_first] + [str(BIN), os.environ["PATH"]])
-    return dict(os.environ, PATH=path, ANSIBLE_COLLECTIONS_PATH=str(REPO / "build" / "collections"),
-                ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_LOCALHOST_WARNING="0",
-                ANSIBLE_INVENTORY_UNPARSED_WARNING="0", ANSIBLE_PYTHON_INTERPRETER=sys.executable, **extra)
+    env = dict(os.environ, PATH=path, ANSIBLE_COLLECTIONS_PATH=str(REPO / "build" / "collections"),
+               ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_LOCALHOST_WARNING="0",
+               ANSIBLE_INVENTORY_UNPARSED_WARNING="0", ANSIBLE_PYTHON_INTERPRETER=sys.executable)
+    env.update(extra)
+    return env
 
 
 def run_playbook(tmp, text, *args, path_first=(), check=True, **extra_env):
