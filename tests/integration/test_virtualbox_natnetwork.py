@@ -31,16 +31,15 @@ NETWORK = {
 
 
 @pytest.fixture
-def vbox(lab, monkeypatch):
-    """Put the stand-in first on PATH (Lab.module passes os.environ on) and return a helper."""
-    state, log = lab.tmp / "vbox-state.json", lab.tmp / "vbox-calls.jsonl"
-    monkeypatch.setenv("PATH", "%s:%s" % (FAKE_DIR, os.environ["PATH"]))
-    monkeypatch.setenv("FAKE_VBOX_STATE", str(state))
-    monkeypatch.setenv("FAKE_VBOX_LOG", str(log))
+def vbox(lab):
+    """Run the module with the stand-in first on PATH; ``env`` is what the module process gets."""
+    state_file, log = lab.tmp / "vbox-state.json", lab.tmp / "vbox-calls.jsonl"
 
     class Helper:
+        env = {"PATH": "%s:%s" % (FAKE_DIR, os.environ["PATH"]), "FAKE_VBOX_STATE": str(state_file), "FAKE_VBOX_LOG": str(log)}
+
         def run(self, args, **kwargs):
-            return lab.module(None, "virtualbox_natnetwork", args, **kwargs)
+            return lab.module(None, "virtualbox_natnetwork", args, env=self.env, **kwargs)
 
         def calls(self):
             return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
@@ -49,7 +48,7 @@ def vbox(lab, monkeypatch):
             return [call for call in self.calls() if call[:2] != ["natnetwork", "list"] and call[:2] != ["list", "natnets"]]
 
         def state(self):
-            return json.loads(state.read_text()) if state.exists() else {"natnets": []}
+            return json.loads(state_file.read_text()) if state_file.exists() else {"natnets": []}
 
     return Helper()
 
@@ -93,9 +92,9 @@ def test_update_changes_only_what_differs(vbox):
     assert vbox.run(changed)["changed"] is False
 
 
-def test_virtualbox6_layout_falls_back_to_list_natnets(vbox, monkeypatch):
+def test_virtualbox6_layout_falls_back_to_list_natnets(vbox):
     vbox.run(NETWORK)
-    monkeypatch.setenv("FAKE_VBOX_VERSION", "6")
+    vbox.env["FAKE_VBOX_VERSION"] = "6"
     result = vbox.run(NETWORK)
     assert result["changed"] is False
     assert ["list", "natnets"] in vbox.calls()
@@ -116,7 +115,7 @@ def test_bad_input_fails_before_any_call(vbox):
     assert vbox.calls() == []
 
 
-def test_missing_vboxmanage_is_a_clear_error(vbox, monkeypatch):
-    monkeypatch.setenv("PATH", "/nonexistent")
+def test_missing_vboxmanage_is_a_clear_error(vbox):
+    vbox.env["PATH"] = "/nonexistent"
     result = vbox.run(NETWORK, expect_fail=True)
     assert "VBoxManage" in result["msg"] and "not installed" in result["msg"]

@@ -26,18 +26,17 @@ FORWARDS = [
 
 
 @pytest.fixture
-def vmnat(lab, monkeypatch):
+def vmnat(lab):
     conf, log = lab.tmp / "vmnet8" / "nat" / "nat.conf", lab.tmp / "vmware-calls.log"
     conf.parent.mkdir(parents=True)
     shutil.copy(STOCK, conf)
-    monkeypatch.setenv("PATH", "%s:%s" % (FAKE_DIR, os.environ["PATH"]))
-    monkeypatch.setenv("FAKE_VMWARE_LOG", str(log))
 
     class Helper:
         path = conf
+        env = {"PATH": "%s:%s" % (FAKE_DIR, os.environ["PATH"]), "FAKE_VMWARE_LOG": str(log)}
 
         def run(self, args, **kwargs):
-            return lab.module(None, "vmware_nat", dict(args, path=str(conf)), **kwargs)
+            return lab.module(None, "vmware_nat", dict(args, path=str(conf)), env=self.env, **kwargs)
 
         def restarts(self):
             return log.read_text().splitlines() if log.exists() else []
@@ -78,8 +77,8 @@ def test_absent_and_custom_restart(vmnat):
     assert vmnat.run({"state": "absent", "port_forwards": [{"host_port": 2222}]})["changed"] is False
 
 
-def test_failed_restart_is_reported_after_the_write(vmnat, monkeypatch):
-    monkeypatch.setenv("FAKE_VMWARE_FAIL", "--start")
+def test_failed_restart_is_reported_after_the_write(vmnat):
+    vmnat.env["FAKE_VMWARE_FAIL"] = "--start"
     result = vmnat.run({"port_forwards": FORWARDS}, expect_fail=True)
     assert result["rc"] == 1 and "Failed to start NAT service" in result["msg"]
     assert "8080 = 192.168.79.130:80" in vmnat.path.read_text()
