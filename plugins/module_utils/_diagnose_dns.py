@@ -1,0 +1,101 @@
+# -*- coding: utf-8 -*-
+# Copyright: hypervisor.network developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A tiny DNS client built from the standard library: one A query over UDP, its answer code.
+
+diagnose and guest_probe must not depend on dig or dnspython on the target host. Only the
+header of the answer matters (its ID, its flags and its answer count), so nothing more is parsed.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+import time
+
+RCODES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED"}
+TIMEOUT = "TIMEOUT"
+UNREACHABLE = "UNREACHABLE"
+# A server that answers NOERROR or NXDOMAIN for a name serves (or forwards) that name; REFUSED,
+# SERVFAIL and silence mean a resolver behind it gets nothing useful.
+ANSWERED = ("NOERROR", "NXDOMAIN")
+QTYPE_A, QCLASS_IN = 1, 1
+
+
+def build_query(name, query_id, qtype=QTYPE_A):
+    """The bytes of a standard recursive query for ``name``."""
+    header = struct.pack("!HHHHHH", query_id, 0x0100, 1, 0, 0, 0)  # RD set, one question
+    labels = [label for label in name.rstrip(".").split(".") if label]
+    qname = b"".join(struct.pack("!B", len(label.encode("idna"))) + label.encode("idna") for label in labels) + b"\x00"
+    return header + qname + struct.pack("!HH", qtype, QCLASS_IN)
+
+
+def parse_header(data):
+    """(id, rcode name, answer count) of a reply, or None when it is too short to be DNS."""
+    if len(data) < 12:
+        return None
+    query_id, flags, _qd, ancount, _ns, _ar = struct.unpack("!HHHHHH", data[:12])
+    if not flags & 0x8000:  # not a response
+        return None
+    rcode = flags & 0x000F
+    return query_id, RCODES.get(rcode, "RCODE%d" % rcode), ancount
+
+
+def query(server, name, timeout=2.0, port=53):
+    """Ask ``server`` for ``name`` once. Returns a dict: server, name, rcode, answers, ms.
+
+    rcode is one of RCODES' names, TIMEOUT, or UNREACHABLE (an ICMP error came back, or the
+    address cannot be reached at all), so that a caller never needs to catch anything.
+    """
+    family = socket.AF_INET6 if ":" in server else socket.AF_INET
+    query_id = struct.unpack("!H", os.urandom(2))[0]
+    packet = build_query(name, query_id)
+    result = {"server": server, "name": name, "rcode": TIMEOUT, "answers": 0, "ms": None}
+    started = time.monotonic()
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        sock.settimeout(timeout)
+        sock.connect((server, port))
+        sock.send(packet)
+        deadline = started + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            sock.settimeout(remaining)
+            data = sock.recv(4096)
+            parsed = parse_header(data)
+            if parsed and parsed[0] == query_id:  # ignore stray or spoofed replies
+                result["rcode"], result["answers"] = parsed[1], parsed[2]
+                result["ms"] = round((time.monotonic() - started) * 1000.0, 2)
+                break
+    except socket.timeout:
+        pass
+    except OSError as exc:
+        result["rcode"] = UNREACHABLE
+        result["error"] = str(exc)
+    finally:
+        sock.close()
+    return result
+
+
+def parse_resolv_conf(text):
+    """nameserver and search/domain entries of a resolv.conf, in file order."""
+    nameservers, search = [], []
+    for raw in (text or "").splitlines():
+        line = raw.split("#", 1)[0].split(";", 1)[0].split()
+        if len(line) < 2:
+            continue
+        if line[0] == "nameserver":
+            nameservers.append(line[1].split("%", 1)[0])
+        elif line[0] in ("search", "domain"):
+            search = [d.rstrip(".") for d in line[1:]]  # the last of search/domain wins
+    return {"nameservers": nameservers, "search": search}
+
+
+def percentile(values, pct):
+    """Nearest-rank percentile of a non-empty list."""
+    ordered = sorted(values)
+    rank = max(1, int(round(pct / 100.0 * len(ordered) + 0.4999)))
+    return ordered[min(rank, len(ordered)) - 1]

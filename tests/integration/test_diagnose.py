@@ -1,0 +1,210 @@
+"""diagnose in namespaces: break one thing, see the finding and its fix, apply the fix, see ok.
+
+The hypervisor is the netfilter topology's "hv" namespace (br0 10.0.0.1/24 with two guests). DNS
+probes only go to the upstream namespace these tests create.
+"""
+
+from __future__ import annotations
+
+import time
+
+from netfilter_topology import G1, HV_UPLINK, UPSTREAM, build, persist_args
+
+WEB = {"protocol": "tcp", "host_port": "8080", "destination": G1, "destination_port": "80"}
+
+
+def diagnose(lab, ns, checks=None, **args):
+    base = {"libvirt": False, "probe_dns": False, "resolv_conf": str(lab.tmp / "resolv.conf"),
+            "log_files": [str(lab.tmp / "libvirtd.log")], "probe_timeout": 1.0}
+    if checks:
+        base["checks"] = checks
+    base.update(args)
+    result = lab.module(ns, "diagnose", base)
+    assert result["changed"] is False
+    return result
+
+
+def only(result, check, subject=None):
+    found = [f for f in result["findings"] if f["check"] == check and (subject is None or subject in f["subject"])]
+    assert found, "no %s finding in %s" % (check, result["findings"])
+    return found
+
+
+def apply_fix(lab, ns, fix, **extra):
+    """Run the module the finding names, with its arguments."""
+    name = fix["module"].rsplit(".", 1)[1]
+    return lab.module(ns, name, dict(fix["args"], **extra))
+
+
+def test_ip_forward_off_is_found_and_fixed_by_ip_forward(lab):
+    topo = build(lab)
+    lab.sysctl(topo.hv, "net.ipv4.ip_forward", 0)
+    (bad,) = only(diagnose(lab, topo.hv, ["ip_forward"]), "ip_forward", "ipv4")
+    assert bad["status"] == "fail" and "br0" in bad["summary"]
+    assert bad["fix_module"] == {"module": "hypervisor.network.ip_forward", "args": {"ipv4": True}}
+    apply_fix(lab, topo.hv, bad["fix_module"], persist=False)
+    (good,) = only(diagnose(lab, topo.hv, ["ip_forward"]), "ip_forward", "ipv4")
+    assert good["status"] == "ok"
+
+
+def test_missing_masquerade_is_found_and_fixed_by_masquerade(lab):
+    topo = build(lab)
+    lab.serve_tcp(topo.upstream, 9000)
+    (bad,) = only(diagnose(lab, topo.hv, ["masquerade"]), "masquerade")
+    assert bad["status"] == "warn" and bad["subject"].startswith("10.0.0.0/24")
+    # hv has no default route here, so no out_interface is proposed
+    assert bad["fix_module"] == {"module": "hypervisor.network.masquerade", "args": {"config": [{"source": "10.0.0.0/24"}]}}
+    apply_fix(lab, topo.hv, bad["fix_module"], **persist_args(lab))
+    (good,) = only(diagnose(lab, topo.hv, ["masquerade"]), "masquerade")
+    assert good["status"] == "ok"
+    assert lab.connect(topo.g1, UPSTREAM, 9000) == "peer=%s" % HV_UPLINK
+
+
+# libvirt's own rules for a NAT network (libvirt 9, iptables-nft): replies in, everything else rejected.
+LIBVIRT_FWI = (
+    ["-N", "LIBVIRT_FWI"],
+    ["-I", "FORWARD", "1", "-j", "LIBVIRT_FWI"],
+    ["-A", "LIBVIRT_FWI", "-d", "10.0.0.0/24", "-o", "br0", "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT"],
+    ["-A", "LIBVIRT_FWI", "-o", "br0", "-j", "REJECT", "--reject-with", "icmp-port-unreachable"],
+)
+
+
+def test_libvirt_reject_is_found_and_fixed_by_port_forward(lab):
+    topo = build(lab)
+    lab.serve_tcp(topo.g1, 80)
+    lab.module(topo.hv, "port_forward", dict(config=[WEB], backend="nftables", **persist_args(lab)))
+    (good,) = only(diagnose(lab, topo.hv, ["forward_path"]), "forward_path")
+    assert good["status"] == "ok", good
+    for argv in LIBVIRT_FWI:
+        lab.run(topo.hv, ["iptables-nft"] + argv)
+    assert lab.connect(topo.upstream, HV_UPLINK, 8080, timeout=1) is None
+
+    (bad,) = only(diagnose(lab, topo.hv, ["forward_path"]), "forward_path")
+    assert bad["status"] == "fail"
+    assert "LIBVIRT_FWI" in bad["summary"] and "REJECT" in bad["summary"]
+    assert bad["fix_module"]["module"] == "hypervisor.network.port_forward"
+    assert bad["fix_module"]["args"]["backend"] == "iptables"
+    apply_fix(lab, topo.hv, bad["fix_module"], **persist_args(lab))
+    (fixed,) = only(diagnose(lab, topo.hv, ["forward_path"]), "forward_path")
+    assert fixed["status"] == "ok", fixed
+    assert lab.connect(topo.upstream, HV_UPLINK, 8080) == "peer=%s" % UPSTREAM
+
+
+def test_forward_policy_drop_also_drops_replies(lab):
+    topo = build(lab)
+    lab.module(topo.hv, "port_forward", dict(config=[WEB], backend="iptables", iptables_variant="nft", **persist_args(lab)))
+    lab.run(topo.hv, ["iptables-nft", "-P", "FORWARD", "DROP"])
+    (bad,) = only(diagnose(lab, topo.hv, ["forward_path"]), "forward_path")
+    assert bad["status"] == "fail" and "replies" in bad["summary"] and "ESTABLISHED" in bad["fix"], bad
+    lab.run(topo.hv, ["iptables-nft", "-I", "FORWARD", "1", "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT"])
+    (fixed,) = only(diagnose(lab, topo.hv, ["forward_path"]), "forward_path")
+    assert fixed["status"] == "ok", fixed
+
+
+def start_dnsmasq(lab, ns):
+    """A dnsmasq bound to the bridge address, standing in for libvirt's."""
+    proc = lab.spawn(ns, ["dnsmasq", "-k", "--conf-file=/dev/null", "--no-resolv", "--no-hosts", "--bind-interfaces",
+                          "--listen-address=10.0.0.1", "--except-interface=lo", "--pid-file=", "--user=root",
+                          "--dhcp-range=10.0.0.100,10.0.0.150,1h", "--dhcp-leasefile=%s" % (lab.tmp / "leases")])
+    wait_for(lambda: ":53 " in lab.run(ns, ["ss", "-Hlnu"]).stdout)
+    return proc
+
+
+def wait_for(predicate, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError("timed out")
+
+
+def test_dnsmasq_stopped_and_port53_taken(lab):
+    topo = build(lab)
+    dnsmasq = start_dnsmasq(lab, topo.hv)
+    result = diagnose(lab, topo.hv, ["dnsmasq_listening", "port53"])
+    assert {f["status"] for f in only(result, "dnsmasq_listening")} == {"ok"}
+    assert any("dnsmasq" in e for f in only(result, "dnsmasq_listening") for e in f["evidence"])
+
+    dnsmasq.terminate()
+    dnsmasq.wait(5)
+    stopped = only(diagnose(lab, topo.hv, ["dnsmasq_listening"]), "dnsmasq_listening")
+    assert {f["subject"].split(" ")[0] for f in stopped if f["status"] == "warn"} == {
+        "10.0.0.1:53/udp", "10.0.0.1:53/tcp", "10.0.0.1:67/udp"}
+    assert all(f["fix"] for f in stopped)
+
+    squatter = lab.spawn(topo.hv, ["python3", "-c", "import socket,time\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
+                                   "s.bind(('0.0.0.0',53))\ntime.sleep(60)"])
+    wait_for(lambda: "0.0.0.0:53 " in lab.run(topo.hv, ["ss", "-Hlnu"]).stdout)
+    taken = [f for f in only(diagnose(lab, topo.hv, ["port53"]), "port53") if f["status"] == "fail"]
+    assert taken and "python3" in taken[0]["summary"] and "stop python3" in taken[0]["fix"]
+
+    squatter.terminate()  # the fix: stop the other server, start dnsmasq again
+    squatter.wait(5)
+    start_dnsmasq(lab, topo.hv)
+    result = diagnose(lab, topo.hv, ["dnsmasq_listening", "port53"])
+    assert {f["status"] for f in result["findings"]} == {"ok"}, result["findings"]
+
+
+def test_tap_drops_are_found_and_gone_after_queue_tuning(lab):
+    topo = build(lab)
+    holder = lab.spawn(topo.hv, ["python3", "-c", TAP_HOLDER, "tapg1"])
+    wait_for(lambda: lab.run(topo.hv, ["ip", "link", "show", "tapg1"], check=False).returncode == 0)
+    lab.run(topo.hv, ["ip", "link", "set", "tapg1", "txqueuelen", "4", "master", "br0", "up"])
+    burst(lab, topo.hv)
+    first = diagnose(lab, topo.hv, ["tap_drops"])
+    (bad,) = only(first, "tap_drops", "tapg1")
+    assert bad["status"] == "warn" and "tx_queue_size" in bad["fix"] and "txqueuelen" in bad["fix"]
+
+    lab.run(topo.hv, ["ip", "link", "set", "tapg1", "txqueuelen", "10000"])  # the host side of the fix
+    # Counters only grow: the fix is verified by the drops since a baseline taken after it.
+    baseline = diagnose(lab, topo.hv, ["tap_drops"])["counters"]
+    burst(lab, topo.hv)
+    (good,) = only(diagnose(lab, topo.hv, ["tap_drops"], counters_baseline=baseline), "tap_drops", "tapg1")
+    assert good["status"] == "ok", good
+    assert holder.poll() is None
+
+
+# Holds a tap device open without reading it, like a guest whose virtio queue is full.
+TAP_HOLDER = (
+    "import fcntl,os,struct,sys,time\n"
+    "fd=os.open('/dev/net/tun',os.O_RDWR)\n"
+    "fcntl.ioctl(fd,0x400454ca,struct.pack('16sH',sys.argv[1].encode(),0x0002|0x1000))\n"
+    "time.sleep(120)\n"
+)
+
+
+def burst(lab, ns, count=200):
+    code = ("import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
+            "s.setsockopt(socket.SOL_SOCKET,socket.SO_BROADCAST,1)\n"
+            "[s.sendto(b'x'*100,('10.0.0.255',9)) for _ in range(%d)]\n" % count)
+    lab.run(ns, ["python3", "-c", code])
+
+
+def test_libvirtd_log_lines(lab):
+    hv = lab.ns("hv")
+    now = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
+    (lab.tmp / "libvirtd.log").write_text(
+        "2020-01-01 10:00:00.000+0000: 12: error : old news: No buffer space available\n"
+        "%s.123+0000: 34: error : virNetlinkEventCallback:862 : nl_recv returned with error: No buffer space available\n" % now)
+    (bad,) = only(diagnose(lab, hv, ["libvirtd_log"]), "libvirtd_log")
+    assert bad["status"] == "warn" and len(bad["evidence"]) == 1 and "nl_recv" in bad["evidence"][0]
+    (lab.tmp / "libvirtd.log").write_text("")
+    assert only(diagnose(lab, hv, ["libvirtd_log"]), "libvirtd_log")[0]["status"] == "ok"
+
+
+def test_check_mode_is_the_same_run_and_libvirt_down_is_a_finding(lab):
+    topo = build(lab)
+    before = lab.run(topo.hv, ["nft", "list", "ruleset"]).stdout
+    args = {"probe_dns": False, "uri": "qemu+unix:///system?socket=%s" % (lab.tmp / "none.sock"),
+            "resolv_conf": str(lab.tmp / "none"), "log_files": []}
+    normal = lab.module(topo.hv, "diagnose", args)
+    checked = lab.module(topo.hv, "diagnose", args, check_mode=True)
+    strip = [(f["check"], f["status"], f["subject"]) for f in normal["findings"]]
+    assert strip == [(f["check"], f["status"], f["subject"]) for f in checked["findings"]]
+    assert normal["changed"] is checked["changed"] is False
+    (libvirt,) = only(normal, "libvirt_connection")
+    assert libvirt["status"] == "warn" and libvirt["fix"]
+    assert [n["bridge"] for n in normal["networks"]] == ["br0"]
+    assert normal["networks"][0]["ports"] == ["vg1", "vg2"]
+    assert lab.run(topo.hv, ["nft", "list", "ruleset"]).stdout == before
