@@ -67,7 +67,8 @@ def check_names(config, backend):
     names = [config.name] + [p.name for p in config.ports] + [p.vlan_parent for p in config.ports if p.vlan_parent]
     for name in names:
         if not _SAFE_NAME.match(name):
-            raise ValidationError("name" if name == config.name else "ports", name, "only letters, digits, '.', '_' and '-' can be written to %s configuration" % backend)
+            field_name = "name" if name == config.name else "ports"
+            raise ValidationError(field_name, name, "only letters, digits, '.', '_' and '-' can be written to %s configuration" % backend)
 
 
 def read_header(text):

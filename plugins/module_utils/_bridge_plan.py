@@ -69,7 +69,8 @@ def validate_against_host(want, host, claims=None):
             if parent is None:
                 raise ValidationError(prefix + ".vlan_parent", port.vlan_parent, "no such interface")
             if want.mtu and parent.mtu and want.mtu > parent.mtu:
-                raise ValidationError(prefix + ".name", port.name, "a VLAN sub-interface cannot exceed the MTU %s of %s, and mtu is %s" % (parent.mtu, parent.name, want.mtu))
+                reason = "a VLAN sub-interface cannot exceed the MTU %s of %s, and mtu is %s" % (parent.mtu, parent.name, want.mtu)
+                raise ValidationError(prefix + ".name", port.name, reason)
             continue
         if port.vlan_parent and (link.kind != "vlan" or link.vlan_parent != port.vlan_parent or link.vlan_id != port.vlan_id):
             raise ValidationError(prefix + ".name", port.name, "exists but is not VLAN %s on %s" % (port.vlan_id, port.vlan_parent))
@@ -79,7 +80,8 @@ def validate_against_host(want, host, claims=None):
         marked_for = link.alias[len(PORT_MARK):] if link.alias and link.alias.startswith(PORT_MARK) else None
         for owner in (claimed_by, marked_for):
             if owner and owner != want.name:
-                raise ValidationError(prefix + ".name", port.name, "is claimed by bridge %s managed by this collection; remove it from that bridge's ports first" % owner)
+                reason = "is claimed by bridge %s managed by this collection; remove it from that bridge's ports first" % owner
+                raise ValidationError(prefix + ".name", port.name, reason)
         if link.master and link.master != want.name and not want.steal:
             raise ValidationError(prefix + ".name", port.name, "is already a port of %s (set steal: true to move it)" % link.master)
         if want.mtu and link.max_mtu and not link.min_mtu <= want.mtu <= link.max_mtu:

@@ -21,12 +21,14 @@ SCENARIOS = {
     # The uplink eno1 moves to br0: its addresses and default routes go to the bridge's files.
     "uplink": ("uplink", dict(ports=["eno1", "vnet0"], stp=False, forward_delay=0, mtu=9000, mac="02:00:00:00:00:01")),
     # A VLAN-aware bridge: a trunk, an access port, a created VLAN sub-interface, its own VLAN.
-    "vlan": ("uplink", dict(name="brvlan", vlan_filtering=True, default_pvid=1, addresses=["10.10.0.1/24"],
-                            vlans=["10"], pvid=10, ports=[
-                                {"name": "vnet0", "vlans": ["10", "20-29"]},
-                                {"name": "vnet1", "pvid": 10},
-                                {"name": "eno1.30", "vlan_parent": "eno1"},
-                            ])),
+    "vlan": ("uplink", dict(
+        name="brvlan", vlan_filtering=True, default_pvid=1, addresses=["10.10.0.1/24"], vlans=["10"], pvid=10,
+        ports=[
+            {"name": "vnet0", "vlans": ["10", "20-29"]},
+            {"name": "vnet1", "pvid": 10},
+            {"name": "eno1.30", "vlan_parent": "eno1"},
+        ],
+    )),
 }
 
 
