@@ -28,8 +28,8 @@ def finding(check, status, subject, summary, evidence=None, fix=None, fix_module
     }
 
 
-def module_fix(name, **args):
-    return {"module": "hypervisor.network.%s" % name, "args": args}
+def module_fix(collection_module, **args):
+    return {"module": "hypervisor.network.%s" % collection_module, "args": args}
 
 
 def sort_findings(findings):
