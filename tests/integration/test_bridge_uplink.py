@@ -51,8 +51,13 @@ def test_uplink_move_keeps_the_ping_alive(lab):
         time.sleep(0.1)
     started = time.time()
 
-    moved = lab.module(hv, "bridge", dict(name="br0", ports=[{"name": "eno1"}, {"name": "vnet0"}], persist="none"))
+    args = dict(name="br0", ports=[{"name": "eno1"}, {"name": "vnet0"}], persist="none")
+    planned = lab.module(hv, "bridge", args, check_mode=True)
+    assert "uplink_check" not in planned and addresses(lab, hv, "eno1") == ["10.9.0.2/24", "fd00:9::2/64"]
+    assert planned["after"]["addresses"] == ["10.9.0.2/24", "fd00:9::2/64"]
+    moved = lab.module(hv, "bridge", args)
     finished = time.time()
+    assert moved["commands"] == planned["commands"]
     time.sleep(1.5)
 
     assert moved["uplink_check"] == "10.9.0.1 answered after the move"
@@ -70,7 +75,7 @@ def test_uplink_move_keeps_the_ping_alive(lab):
 
     lab.serve_tcp(up, 7002)  # the guest on the bridge reaches upstream through the moved uplink
     assert lab.connect(guest, "10.9.0.1", 7002) == "peer=10.9.0.11"
-    assert lab.module(hv, "bridge", dict(name="br0", ports=[{"name": "eno1"}, {"name": "vnet0"}], persist="none"))["changed"] is False
+    assert lab.module(hv, "bridge", args)["changed"] is False
 
 
 def test_move_to_a_dead_gateway_rolls_back(lab):
