@@ -9,6 +9,7 @@ not VirtualBox itself.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from playbook_runner import recap_changed, run_playbook
@@ -35,7 +36,7 @@ PLAY = """
 
 def play(tmp, *extra):
     return run_playbook(tmp, PLAY, *extra, path_first=[FAKE_DIR], FAKE_VBOX_STATE=str(tmp / "state.json"),
-                        FAKE_VBOX_LOG=str(tmp / "calls.jsonl")).stdout
+                        FAKE_VBOX_LOG=str(tmp / "calls.jsonl"), FAKE_VBOX_PYTHON=sys.executable).stdout
 
 
 def test_role_converges_idempotently_and_respects_check_mode(lab):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -36,7 +37,8 @@ def vbox(lab):
     state_file, log = lab.tmp / "vbox-state.json", lab.tmp / "vbox-calls.jsonl"
 
     class Helper:
-        env = {"PATH": "%s:%s" % (FAKE_DIR, os.environ["PATH"]), "FAKE_VBOX_STATE": str(state_file), "FAKE_VBOX_LOG": str(log)}
+        env = {"PATH": "%s:%s" % (FAKE_DIR, os.environ["PATH"]), "FAKE_VBOX_STATE": str(state_file), "FAKE_VBOX_LOG": str(log),
+               "FAKE_VBOX_PYTHON": sys.executable}
 
         def run(self, args, **kwargs):
             return lab.module(None, "virtualbox_natnetwork", args, env=self.env, **kwargs)
