@@ -1,0 +1,185 @@
+"""A bootable test guest without an image download: Debian's cloud kernel plus a busybox initramfs.
+
+    kernel, initrd = build_guest_image(init_snippet=MY_SHELL_SNIPPET)
+
+The kernel comes from the Debian package linux-image-<version>-cloud-amd64 (`apt-get download`,
+`dpkg -x`); the initramfs holds busybox-static, the virtio network modules (insmod in dependency
+order) and an /init that brings up lo and eth0, runs ``init_snippet`` and powers off. Output goes
+to the serial console, so boot the guest with ``console=ttyS0`` and a serial log file, and read
+the log. Everything is cached under build/guest-image/<kernel version>/: the kernel once, one
+initrd per distinct init snippet, so later runs reuse them.
+
+Needs root-free tools only: apt-get, dpkg, cpio, gzip, and busybox-static installed on the host.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_CACHE = REPO / "build" / "guest-image"
+KERNEL_METAPACKAGE = "linux-image-cloud-amd64"
+BUSYBOX = "/bin/busybox"
+# virtio is modular in Debian's cloud kernel; each module needs the ones before it.
+VIRTIO_NET_MODULES = (
+    "virtio_ring", "virtio", "virtio_pci_modern_dev", "virtio_pci_legacy_dev", "virtio_pci",
+    "failover", "net_failover", "virtio_net",
+)
+
+# /etc/udhcpc.sh inside the guest: configure eth0 from the lease and print it on the console.
+UDHCPC_SCRIPT = """#!/bin/sh
+case "$1" in
+  bound|renew)
+    ip addr flush dev "$interface"
+    ip addr add "$ip/$mask" dev "$interface"
+    for r in $router; do ip route replace default via "$r"; break; done
+    : > /etc/resolv.conf
+    for d in $dns; do echo "nameserver $d" >> /etc/resolv.conf; done
+    echo "GUEST-LEASE ip=$ip router=$router dns=$dns"
+    ;;
+esac
+"""
+
+INIT_TEMPLATE = """#!/bin/busybox sh
+/bin/busybox --install -s /bin
+export PATH=/bin
+mkdir -p /proc /sys /dev /tmp /etc
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+for m in {modules}; do insmod /lib/modules/$m.ko || echo "GUEST-INSMOD-FAILED $m"; done
+ip link set lo up
+ip link set eth0 up
+echo GUEST-BOOTED
+{snippet}
+echo GUEST-DONE
+sync
+poweroff -f
+"""
+
+# What a guest does when the caller gives no snippet: get a lease and show it.
+DEFAULT_SNIPPET = "udhcpc -i eth0 -n -q -t 10 -T 1 -s /etc/udhcpc.sh"
+
+
+def _run(argv, cwd=None):
+    proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError("%s failed (rc=%s): %s" % (" ".join(argv), proc.returncode, proc.stderr.strip()))
+    return proc.stdout
+
+
+def kernel_package(metapackage=KERNEL_METAPACKAGE):
+    """The versioned kernel package the metapackage points at, e.g. linux-image-6.1.0-56-cloud-amd64."""
+    for line in _run(["apt-cache", "depends", metapackage]).splitlines():
+        name = line.split(":", 1)[-1].strip()
+        if line.strip().startswith("Depends:") and name.startswith("linux-image-"):
+            return name
+    raise RuntimeError("apt-cache knows no kernel behind %s (run apt-get update?)" % metapackage)
+
+
+def fetch_kernel(cache_dir=DEFAULT_CACHE, package=None):
+    """Download and unpack the kernel package once; return its cache directory
+    (holding vmlinuz and modules/<name>.ko for the virtio network modules)."""
+    package = package or kernel_package()
+    version = package[len("linux-image-"):]
+    target = Path(cache_dir) / version
+    vmlinuz = target / "vmlinuz"
+    if vmlinuz.exists() and all((target / "modules" / ("%s.ko" % m)).exists() for m in VIRTIO_NET_MODULES):
+        return target
+    with tempfile.TemporaryDirectory(prefix="guest-kernel-") as tmp:
+        os.chmod(tmp, 0o755)  # apt's _apt user downloads into it
+        _run(["apt-get", "download", "-q", package], cwd=tmp)
+        deb = next(Path(tmp).glob("*.deb"))
+        unpacked = Path(tmp) / "root"
+        _run(["dpkg-deb", "-x", str(deb), str(unpacked)])
+        (target / "modules").mkdir(parents=True, exist_ok=True)
+        modules_root = unpacked / "lib" / "modules" / version
+        for module in VIRTIO_NET_MODULES:
+            found = next(modules_root.rglob("%s.ko" % module), None)
+            if found is None:
+                raise RuntimeError("kernel %s has no module %s.ko" % (version, module))
+            shutil.copy2(found, target / "modules" / found.name)
+        shutil.copy2(unpacked / "boot" / ("vmlinuz-%s" % version), vmlinuz)
+    return target
+
+
+def build_initrd(kernel_dir, init_snippet=DEFAULT_SNIPPET, extra_files=None):
+    """An initramfs (gzip'd newc cpio) whose /init runs ``init_snippet``; cached by content."""
+    init = INIT_TEMPLATE.format(modules=" ".join(VIRTIO_NET_MODULES), snippet=init_snippet)
+    extra_files = dict(extra_files or {})
+    extra_files.setdefault("etc/udhcpc.sh", UDHCPC_SCRIPT)
+    digest = hashlib.sha256((init + repr(sorted(extra_files.items()))).encode()).hexdigest()[:16]
+    initrd = Path(kernel_dir) / ("initrd-%s.img" % digest)
+    if initrd.exists():
+        return initrd
+    with tempfile.TemporaryDirectory(prefix="guest-initrd-") as tmp:
+        root = Path(tmp) / "root"
+        for sub in ("bin", "lib/modules", "etc", "proc", "sys", "dev", "tmp"):
+            (root / sub).mkdir(parents=True, exist_ok=True)
+        shutil.copy2(BUSYBOX, root / "bin" / "busybox")
+        (root / "bin" / "sh").symlink_to("busybox")
+        for module in VIRTIO_NET_MODULES:
+            shutil.copy2(Path(kernel_dir) / "modules" / ("%s.ko" % module), root / "lib" / "modules")
+        (root / "init").write_text(init)
+        (root / "init").chmod(0o755)
+        for relative, content in extra_files.items():
+            path = root / relative
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(content)
+            path.chmod(0o755)
+        files = subprocess.run(["find", "."], cwd=root, capture_output=True, text=True, check=True).stdout
+        archive = subprocess.run(["cpio", "-o", "-H", "newc", "--quiet"], cwd=root, input=files.encode(),
+                                 capture_output=True, check=True).stdout
+        partial = initrd.with_suffix(".tmp")
+        partial.write_bytes(gzip.compress(archive, compresslevel=6))
+        partial.rename(initrd)  # atomic, so a concurrent reader never sees half an image
+    return initrd
+
+
+def build_guest_image(dest_dir=DEFAULT_CACHE, init_snippet=DEFAULT_SNIPPET, extra_files=None, package=None):
+    """Return (kernel_path, initrd_path) of a guest whose init runs ``init_snippet`` (busybox sh).
+
+    ``extra_files`` maps paths inside the initramfs to their content (made executable).
+    """
+    kernel_dir = fetch_kernel(dest_dir, package=package)
+    return kernel_dir / "vmlinuz", build_initrd(kernel_dir, init_snippet, extra_files)
+
+
+def domain_xml(name, kernel, initrd, network, serial_log, mac="52:54:00:aa:00:01", memory_mib=256, queues=None):
+    """A TCG (``type='qemu'``) domain booting ``kernel``/``initrd`` with one virtio NIC on ``network``
+    and the serial console written to ``serial_log``. Nested KVM hangs on this kind of host."""
+    driver = "<driver queues='%d'/>" % queues if queues else ""
+    return """<domain type='qemu'>
+  <name>{name}</name>
+  <memory unit='MiB'>{memory}</memory>
+  <vcpu>1</vcpu>
+  <os>
+    <type arch='x86_64' machine='pc'>hvm</type>
+    <kernel>{kernel}</kernel>
+    <initrd>{initrd}</initrd>
+    <cmdline>console=ttyS0 panic=-1 quiet</cmdline>
+  </os>
+  <on_poweroff>destroy</on_poweroff>
+  <on_reboot>destroy</on_reboot>
+  <on_crash>destroy</on_crash>
+  <devices>
+    <interface type='network'>
+      <source network='{network}'/>
+      <mac address='{mac}'/>
+      <model type='virtio'/>
+      {driver}
+    </interface>
+    <serial type='file'>
+      <source path='{log}'/>
+      <target port='0'/>
+    </serial>
+    <memballoon model='none'/>
+  </devices>
+</domain>
+""".format(name=name, memory=memory_mib, kernel=kernel, initrd=initrd, network=network, log=serial_log, mac=mac, driver=driver)
