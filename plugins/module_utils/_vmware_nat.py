@@ -97,9 +97,7 @@ def subnet(host):
 # -- validation -------------------------------------------------------------------------------
 def validate(params, have):
     """Return (forwards, dns_keys, restart argv lists) or raise ValidationError naming the field."""
-    vmnet = params.get("vmnet")
-    if vmnet is not None and not _VMNET.match(str(vmnet)):
-        raise ValidationError("vmnet", vmnet, "a VMware virtual network name such as vmnet8")
+    check_vmnet(params)
     net = subnet(have["host"])
     forwards, seen = [], set()
     for index, item in enumerate(params.get("port_forwards") or []):
@@ -235,7 +233,15 @@ def _append_to_section(lines, section, new_lines):
 
 
 # -- host -------------------------------------------------------------------------------------
+def check_vmnet(params):
+    """The vmnet name becomes part of a path under /etc/vmware, so it must be only a vmnet name."""
+    vmnet = params.get("vmnet")
+    if vmnet is not None and not _VMNET.match(str(vmnet)):
+        raise ValidationError("vmnet", vmnet, "a VMware virtual network name such as vmnet8")
+
+
 def config_path(params):
+    check_vmnet(params)
     if params.get("path"):
         return params["path"]
     return "/etc/vmware/%s/nat/nat.conf" % params["vmnet"]
@@ -249,8 +255,6 @@ def facts(path, text):
 
 def apply(module, runner):
     params = module.params
-    if params.get("vmnet") is not None and not _VMNET.match(str(params["vmnet"])):
-        raise ValidationError("vmnet", params["vmnet"], "a VMware virtual network name such as vmnet8")
     path = config_path(params)
     with host_lock():
         try:
