@@ -6,6 +6,7 @@ and roll back, persist, and report."""
 
 from __future__ import annotations
 
+import json
 import os
 
 from ansible_collections.hypervisor.network.plugins.module_utils import _bridge_persist as persist
@@ -31,11 +32,11 @@ _MANAGER_PROCESSES = {"NetworkManager": "networkmanager", "systemd-network": "ne
 
 
 def gather(runner):
-    routes = []
-    for family, argv in ((4, ["ip", "-j", "route"]), (6, ["ip", "-j", "-6", "route"])):
-        for route in runner.read_json(argv) or []:
-            route["family"] = family
-            routes.append(route)
+    routes = [dict(route, family=4) for route in runner.read_json(["ip", "-j", "route"]) or []]
+    # A kernel without IPv6 answers "address family not supported": no IPv6 routes then.
+    rc, out, _err = runner.read(["ip", "-j", "-6", "route"], check_rc=False)
+    if rc == 0 and out.strip():
+        routes += [dict(route, family=6) for route in json.loads(out)]
     return parse_host(
         runner.read_json(["ip", "-j", "-d", "link", "show"]),
         runner.read_json(["ip", "-j", "addr"]),

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import json
 import warnings
 
 import pytest
@@ -160,3 +161,42 @@ def test_documented_examples_run(lab):
     assert addresses(lab, hv, "br0") == []
     if skipped:
         warnings.warn("examples not run on this kernel: %s" % "; ".join(skipped))
+
+
+def test_playbook_through_the_netns_connection(lab):
+    """The module as ansible-playbook runs it: a namespace as the host, --diff, then --check."""
+    from playbook_runner import run_playbook
+
+    hv = lab.ns("hv")
+    guests(lab, hv, 2)
+    play = """
+- hosts: %s
+  connection: hypervisor.network.netns
+  gather_facts: false
+  tasks:
+    - name: A guest bridge
+      hypervisor.network.bridge:
+        name: br0
+        ports: [{name: vnet0}, {name: vnet1}]
+        addresses: [10.20.0.1/24]
+        persist: none
+      register: first
+    - name: Nothing left to do the second time
+      hypervisor.network.bridge:
+        name: br0
+        ports: [{name: vnet0}, {name: vnet1}]
+        addresses: [10.20.0.1/24]
+        persist: none
+      register: second
+    - ansible.builtin.assert:
+        that:
+          - not second.changed
+          - second.commands | length == 0
+          - first.after.ports | length == 2
+""" % hv
+    first = run_playbook(lab.tmp, play, "-i", "%s," % hv, "--diff")
+    assert "changed=1" in first.stdout and "failed=0" in first.stdout
+    assert "+" in first.stdout, "--diff shows the runtime before/after"
+    checked = run_playbook(lab.tmp, play, "-i", "%s," % hv, "--check")
+    assert "changed=0" in checked.stdout and "failed=0" in checked.stdout
+    assert [p["ifname"] for p in json.loads(lab.run(hv, ["ip", "-j", "link", "show", "master", "br0"]).stdout)] == ["vnet0", "vnet1"]

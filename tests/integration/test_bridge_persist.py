@@ -98,3 +98,16 @@ def test_ifupdown_stanza_is_brought_up_by_ifup(lab):
 
     lab.run(hv, ["ifdown"] + state + ["br0"])
     assert link(lab, hv, "br0") is None
+
+
+def test_a_port_persisted_for_another_bridge_is_refused(lab):
+    hv = lab.ns("hv")
+    guests(lab, hv, 1)
+    dirs = persist_dirs(lab)
+    lab.module(hv, "bridge", dict(name="bra", ports=[{"name": "vnet0"}], persist="networkd", **dirs))
+    # As after a reboot: the port is back in no bridge and carries no runtime mark.
+    lab.run(hv, ["ip", "link", "del", "dev", "bra"])
+    lab.run(hv, ["ip", "link", "set", "dev", "vnet0", "alias", ""])
+    refused = lab.module(hv, "bridge", dict(name="brb", ports=[{"name": "vnet0"}], persist="networkd", **dirs), expect_fail=True)
+    assert refused["field"] == "ports[0].name" and "claimed by bridge bra" in refused["msg"]
+    assert link(lab, hv, "brb") is None and not (lab.tmp / "networkd" / "10-hnet-brb.netdev").exists()
