@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from ansible_collections.hypervisor.network.plugins.module_utils import _validate
 from ansible_collections.hypervisor.network.plugins.module_utils._errors import (
+    CommandError,
     HypervisorNetworkError,
     ValidationError,
 )
@@ -253,6 +254,18 @@ def facts(path, text):
             "unreadable_port_forwards": parsed["unreadable_port_forwards"], "dns": parsed["dns"]}
 
 
+def _restart(runner, restart, path):
+    """A failed restart leaves the new file in place, and the next run sees nothing to change,
+    so say plainly that the NAT service may still run the old settings."""
+    for argv in restart:
+        try:
+            runner.change(argv, shown=shlex.join(argv))
+        except CommandError as exc:
+            exc.msg = "%s was written, but restarting the NAT service failed, so it may still use the old " \
+                      "settings; fix the cause and restart it by hand: %s" % (path, exc.msg)
+            raise
+
+
 def apply(module, runner):
     params = module.params
     path = config_path(params)
@@ -269,8 +282,7 @@ def apply(module, runner):
         changed = content != text
         if changed:
             runner.write_file(path, content)
-            for argv in restart:
-                runner.change(argv, shown=shlex.join(argv))
+            _restart(runner, restart, path)
     result = {"changed": changed, "commands": runner.commands, "path": path,
               "before": facts(path, text), "after": facts(path, content)}
     if module._diff:

@@ -81,6 +81,7 @@ def test_failed_restart_is_reported_after_the_write(vmnat):
     vmnat.env["FAKE_VMWARE_FAIL"] = "--start"
     result = vmnat.run({"port_forwards": FORWARDS}, expect_fail=True)
     assert result["rc"] == 1 and "Failed to start NAT service" in result["msg"]
+    assert "was written, but restarting the NAT service failed" in result["msg"]
     assert "8080 = 192.168.79.130:80" in vmnat.path.read_text()
 
 
