@@ -39,9 +39,15 @@ CHAINS = {
     "masquerade": {
         POSTROUTING: ("nat", "HNET-MASQ-POSTROUTING", "POSTROUTING"),
     },
+    # With the nftables backend: the accept rules again, in the iptables FORWARD chain, where
+    # libvirt's rejects and Docker's DROP policy stand (see _coexist).
+    "port_forward_accept": {
+        FORWARD: ("filter", "HNET-PFA-FORWARD", "FORWARD"),
+        HAIRPIN_FORWARD: ("filter", "HNET-PFA-HAIRPIN", "HNET-PFA-FORWARD"),
+    },
 }
 TABLES = ("nat", "filter")
-MULTI_SOURCE_KINDS = {"port_forward"}
+MULTI_SOURCE_KINDS = {"port_forward", "port_forward_accept"}
 BUILTIN = {"PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"}
 ACTIONS = {ACCEPT: "ACCEPT", MASQUERADE: "MASQUERADE", DNAT: "DNAT"}
 
@@ -63,8 +69,12 @@ def _rule_args(rule, saddr):
         args += (["!"] if rule.daddr_negated else []) + ["-d", rule.daddr]
     if rule.proto:
         args += ["-p", rule.proto]
+        if rule.dport or rule.sport:
+            args += ["-m", rule.proto]
+        if rule.sport:
+            args += ["--sport", _ports(rule.sport, ":")]
         if rule.dport:
-            args += ["-m", rule.proto, "--dport", _ports(rule.dport, ":")]
+            args += ["--dport", _ports(rule.dport, ":")]
     if rule.daddr_local:
         args += ["-m", "addrtype", "--dst-type", "LOCAL"]
     if rule.ct_dnat:
@@ -203,8 +213,8 @@ def parse_rule(role, family, tokens):
                 fields["proto"] = arg
             elif tok == "-m" and arg in ("tcp", "udp", "addrtype", "conntrack", "comment"):
                 pass
-            elif tok == "--dport":
-                fields["dport"] = _parse_ports(arg)
+            elif tok in ("--dport", "--sport"):
+                fields[tok[2:]] = _parse_ports(arg)
             elif tok == "--dst-type" and arg == "LOCAL":
                 fields["daddr_local"] = True
             elif tok == "--ctstate" and arg == "DNAT":

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from ansible_collections.hypervisor.network.plugins.module_utils import _netfilter_model as model
 from ansible_collections.hypervisor.network.plugins.module_utils import _netfilter_rules as rules_ir
-from ansible_collections.hypervisor.network.plugins.module_utils._coexist import plan_coexistence
-from ansible_collections.hypervisor.network.plugins.module_utils._errors import ValidationError
+from ansible_collections.hypervisor.network.plugins.module_utils import _coexist as coexist
+from ansible_collections.hypervisor.network.plugins.module_utils._errors import HypervisorNetworkError, ValidationError
 from ansible_collections.hypervisor.network.plugins.module_utils._lock import host_lock
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter_backend import (
     IptablesBackend,
@@ -52,6 +52,7 @@ def common_argument_spec(item_options):
         nftables_conf=dict(type="path"),
         systemd_unit_dir=dict(type="path"),
         lock_file=dict(type="path"),
+        coexistence=dict(type="str", default="open", choices=["open", "fail", "ignore"]),
     )
 
 
@@ -102,29 +103,42 @@ def run(module, kind):
     connected = _connected(runner) if kind is PORT_FORWARD else []
     items = _desired(kind, state, partials, have_items, connected)
     wanted = kind.compile(items)
-    coexistence = plan_coexistence(runner, backend, kind.name, items) if kind is PORT_FORWARD else []
+    report, companion, companion_have, companion_want = [], None, [], []
+    if kind is PORT_FORWARD:
+        report, needs_opening = coexist.assess(
+            runner, items, params["coexistence"], jump_always_there=isinstance(backend, IptablesBackend))
+        if isinstance(backend, NftBackend) and runner.has("iptables-nft-restore"):
+            companion = IptablesBackend(runner, "port_forward_accept", dict(params, iptables_variant="nft"))
+            companion_have = rules_ir.canonical(companion.gather())
+            if needs_opening:
+                companion_want = [r for r in wanted if r.chain in (rules_ir.FORWARD, rules_ir.HAIRPIN_FORWARD)]
 
     runtime_changed = wanted != have_rules
+    companion_changed = companion is not None and companion_want != companion_have
     persisted = None
+    persist_changed = False
     with host_lock(params.get("lock_file")):
         if runtime_changed:
             backend.apply(wanted)
-        for step in coexistence:
-            step.apply(runner)
-        persist_changed = False
+        if companion_changed:
+            _apply_companion(backend, companion, companion_want, have_rules, runtime_changed)
         if params["persist"]:
             persist_changed, persisted = backend.persist(wanted)
+            if companion is not None and (companion_want or companion_have):
+                companion_persisted, companion_files = companion.persist(companion_want)
+                persist_changed |= companion_persisted
+                persisted["companion"] = companion_files
 
     after_rules = backend.gather() if runtime_changed and not runner.check_mode else wanted
     after_items, _ = kind.decompile(after_rules)
     result = {
-        "changed": runtime_changed or persist_changed or any(step.changed for step in coexistence),
+        "changed": runtime_changed or companion_changed or persist_changed,
         "commands": runner.commands,
         "before": before,
         "after": [item.to_dict() for item in after_items],
         "backend": backend.name,
         "persisted": persisted,
-        "coexistence": [step.report() for step in coexistence],
+        "coexistence": report,
     }
     if module._diff:
         result["diff"] = {
@@ -133,6 +147,16 @@ def run(module, kind):
             "after_header": "%s rules (%s)" % (kind.name, backend.name),
         }
     return result
+
+
+def _apply_companion(backend, companion, rules, old_rules, table_changed):
+    """The iptables half of an nftables apply; if it fails, our table goes back as it was."""
+    try:
+        companion.apply(rules)
+    except HypervisorNetworkError:
+        if table_changed and not companion.runner.check_mode:
+            backend.apply(old_rules)
+        raise
 
 
 def _rendered(backend, wanted):

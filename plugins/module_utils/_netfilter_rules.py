@@ -47,6 +47,7 @@ class Rule:
     daddr_local: bool = False
     proto: str | None = None
     dport: tuple | None = None
+    sport: tuple | None = None
     ct_dnat: bool = False
     to_addr: str | None = None
     to_port: tuple | None = None
@@ -71,6 +72,16 @@ def _accept_rule(fwd, proto, chain, saddr, iif):
     )
 
 
+def _reply_rule(fwd, proto, chain):
+    """The guest's answers: without this, a FORWARD policy of DROP (Docker sets one) lets the
+    connection in and its replies not out."""
+    host_bits = 32 if fwd.family == 4 else 128
+    return Rule(
+        chain=chain, family=fwd.family, action=ACCEPT, saddr=("%s/%d" % (fwd.destination, host_bits),),
+        proto=proto, sport=fwd.destination_port, ct_dnat=True, comment=fwd.comment,
+    )
+
+
 def compile_port_forwards(forwards):
     """Rules for the forwards, in a canonical order."""
     rules = []
@@ -78,6 +89,7 @@ def compile_port_forwards(forwards):
         for proto in PROTOCOLS[fwd.protocol]:
             rules.append(_host_dnat_rules(fwd, proto, PREROUTING, fwd.allowed_sources, fwd.in_interface))
             rules.append(_accept_rule(fwd, proto, FORWARD, fwd.allowed_sources, fwd.in_interface))
+            rules.append(_reply_rule(fwd, proto, FORWARD))
             if not fwd.hairpin:
                 continue
             # Guests reach the forward through the bridge, not in_interface, and are not in

@@ -67,8 +67,12 @@ def render_rule(rule):
         parts.append("fib daddr type local")
     if rule.ct_dnat:
         parts.append("ct status dnat")
-    if rule.proto:
-        parts.append("%s dport %s" % (rule.proto, _ports(rule.dport)) if rule.dport else "meta l4proto %s" % rule.proto)
+    if rule.proto and rule.dport:
+        parts.append("%s dport %s" % (rule.proto, _ports(rule.dport)))
+    if rule.proto and rule.sport:
+        parts.append("%s sport %s" % (rule.proto, _ports(rule.sport)))
+    if rule.proto and not (rule.dport or rule.sport):
+        parts.append("meta l4proto %s" % rule.proto)
     if rule.action == DNAT:
         target = _host(rule.to_addr, rule.family) if rule.to_port else rule.to_addr
         parts.append("dnat %s to %s%s" % (kw, target, ":%s" % _ports(rule.to_port) if rule.to_port else ""))
@@ -165,10 +169,10 @@ def _parse_match(match, fields):
                 fields["daddr_negated"] = negated
             else:
                 raise _Unknown(match)
-        elif proto in ("tcp", "udp", "th") and name == "dport" and op == "==":
+        elif proto in ("tcp", "udp", "th") and name in ("dport", "sport") and op == "==":
             if proto != "th":
                 fields["proto"] = proto
-            fields["dport"] = _port_range(right)
+            fields[name] = _port_range(right)
         else:
             raise _Unknown(match)
     elif "fib" in left and left["fib"].get("flags") == ["daddr"] and right == "local":
