@@ -13,7 +13,7 @@ description:
     libvirt domain, the NIC attached to libvirt network O(network), in the domain's persistent
     definition.
   - This is the fix for packets dropped on a guest's tap device, which show up in guests as
-    intermittent DNS timeouts: more queues (one per vCPU) and larger queues. The module reports the
+    intermittent DNS timeouts; more queues (one per vCPU) and larger queues. The module reports the
     tap's C(tx_dropped) counter of a running guest.
   - A running guest keeps its current NIC until it is shut down and started again (a reboot from
     inside is not enough); RV(restart_required) says when that is still needed.

@@ -9,9 +9,9 @@ DOCUMENTATION = r"""
 module: libvirt_network
 short_description: Create, update and remove libvirt virtual networks, DHCP and DNS included
 description:
-  - Manages one libvirt network through libvirt-python: forward mode, bridge, addresses, DHCP
+  - Manages one libvirt network through libvirt-python (forward mode, bridge, addresses, DHCP
     ranges and hosts, DNS (forwarders per domain, hosts, SRV and TXT records), dnsmasq options,
-    whether it runs and whether it starts at boot.
+    whether it runs and whether it starts at boot).
   - Updates an existing network. The normalised XML of the definition is compared with the wanted
     one; DHCP hosts, DHCP ranges and DNS hosts, TXT and SRV records are changed live with
     C(virNetworkUpdate) (running and persistent definition alike), without a restart.
@@ -362,7 +362,9 @@ from ansible_collections.hypervisor.network.plugins.module_utils._libvirt_net_pl
 from ansible_collections.hypervisor.network.plugins.module_utils._lock import host_lock
 from ansible_collections.hypervisor.network.plugins.module_utils._runner import Runner
 
-_STR, _INT, _BOOL = dict(type="str"), dict(type="int"), dict(type="bool")
+_STR = dict(type="str")
+_INT = dict(type="int")
+_BOOL = dict(type="bool")
 
 
 def _dicts(**options):

@@ -169,3 +169,25 @@ def test_unreachable_libvirtd_says_uri_and_how_to_start(hv):
     uri = "qemu:///system?socket=/run/libvirt/nothing-here"
     result = hv.module("libvirt_network", dict(nat_network("x", "virbr76", 6), uri=uri), expect_fail=True)
     assert uri in result["msg"] and "libvirtd -d" in result["msg"]
+
+
+def test_the_documented_examples_run(hv):
+    import yaml
+
+    from ansible_collections.hypervisor.network.plugins.modules import libvirt_interface, libvirt_network
+
+    hv.lab.run(hv.ns, ["ip", "link", "add", "br0", "type", "bridge"])  # the host bridge of the bridge example
+    for task in yaml.safe_load(libvirt_network.EXAMPLES):
+        result = hv.module("libvirt_network", task["hypervisor.network.libvirt_network"])
+        assert result["changed"], task["name"]
+    assert hv.virsh(["net-info", "lab"], check=False).returncode != 0  # the last example removed it
+    assert "<forward mode='bridge'/>" in hv.virsh(["net-dumpxml", "lan"]).stdout
+
+    hv.virsh(["define", "/dev/stdin"], input=(
+        "<domain type='qemu'><name>web1</name><memory unit='MiB'>64</memory><os><type arch='x86_64'>hvm</type></os>"
+        "<devices><interface type='network'><source network='lan'/></interface></devices></domain>"))
+    tasks = [t for t in yaml.safe_load(libvirt_interface.EXAMPLES) if "hypervisor.network.libvirt_interface" in t]
+    for task in tasks:
+        args = dict(task["hypervisor.network.libvirt_interface"], network="lan")
+        assert hv.module("libvirt_interface", args)["changed"]
+    hv.virsh(["undefine", "web1"])
