@@ -1,0 +1,482 @@
+#!/usr/bin/env python3
+"""The sandbox lab: network namespaces standing in for the internet, hypervisors and guests.
+
+    sandbox.py up   --lab NAME [--kvm N] [--bridge M] [--qemu-guests K] [--guest-image DIR]
+    sandbox.py down --lab NAME
+    sandbox.py inventory --lab NAME      (what playbooks/inventory/sandbox/hosts.py prints)
+
+Topology (every address lives only inside namespaces this script creates):
+
+    upstream   bridge br0: 198.51.100.1 (gateway), 198.51.100.53 (DNS that answers REFUSED for
+               everything but corp.example), 203.0.113.53 (public DNS), 203.0.113.80 (HTTP that
+               answers "client=<source address>")
+    kvmI       eth0 198.51.100.(10+I)/24 to upstream; libvirtd + virtlogd in a private mount
+               namespace (per-host copies bind-mounted over /etc/libvirt, /var/lib/libvirt,
+               /var/log/libvirt, /var/cache/libvirt and /run); guest ports vg1.. wait for the
+               libvirt network's bridge; the first K kvm hosts also get a QEMU guest "vm1"
+    bridgeI    eth0 198.51.100.(100+I)/24; guest ports vg1.. for the role's bridge
+    <hv>-g1    a namespace guest: eth0 (MAC 52:54:00:0a:00:0a) whose peer vg1 sits in the
+               hypervisor, and an HTTP service on port 80 answering "guest=<name>"
+
+The hypervisors' resolv.conf is /etc/netns/<ns>/resolv.conf (REFUSING DNS first), written before
+libvirtd starts so that libvirt's dnsmasq reads it. Everything made is recorded in
+build/sandbox/<lab>/state.json as it is made, so ``down`` removes it all even after a failed ``up``:
+processes by PID (libvirtd first, then what it started, from the pid files of its private /run),
+namespaces, and the /etc/netns directories.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+ROOT = REPO / "build" / "sandbox"
+PYTHON = sys.executable
+
+UPSTREAM_GW = "198.51.100.1"
+PRIVATE_DNS, PUBLIC_DNS, HTTP_ADDR = "198.51.100.53", "203.0.113.53", "203.0.113.80"
+PRIVATE_ZONE, PRIVATE_NAME, PRIVATE_ADDR = "corp.example", "db.corp.example", "10.1.2.3"
+PUBLIC_NAME = "www.example.com"
+GUEST_MAC = "52:54:00:0a:00:0a"
+VM_MAC = "52:54:00:0a:00:14"
+
+QEMU_CONF_EXTRA = """
+# hypervisor.network sandbox: no security driver or cgroups in a namespace
+security_driver = "none"
+user = "root"
+group = "root"
+cgroup_controllers = [ ]
+"""
+
+HTTP_SERVER = r"""
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = (sys.argv[2] % {"client": self.client_address[0]} + "\n").encode()
+        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+http.server.ThreadingHTTPServer.allow_reuse_address = True
+http.server.ThreadingHTTPServer((sys.argv[1], 80), H).serve_forever()
+"""
+
+DOMAIN_XML = """<domain type='qemu'>
+  <name>{name}</name>
+  <memory unit='MiB'>192</memory>
+  <vcpu>1</vcpu>
+  <os>
+    <type arch='x86_64' machine='pc'>hvm</type>
+    <kernel>{kernel}</kernel>
+    <initrd>{initrd}</initrd>
+    <cmdline>console=ttyS0 quiet panic=-1 hn.name={name} hn.private={private} hn.public={public} hn.http={http}</cmdline>
+  </os>
+  <on_reboot>destroy</on_reboot>
+  <devices>
+    <interface type='network'>
+      <source network='{network}'/>
+      <mac address='{mac}'/>
+      <model type='virtio'/>
+    </interface>
+    <serial type='file'>
+      <source path='{log}'/>
+      <target port='0'/>
+    </serial>
+    <memballoon model='none'/>
+  </devices>
+</domain>
+"""
+
+
+def sh(argv, check=True, timeout=60, **kw):
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, **kw)
+    if check and proc.returncode != 0:
+        raise SystemExit("sandbox: %s failed (rc=%s): %s%s" % (" ".join(map(str, argv)), proc.returncode,
+                                                                proc.stdout, proc.stderr))
+    return proc
+
+
+class Sandbox:
+    def __init__(self, lab):
+        if not lab.isalnum() or len(lab) > 6:
+            raise SystemExit("sandbox: lab name must be 1-6 letters or digits")
+        self.lab = lab
+        self.dir = ROOT / lab
+        self.state_file = self.dir / "state.json"
+        self.state = {"lab": lab, "namespaces": [], "pids": [], "netns_etc": [], "libvirt_hosts": [],
+                      "hosts": {}, "groups": {}}
+        if self.state_file.exists():
+            self.state = json.loads(self.state_file.read_text())
+
+    # -- bookkeeping -------------------------------------------------------------------------
+    def save(self):
+        self.dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.state, indent=1))
+        os.replace(tmp, self.state_file)
+
+    def nsname(self, short):
+        return "hnsb%s-%s" % (self.lab, short)
+
+    def ns(self, short):
+        name = self.nsname(short)
+        self.state["namespaces"].append(name)
+        self.save()
+        sh(["ip", "netns", "add", name])
+        self.run(name, ["ip", "link", "set", "lo", "up"])
+        return name
+
+    def run(self, ns, argv, check=True, timeout=60):
+        return sh(["ip", "netns", "exec", ns] + list(argv), check=check, timeout=timeout)
+
+    def veth(self, ns_a, if_a, ns_b, if_b, mac_a=None):
+        tmp_a, tmp_b = "hnsbtmpa%d" % os.getpid(), "hnsbtmpb%d" % os.getpid()
+        sh(["ip", "link", "add", tmp_a, "type", "veth", "peer", "name", tmp_b])
+        sh(["ip", "link", "set", tmp_a, "netns", ns_a, "name", if_a])
+        sh(["ip", "link", "set", tmp_b, "netns", ns_b, "name", if_b])
+        if mac_a:
+            self.run(ns_a, ["ip", "link", "set", if_a, "address", mac_a])
+        self.run(ns_a, ["ip", "link", "set", if_a, "up"])
+        self.run(ns_b, ["ip", "link", "set", if_b, "up"])
+
+    def spawn(self, ns, argv, log_name):
+        log = open(self.dir / log_name, "ab")
+        proc = subprocess.Popen(["ip", "netns", "exec", ns] + list(argv), stdout=log, stderr=log,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+        self.state["pids"].append(proc.pid)
+        self.save()
+        return proc.pid
+
+    def wait(self, what, predicate, timeout=30):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return
+            time.sleep(0.1)
+        raise SystemExit("sandbox: %s did not come up within %ss" % (what, timeout))
+
+    def add_host(self, name, group, hostvars):
+        self.state["hosts"][name] = hostvars
+        self.state["groups"].setdefault(group, [])
+        if name not in self.state["groups"][group]:
+            self.state["groups"][group].append(name)
+        self.save()
+
+    # -- building ----------------------------------------------------------------------------
+    def up(self, kvm, bridge, qemu_guests, guest_image):
+        if self.state_file.exists() and self.state["namespaces"]:
+            raise SystemExit("sandbox: lab %r exists; run 'sandbox.py down --lab %s' first" % (self.lab, self.lab))
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.save()
+        started = time.monotonic()
+        upstream = self.upstream()
+        for index in range(1, kvm + 1):
+            self.hypervisor("kvm%d" % index, "kvm_hosts", 10 + index, upstream, libvirt=True,
+                            qemu=index <= qemu_guests, guest_image=guest_image)
+        for index in range(1, bridge + 1):
+            self.hypervisor("bridge%d" % index, "bridge_hosts", 100 + index, upstream, libvirt=False)
+        self.state["built_seconds"] = round(time.monotonic() - started, 1)
+        self.save()
+
+    def upstream(self):
+        up = self.ns("up")
+        self.run(up, ["ip", "link", "add", "br0", "type", "bridge"])
+        self.run(up, ["ip", "link", "set", "br0", "up"])
+        for cidr in (UPSTREAM_GW + "/24", PRIVATE_DNS + "/24", PUBLIC_DNS + "/24", HTTP_ADDR + "/24"):
+            self.run(up, ["ip", "addr", "add", cidr, "dev", "br0"])
+        common = ["dnsmasq", "-k", "--conf-file=/dev/null", "--no-resolv", "--no-hosts", "--bind-interfaces",
+                  "--pid-file=", "--user=root", "--port=53"]
+        self.spawn(up, common + ["--listen-address=" + PRIVATE_DNS, "--local=/%s/" % PRIVATE_ZONE,
+                                 "--address=/%s/%s" % (PRIVATE_NAME, PRIVATE_ADDR)], "dns-private.log")
+        self.spawn(up, common + ["--listen-address=" + PUBLIC_DNS, "--address=/%s/%s" % (PUBLIC_NAME, HTTP_ADDR)],
+                   "dns-public.log")
+        self.spawn(up, [PYTHON, "-c", HTTP_SERVER, HTTP_ADDR, "client=%(client)s"], "http.log")
+        self.wait("upstream DNS and HTTP", lambda: all(
+            ":%s " % port in line for line, port in
+            ((self.listening(up, PUBLIC_DNS, "u"), 53), (self.listening(up, PRIVATE_DNS, "u"), 53),
+             (self.listening(up, HTTP_ADDR, "t"), 80))))
+        self.add_host(up, "sandbox_upstream", {
+            "ansible_connection": "hypervisor.network.netns", "ansible_netns_name": up,
+            "sandbox_http": HTTP_ADDR})
+        return up
+
+    def listening(self, ns, address, proto):
+        out = self.run(ns, ["ss", "-Hln" + proto], check=False).stdout
+        return " ".join(line for line in out.split("\n") if address + ":" in line) + " "
+
+    def hypervisor(self, name, group, octet, upstream, libvirt, qemu=False, guest_image=None):
+        hv = self.ns(name)
+        self.veth(hv, "eth0", upstream, "u-" + name)
+        self.run(upstream, ["ip", "link", "set", "u-" + name, "master", "br0"])
+        address = "198.51.100.%d" % octet
+        self.run(hv, ["ip", "addr", "add", address + "/24", "dev", "eth0"])
+        self.run(hv, ["ip", "route", "add", "default", "via", UPSTREAM_GW])
+        etc = Path("/etc/netns") / hv
+        self.state["netns_etc"].append(str(etc))
+        self.save()
+        etc.mkdir(parents=True, exist_ok=True)
+        # The first nameserver answers REFUSED for everything but corp.example.
+        (etc / "resolv.conf").write_text("nameserver %s\nnameserver %s\n" % (PRIVATE_DNS, PUBLIC_DNS))
+        hostdir = self.dir / name
+        hostdir.mkdir(parents=True, exist_ok=True)
+        hostvars = {"ansible_connection": "hypervisor.network.netns", "ansible_netns_name": hv,
+                    "sandbox_uplink_address": address, "sandbox_dir": str(hostdir), "sandbox_guests": []}
+        # namespace guest g1 on port vg1
+        guest = self.ns(name + "-g1")
+        self.veth(guest, "eth0", hv, "vg1", mac_a=GUEST_MAC)
+        self.spawn(guest, [PYTHON, "-c", HTTP_SERVER, "0.0.0.0", "guest=%s-g1" % name], name + "-g1-http.log")
+        self.add_host(guest, "sandbox_guests", {
+            "ansible_connection": "hypervisor.network.netns", "ansible_netns_name": guest,
+            "sandbox_hypervisor": hv, "sandbox_port": "vg1", "sandbox_mac": GUEST_MAC})
+        hostvars["sandbox_guests"].append({"name": guest, "kind": "namespace", "port": "vg1", "forward_port": 8080,
+                                           "service": "guest=%s-g1" % name})
+        if libvirt:
+            holder = self.libvirtd(name, hv, hostdir)
+            hostvars["ansible_netns_mount_namespace"] = "/proc/%d/ns/mnt" % holder
+            if qemu:
+                log = hostdir / "vm1-console.log"
+                xml = DOMAIN_XML.format(name="vm1", kernel=guest_image["kernel"], initrd=guest_image["initrd"],
+                                        private=PRIVATE_NAME, public=PUBLIC_NAME, http=HTTP_ADDR, network="lab",
+                                        mac=VM_MAC, log=log)
+                (hostdir / "vm1.xml").write_text(xml)
+                sh(["nsenter", "-t", str(holder), "-n", "-m", "virsh", "-q", "-c", "qemu:///system", "define",
+                    str(hostdir / "vm1.xml")])
+                hostvars["sandbox_guests"].append({"name": "vm1", "kind": "qemu", "console": str(log),
+                                                   "mac": VM_MAC, "forward_port": 8081, "service": "guest=vm1"})
+        self.add_host(hv, group, hostvars)
+
+    def libvirtd(self, name, hv, hostdir):
+        tree = hostdir / "libvirt"
+        etc = tree / "etc"
+        shutil.copytree("/etc/libvirt", etc, symlinks=True)
+        shutil.rmtree(etc / "qemu" / "networks", ignore_errors=True)
+        (etc / "qemu" / "networks" / "autostart").mkdir(parents=True)
+        with open(etc / "qemu.conf", "a") as handle:
+            handle.write(QEMU_CONF_EXTRA)
+        for sub in ("lib", "log", "cache", "run"):
+            (tree / sub).mkdir(parents=True, exist_ok=True)
+        self.state["libvirt_hosts"].append(str(tree / "run"))
+        self.save()
+        script = "; ".join([
+            "set -e",
+            "mount --bind %s /etc/libvirt" % etc,
+            "mount --bind %s /var/lib/libvirt" % (tree / "lib"),
+            "mount --bind %s /var/log/libvirt" % (tree / "log"),
+            "mount --bind %s /var/cache/libvirt" % (tree / "cache"),
+            "mount --bind %s /run" % (tree / "run"),
+            "touch /run/.sandbox-ready",
+            "exec sleep infinity",
+        ])
+        # The holder keeps the private mount namespace alive; it is what Ansible enters.
+        holder = self.spawn(hv, ["unshare", "-m", "--propagation", "private", "sh", "-c", script], name + "-holder.log")
+        self.wait("mount namespace of " + name, lambda: (tree / "run" / ".sandbox-ready").exists())
+        enter = ["nsenter", "-t", str(holder), "-n", "-m"]
+        sh(enter + ["virtlogd", "-d", "-p", "/run/virtlogd.pid"])
+        sh(enter + ["libvirtd", "-d", "-p", "/run/libvirtd.pid"])
+        self.wait("libvirtd of " + name, lambda: sh(enter + ["virsh", "-q", "-c", "qemu:///system", "version"],
+                                                    check=False).returncode == 0, timeout=60)
+        return holder
+
+    # -- teardown ----------------------------------------------------------------------------
+    def down(self):
+        for run_dir in self.state.get("libvirt_hosts", []):
+            run = Path(run_dir)
+            pidfiles = sorted((p for p in run.rglob("*.pid") if p.name != "driver.pid"),
+                              key=lambda p: (p.name != "libvirtd.pid", p.name == "virtlogd.pid"))
+            for path in pidfiles:
+                terminate(read_pid(path))
+        # pid files written by the roles' own daemons (dnsmasq of bridge_host) under the host dirs
+        for path in sorted(self.dir.glob("*/run/*.pid")):
+            terminate(read_pid(path))
+        for pid in reversed(self.state.get("pids", [])):
+            terminate(pid, group=True)
+        for name in reversed(self.state.get("namespaces", [])):
+            sh(["ip", "netns", "del", name], check=False)
+        for etc in self.state.get("netns_etc", []):
+            if etc.startswith("/etc/netns/hnsb"):
+                shutil.rmtree(etc, ignore_errors=True)
+        try:
+            os.rmdir("/etc/netns")  # only if empty, as before
+        except OSError:
+            pass
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def report(self):
+        """Print the table of what each guest reached (results.json of verify.yml); 1 if any failed."""
+        try:
+            results = json.loads((self.dir / "results.json").read_text())
+        except (OSError, ValueError):
+            print("no results: run playbooks/sandbox/verify.yml first")
+            return 1
+        rows, failed = [], 0
+        hosts = self.state.get("hosts", {})
+        for group in ("kvm_hosts", "bridge_hosts"):
+            for hv in self.state.get("groups", {}).get(group, []):
+                for guest in hosts[hv].get("sandbox_guests", []):
+                    if guest["kind"] == "namespace":
+                        checks = dict(results["checks"].get(guest["name"]) or {})
+                    else:
+                        checks = dict((results["vm_checks"].get(hv) or {}).get(guest["name"]) or {})
+                    inbound = results["inbound"].get("%s/%s" % (hv, guest["name"]))
+                    if inbound:
+                        checks["dnat_in"] = inbound
+                    cells = []
+                    for check in CHECKS:
+                        item = checks.get(check)
+                        ok = bool(item) and str(item.get("ok")).lower() == "true"
+                        failed += not ok
+                        cells.append("pass" if ok else ("FAIL" if item else "n/a!"))
+                    rows.append([hv, "%s (%s)" % (guest["name"], guest["kind"])] + cells)
+        header = ["hypervisor", "guest"] + CHECKS
+        widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
+        for row in [header, ["-" * w for w in widths]] + rows:
+            print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())
+        details = []
+        for name, checks in sorted(results["checks"].items()):
+            for check, item in sorted((checks or {}).items()):
+                if str(item.get("ok")).lower() != "true":
+                    details.append("%s %s: %s" % (name, check, item.get("detail")))
+        for hv, guests in sorted(results["vm_checks"].items()):
+            for name, checks in sorted((guests or {}).items()):
+                for check, item in sorted(checks.items()):
+                    if not item.get("ok"):
+                        details.append("%s/%s %s: %s" % (hv, name, check, item.get("detail")))
+        for key, item in sorted(results["inbound"].items()):
+            if str(item.get("ok")).lower() != "true":
+                details.append("%s dnat_in: %s" % (key, item.get("detail")))
+        if details:
+            print("failures:")
+            for line in details:
+                print("  " + line)
+        print("%d guests, %d checks failed" % (len(rows), failed))
+        return 1 if failed or not rows else 0
+
+    def inventory(self):
+        groups = {"_meta": {"hostvars": {}}}
+        hv_python = {"ansible_python_interpreter": "{{ ansible_playbook_python }}"}
+        for name, hostvars in self.state.get("hosts", {}).items():
+            groups["_meta"]["hostvars"][name] = dict(hv_python, **hostvars)
+        for group, hosts in self.state.get("groups", {}).items():
+            groups[group] = {"hosts": list(hosts)}
+        groups["sandbox"] = {"children": sorted(self.state.get("groups", {}))}
+        forwards = []
+        for hv, hostvars in self.state.get("hosts", {}).items():
+            for guest in hostvars.get("sandbox_guests", []):
+                if guest.get("forward_port"):
+                    forwards.append({"hypervisor": hv, "guest": guest["name"], "expect": guest["service"],
+                                     "url": "http://%s:%d/" % (hostvars["sandbox_uplink_address"], guest["forward_port"])})
+        for name in self.state.get("groups", {}).get("sandbox_upstream", []):
+            groups["_meta"]["hostvars"][name]["sandbox_forwards"] = forwards
+        return groups
+
+
+CHECKS = ["dhcp", "ping_gateway", "dns_private", "dns_public", "nat_out", "dnat_in"]
+
+
+def console_checks(path, uplink):
+    """The HNCHECK lines a QEMU guest printed on its serial console, as {check: {ok, detail}}."""
+    try:
+        text = Path(path).read_text(errors="replace").replace("\r", "")
+    except OSError:
+        text = ""
+    checks = {}
+    for line in text.splitlines():
+        parts = line.strip().split(" ", 3)
+        if len(parts) >= 3 and parts[0] == "HNCHECK" and parts[2] in ("PASS", "FAIL"):
+            detail = parts[3] if len(parts) > 3 else ""
+            ok = parts[2] == "PASS"
+            if parts[1] == "nat_out":
+                ok = ok and detail.strip() == "client=%s" % uplink
+            checks[parts[1]] = {"ok": ok, "detail": detail}
+    return checks
+
+
+def read_pid(path):
+    try:
+        return int(Path(path).read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def alive(pid):
+    """True while ``pid`` runs (a zombie nobody reaps counts as gone)."""
+    try:
+        with open("/proc/%d/stat" % pid) as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return False
+
+
+def terminate(pid, group=False, grace=5.0):
+    if not pid:
+        return
+    try:
+        if group:
+            try:
+                os.killpg(pid, signal.SIGTERM)
+            except (ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGTERM)
+        else:
+            os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+            if done == pid:
+                return
+        except ChildProcessError:
+            pass
+        if not alive(pid):
+            return
+        time.sleep(0.05)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("action", choices=["up", "down", "inventory", "console", "report"])
+    parser.add_argument("path", nargs="?", help="console: the guest's serial log")
+    parser.add_argument("--uplink", help="console: the hypervisor's uplink address (expected by nat_out)")
+    parser.add_argument("--lab", default=os.environ.get("HN_SANDBOX_LAB", "demo"))
+    parser.add_argument("--kvm", type=int, default=1)
+    parser.add_argument("--bridge", type=int, default=1)
+    parser.add_argument("--qemu-guests", type=int, default=1)
+    parser.add_argument("--guest-image", default=str(REPO / "build" / "sandbox-cache" / "guest"))
+    args = parser.parse_args(argv)
+    box = Sandbox(args.lab)
+    if args.action == "up":
+        image = None
+        if args.qemu_guests and args.kvm:
+            sys.path.insert(0, str(Path(__file__).parent))
+            import guest_image  # noqa: E402  (the sibling script)
+
+            kernel, initrd = guest_image.build(os.path.abspath(args.guest_image))
+            image = {"kernel": kernel, "initrd": initrd}
+        box.up(args.kvm, args.bridge, args.qemu_guests, image)
+        print(json.dumps({"lab": args.lab, "built_seconds": box.state["built_seconds"],
+                          "hosts": sorted(box.state["hosts"])}))
+    elif args.action == "down":
+        box.down()
+    elif args.action == "console":
+        print(json.dumps(console_checks(args.path, args.uplink)))
+    elif args.action == "report":
+        sys.exit(box.report())
+    else:
+        print(json.dumps(box.inventory(), indent=1))
+
+
+if __name__ == "__main__":
+    main()
