@@ -52,7 +52,6 @@ def common_argument_spec(item_options):
         nftables_conf=dict(type="path"),
         systemd_unit_dir=dict(type="path"),
         lock_file=dict(type="path"),
-        coexistence=dict(type="str", default="open", choices=["open", "fail", "ignore"]),
     )
 
 

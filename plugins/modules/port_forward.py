@@ -75,6 +75,20 @@ options:
       comment:
         description: A comment stored with the rules (no double quotes, backslashes or newlines; 128 bytes).
         type: str
+  coexistence:
+    description:
+      - What to do when another rule owner would drop the forwarded traffic. Every forward is
+        walked through the forward-hook chains of the others (libvirt, Docker, ufw, firewalld,
+        any nftables table); an accept in our table cannot beat a drop in theirs.
+      - C(open) opens drops in an iptables C(FORWARD) chain (libvirt's reject rules, Docker's
+        DROP policy, ufw) with a chain of ours jumped to from the top of C(FORWARD), which those
+        managers leave in place when they rebuild their own chains; for a drop elsewhere (such as
+        firewalld's table) the task fails before changing anything and says what to run.
+      - C(fail) fails on any drop, with the same instructions. C(ignore) only reports.
+      - RV(coexistence) says what was found and done.
+    type: str
+    choices: [open, fail, ignore]
+    default: open
 """
 
 EXAMPLES = r"""
@@ -145,7 +159,9 @@ ITEM_OPTIONS = dict(
 
 
 def main():
-    module = AnsibleModule(argument_spec=netfilter.common_argument_spec(ITEM_OPTIONS), supports_check_mode=True)
+    spec = netfilter.common_argument_spec(ITEM_OPTIONS)
+    spec["coexistence"] = dict(type="str", default="open", choices=["open", "fail", "ignore"])
+    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     run_module_main(module, lambda m: netfilter.run(m, netfilter.PORT_FORWARD))
 
 
