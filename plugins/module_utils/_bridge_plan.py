@@ -259,7 +259,7 @@ def _table_after_join(want, host):
     return {default: (True, True)} if default else {}
 
 
-def _table_steps(dev, have, want_table, own):
+def vlan_table_steps(dev, have, want_table, own):
     """``bridge vlan`` commands taking ``have`` {vid: (pvid, untagged)} to ``want_table``."""
     extra = ["self"] if own else []
     steps = []
@@ -286,12 +286,12 @@ def _plan_vlan_tables(want, host, members, result):
             continue
         have = dict(host.vlans.get(port.name, {})) if port.name in members else dict(joined)
         _follow_default_pvid(have, old_default, want.default_pvid)
-        for argv in _table_steps(port.name, have, port.vlans, own=False):
+        for argv in vlan_table_steps(port.name, have, port.vlans, own=False):
             result.add(*argv)
     if want.vlans is not None:
         have = dict(host.vlans.get(want.name, {})) if bridge is not None else dict(joined)
         _follow_default_pvid(have, old_default, want.default_pvid)
-        for argv in _table_steps(want.name, have, want.vlans, own=True):
+        for argv in vlan_table_steps(want.name, have, want.vlans, own=True):
             result.add(*argv)
 
 

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import pytest
 from bridge_fixtures import argvs, host, want
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ansible_collections.hypervisor.network.plugins.module_utils._bridge import summary, vlan_list, vlan_ranges
-from ansible_collections.hypervisor.network.plugins.module_utils._bridge_plan import plan, validate_against_host
+from ansible_collections.hypervisor.network.plugins.module_utils._bridge_plan import vlan_table_steps, plan, validate_against_host
 from ansible_collections.hypervisor.network.plugins.module_utils._errors import ValidationError
 
 
@@ -181,3 +183,38 @@ def test_mtu_a_port_cannot_take():
 def test_vlan_lists_and_ranges():
     assert vlan_list("v", [10, "20-22", " 4094 "]) == {10, 20, 21, 22, 4094}
     assert vlan_ranges([1, 2, 3, 7, 9, 10]) == ["1-3", "7", "9-10"]
+
+
+def _apply_bridge_vlan(table, argv):
+    """What the kernel does with one ``bridge vlan add|del dev X vid A[-B] [pvid] [untagged]``."""
+    low, _sep, high = argv[6].partition("-")
+    vids = range(int(low), int(high or low) + 1)
+    for vid in vids:
+        if argv[2] == "del":
+            table.pop(vid, None)
+            continue
+        if "pvid" in argv:  # one PVID per port: the new one takes it from the old
+            table.update((v, (False, u)) for v, (_p, u) in list(table.items()))
+        table[vid] = ("pvid" in argv, "untagged" in argv)
+    return table
+
+
+_TABLES = st.dictionaries(st.integers(1, 40), st.tuples(st.just(False), st.booleans()), max_size=12).flatmap(
+    lambda table: st.sampled_from([None] + sorted(table)).map(
+        lambda pvid: dict((vid, (vid == pvid, untagged)) for vid, (_p, untagged) in table.items())))
+
+
+@settings(max_examples=300, deadline=None)
+@given(have=_TABLES, wanted=_TABLES, own=st.booleans())
+def test_vlan_table_steps_reach_the_wanted_table(have, wanted, own):
+    table = dict(have)
+    for argv in vlan_table_steps("vnet0", have, wanted, own):
+        assert argv[-1] == "self" if own else "self" not in argv
+        _apply_bridge_vlan(table, argv)
+    assert table == wanted
+    assert vlan_table_steps("vnet0", wanted, wanted, own) == []
+
+
+@given(st.sets(st.integers(1, 4094), max_size=50))
+def test_vlan_ranges_round_trip(vids):
+    assert vlan_list("v", vlan_ranges(vids)) == vids
