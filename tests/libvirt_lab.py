@@ -116,33 +116,41 @@ class LibvirtHost:
         # driver.pid files are libvirtd's own per-driver locks, holding libvirtd's PID
         return sorted(p for p in self.run_dir.rglob("*.pid") if p.name != "driver.pid")
 
-    def stop(self):
-        """Stop libvirtd first (so it restarts nothing), then everything it left running."""
-        order = sorted(self._pid_files(), key=lambda p: (p.name != "libvirtd.pid", p.name == "virtlogd.pid"))
-        for path in order:
+    def stop(self, grace=10.0):
+        """Stop every process that wrote a pid file here (libvirtd, virtlogd, dnsmasq, qemu):
+        SIGTERM to all at once, then SIGKILL to whatever is left after ``grace`` seconds."""
+        pids = []
+        for path in self._pid_files():
             try:
-                pid = int(path.read_text().strip())
+                pids.append(int(path.read_text().strip()))
             except (OSError, ValueError):
                 continue
-            _terminate(pid)
+        for pid in pids:
+            _signal(pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and any(_alive(pid) for pid in pids):
+            time.sleep(0.05)
+        for pid in pids:
+            _signal(pid, signal.SIGKILL)
 
 
-def _terminate(pid, grace=5.0):
+def _signal(pid, signum):
     try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.05)
-    try:
-        os.kill(pid, signal.SIGKILL)
+        os.kill(pid, signum)
     except ProcessLookupError:
         pass
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie child of ours counts as gone
+        with open("/proc/%d/stat" % pid) as handle:
+            return handle.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def attach_guest_ns(lab: Lab, host: LibvirtHost, bridge: str, short: str, port_name: str):
