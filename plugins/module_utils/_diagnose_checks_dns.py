@@ -162,9 +162,13 @@ def check_nameservers(facts):
                     "and no-resolv; or put %s first in %s)" % (", ".join(relying), words, answering, path),
                 fix_module=_forwarder_fix(facts, relying, forwarders),
             ))
-        else:
+        elif dns_nets:
             findings.append(finding("nameservers", OK, first, "%s; no network uses resolv.conf for its upstream" % said,
                                     evidence=evidence))
+        else:
+            findings.append(finding("nameservers", WARN, first, "%s; no network uses it now, but a dnsmasq with strict-order "
+                                    "(libvirt's) would pass the %s to its guests" % (said, probes.get((first, public))),
+                                    evidence=evidence, fix="put %s first in %s, or give networks per-domain forwarders" % (answering, path)))
     for domain in domains:
         if _first_answering(probes, servers, domain) is None:
             findings.append(finding("nameservers", WARN, domain, "no host nameserver answers for %s" % domain, evidence=evidence,

@@ -21,14 +21,19 @@ UNREACHABLE = "UNREACHABLE"
 # SERVFAIL and silence mean a resolver behind it gets nothing useful.
 ANSWERED = ("NOERROR", "NXDOMAIN")
 QTYPE_A, QCLASS_IN = 1, 1
+OPT_TYPE, EDNS_PAYLOAD = 41, 1232
 
 
-def build_query(name, query_id, qtype=QTYPE_A):
-    """The bytes of a standard recursive query for ``name``."""
-    header = struct.pack("!HHHHHH", query_id, 0x0100, 1, 0, 0, 0)  # RD set, one question
+def build_query(name, query_id, qtype=QTYPE_A, edns=False):
+    """The bytes of a standard recursive query for ``name``; with ``edns`` an EDNS0 OPT record
+    (1232-byte payload), as dig, systemd-resolved and most current stub resolvers send."""
+    header = struct.pack("!HHHHHH", query_id, 0x0100, 1, 0, 0, 1 if edns else 0)  # RD, one question, OPT in additional
     labels = [label for label in name.rstrip(".").split(".") if label]
     qname = b"".join(struct.pack("!B", len(label.encode("idna"))) + label.encode("idna") for label in labels) + b"\x00"
-    return header + qname + struct.pack("!HH", qtype, QCLASS_IN)
+    packet = header + qname + struct.pack("!HH", qtype, QCLASS_IN)
+    if edns:
+        packet += b"\x00" + struct.pack("!HHIH", OPT_TYPE, EDNS_PAYLOAD, 0, 0)
+    return packet
 
 
 def parse_header(data):
@@ -42,7 +47,7 @@ def parse_header(data):
     return query_id, RCODES.get(rcode, "RCODE%d" % rcode), ancount
 
 
-def query(server, name, timeout=2.0, port=53):
+def query(server, name, timeout=2.0, port=53, edns=False):
     """Ask ``server`` for ``name`` once. Returns a dict: server, name, rcode, answers, ms.
 
     rcode is one of RCODES' names, TIMEOUT, or UNREACHABLE (an ICMP error came back, or the
@@ -50,7 +55,7 @@ def query(server, name, timeout=2.0, port=53):
     """
     family = socket.AF_INET6 if ":" in server else socket.AF_INET
     query_id = struct.unpack("!H", os.urandom(2))[0]
-    packet = build_query(name, query_id)
+    packet = build_query(name, query_id, edns=edns)
     result = {"server": server, "name": name, "rcode": TIMEOUT, "answers": 0, "ms": None}
     started = time.monotonic()
     sock = socket.socket(family, socket.SOCK_DGRAM)

@@ -22,6 +22,7 @@ ARGUMENT_SPEC = dict(
     count=dict(type="int", default=20),
     timeout=dict(type="float", default=1.0),
     interval=dict(type="float", default=0.0),
+    edns=dict(type="bool", default=True),
     min_success_rate=dict(type="float", default=0.95),
     upstream=dict(type="list", elements="str", default=[]),
 )
@@ -50,9 +51,13 @@ def dns_stats(results):
 
 
 def ping(runner, address):
-    if not runner.has("ping"):
-        return {"address": address, "reachable": None, "error": "ping is not installed"}
-    argv = ["ping", "-n", "-c", "2", "-i", "0.2", "-W", "1", address]
+    # Small guests often have only busybox; both understand this subset of options.
+    if runner.has("ping"):
+        argv = ["ping", "-c", "2", "-W", "1", address]
+    elif runner.has("busybox"):
+        argv = ["busybox", "ping", "-c", "2", "-W", "1", address]
+    else:
+        return {"address": address, "reachable": None, "error": "neither ping nor busybox is installed"}
     rc, out, _err = runner.read(argv, check_rc=False)
     rtt = None
     for line in out.splitlines():
@@ -110,7 +115,8 @@ def run(module):
     results = []
     if server:
         for index in range(params["count"]):
-            results.append(dns.query(server, params["names"][index % len(params["names"])], timeout=params["timeout"]))
+            results.append(dns.query(server, params["names"][index % len(params["names"])], timeout=params["timeout"],
+                                     edns=params["edns"]))
             if params["interval"]:
                 time.sleep(params["interval"])
     stats = dns_stats(results) if server else None

@@ -43,6 +43,14 @@ options:
     description: Seconds between queries.
     type: float
     default: 0.0
+  edns:
+    description:
+      - Send queries with an EDNS0 record, as dig, systemd-resolved and most current stub
+        resolvers do. dnsmasq answers such clients differently in some cases (with an extended
+        error instead of silence when every upstream refuses), so probe the way the guest's
+        resolver asks.
+    type: bool
+    default: true
   min_success_rate:
     description: Share of answered queries (NOERROR or NXDOMAIN) below which C(guest_dns) fails.
     type: float

@@ -208,3 +208,24 @@ def test_check_mode_is_the_same_run_and_libvirt_down_is_a_finding(lab):
     assert [n["bridge"] for n in normal["networks"]] == ["br0"]
     assert normal["networks"][0]["ports"] == ["vg1", "vg2"]
     assert lab.run(topo.hv, ["nft", "list", "ruleset"]).stdout == before
+
+
+def test_refused_first_nameserver_is_found_and_fixed_by_reordering(lab):
+    from libvirt_lab import PUBLIC_DNS, PUBLIC_NAME, REFUSING_RESOLV_CONF, start_upstream
+
+    hv = lab.ns("hv")
+    start_upstream(lab, hv)
+    lab.run(hv, ["ip", "link", "add", "br0", "type", "bridge"])
+    lab.addr(hv, "br0", "10.0.0.1/24")
+    resolv = lab.tmp / "resolv.conf"
+    resolv.write_text("search corp.example\n" + REFUSING_RESOLV_CONF)
+    result = diagnose(lab, hv, ["nameservers"], probe_dns=True, public_test_name=PUBLIC_NAME)
+    (bad,) = only(result, "nameservers")
+    assert bad["status"] == "fail" and "REFUSED" in bad["summary"] and "br0" in bad["summary"]
+    assert "198.51.100.53 for corp.example; 203.0.113.53 for everything else" in bad["fix"]
+    assert bad["fix_module"] is None  # no libvirt network to give forwarders to
+    assert {(p["server"], p["name"]): p["rcode"] for p in result["dns_probes"]}[("198.51.100.53", "corp.example")] != "REFUSED"
+
+    resolv.write_text("search corp.example\nnameserver %s\n" % PUBLIC_DNS + REFUSING_RESOLV_CONF.splitlines()[0] + "\n")
+    (good,) = only(diagnose(lab, hv, ["nameservers"], probe_dns=True, public_test_name=PUBLIC_NAME), "nameservers")
+    assert good["status"] == "ok", good

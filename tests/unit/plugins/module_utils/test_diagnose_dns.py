@@ -59,3 +59,9 @@ def test_dns_stats_and_findings():
     assert by_check["guest_dns"]["status"] == "fail" and "nameservers" in by_check["guest_dns"]["fix"]
     assert by_check["guest_gateway"]["status"] == "ok" and by_check["guest_upstream"]["status"] == "fail"
     assert evaluate(None, None, None, {}, [], 0.95)[0]["check"] == "guest_route"
+
+
+def test_edns_query_carries_one_opt_record_in_the_additional_section():
+    packet = dns.build_query("example.com", 1, edns=True)
+    assert struct.unpack("!HHHHHH", packet[:12]) == (1, 0x0100, 1, 0, 0, 1)
+    assert packet[-11:] == b"\x00" + struct.pack("!HHIH", 41, 1232, 0, 0)
