@@ -44,11 +44,15 @@ class UplinkMove:
 class Plan:
     steps: list = field(default_factory=list)
     moves: list = field(default_factory=list)
-    rollback: list = field(default_factory=list)  # undoes the moves (and a bridge created now)
+    # Undoes the steps, newest first: run when the uplink check fails or a step after a move does.
+    # VLAN table changes have no undo (the VLAN tables are left as the failed run made them).
+    rollback: list = field(default_factory=list)
     created: bool = False
 
-    def add(self, *argv):
+    def add(self, *argv, undo=None):
         self.steps.append(Step(list(argv)))
+        if undo:
+            self.rollback.insert(0, Step(list(undo)))
 
 
 def validate_against_host(want, host, claims=None):
@@ -103,12 +107,14 @@ def plan(want, host):
     for port in want.ports or []:
         link = host.links.get(port.name)
         if want.mtu and (link is None or link.mtu != want.mtu):
-            result.add("ip", "link", "set", "dev", port.name, "mtu", str(want.mtu))
+            undo = ["ip", "link", "set", "dev", port.name, "mtu", str(link.mtu)] if link else None
+            result.add("ip", "link", "set", "dev", port.name, "mtu", str(want.mtu), undo=undo)
     if bridge is None or not bridge.up:
-        result.add("ip", "link", "set", "dev", want.name, "up")
+        result.add("ip", "link", "set", "dev", want.name, "up", undo=bridge and ["ip", "link", "set", "dev", want.name, "down"])
     moved_addresses = _plan_ports(want, host, members, result)
     if want.mtu and (bridge is None or bridge.mtu != want.mtu):
-        result.add("ip", "link", "set", "dev", want.name, "mtu", str(want.mtu))
+        undo = ["ip", "link", "set", "dev", want.name, "mtu", str(bridge.mtu)] if bridge else None
+        result.add("ip", "link", "set", "dev", want.name, "mtu", str(want.mtu), undo=undo)
     _plan_vlan_tables(want, host, members, result)
     _plan_addresses(want, bridge, moved_addresses, result)
     return result
@@ -131,34 +137,44 @@ def _plan_absent(want, host, result):
 def _plan_vlan_links(want, host, result):
     for port in want.ports or []:
         if port.vlan_parent and port.name not in host.links:
-            result.add("ip", "link", "add", "link", port.vlan_parent, "name", port.name, "type", "vlan", "id", str(port.vlan_id))
-            result.rollback.append(Step(["ip", "link", "del", "dev", port.name]))
+            result.add("ip", "link", "add", "link", port.vlan_parent, "name", port.name, "type", "vlan", "id", str(port.vlan_id),
+                       undo=["ip", "link", "del", "dev", port.name])
 
 
-def _bridge_options(want, current):
-    """``type bridge`` options whose wanted value differs from ``current`` (a Link.bridge dict)."""
-    options = []
-    if want.stp is not None and current.get("stp") != want.stp:
-        options += ["stp_state", "1" if want.stp else "0"]
-    if want.forward_delay is not None and current.get("forward_delay") != want.forward_delay:
-        options += ["forward_delay", str(want.forward_delay * 100)]  # the kernel counts 1/100 s
-    if want.vlan_filtering is not None and current.get("vlan_filtering") != want.vlan_filtering:
-        options += ["vlan_filtering", "1" if want.vlan_filtering else "0"]
-    if want.default_pvid is not None and current.get("default_pvid") != want.default_pvid:
-        options += ["vlan_default_pvid", str(want.default_pvid)]
-    return options
+_BRIDGE_OPTIONS = (("stp", "stp_state"), ("forward_delay", "forward_delay"), ("vlan_filtering", "vlan_filtering"), ("default_pvid", "vlan_default_pvid"))
+
+
+def _option_argv(values):
+    """``type bridge`` arguments for a {key: value} dict of Link.bridge keys."""
+    argv = []
+    for key, option in _BRIDGE_OPTIONS:
+        if values.get(key) is not None:
+            value = values[key]
+            if key == "forward_delay":
+                value *= 100  # the kernel counts 1/100 s
+            argv += [option, str(int(value))]
+    return argv
+
+
+def _bridge_changes(want, current):
+    """{key: wanted value} for the bridge settings that differ from ``current`` (a Link.bridge dict)."""
+    return dict((key, getattr(want, key)) for key, _option in _BRIDGE_OPTIONS
+                if getattr(want, key) is not None and current.get(key) != getattr(want, key))
 
 
 def _plan_bridge_link(want, bridge, result):
     if bridge is None:
-        result.add("ip", "link", "add", "name", want.name, "type", "bridge", *_bridge_options(want, KERNEL_DEFAULTS))
-        result.rollback.insert(0, Step(["ip", "link", "del", "dev", want.name]))
+        options = _option_argv(_bridge_changes(want, KERNEL_DEFAULTS))
+        result.add("ip", "link", "add", "name", want.name, "type", "bridge", *options, undo=["ip", "link", "del", "dev", want.name])
     else:
-        options = _bridge_options(want, bridge.bridge)
-        if options:
-            result.add("ip", "link", "set", "dev", want.name, "type", "bridge", *options)
+        changes = _bridge_changes(want, bridge.bridge)
+        if changes:
+            old = _option_argv(dict((key, bridge.bridge.get(key)) for key in changes))
+            undo = ["ip", "link", "set", "dev", want.name, "type", "bridge"] + old if old else None
+            result.add("ip", "link", "set", "dev", want.name, "type", "bridge", *_option_argv(changes), undo=undo)
     if want.mac and (bridge is None or bridge.mac != want.mac):
-        result.add("ip", "link", "set", "dev", want.name, "address", want.mac)
+        undo = ["ip", "link", "set", "dev", want.name, "address", bridge.mac] if bridge else None
+        result.add("ip", "link", "set", "dev", want.name, "address", want.mac, undo=undo)
 
 
 def _plan_release(want, host, members, result):
@@ -168,9 +184,9 @@ def _plan_release(want, host, members, result):
     for name in sorted(members - set(want.port_names())):
         link = host.links[name]
         if want.exclusive_ports or link.alias == mark:
-            result.add("ip", "link", "set", "dev", name, "nomaster")
+            result.add("ip", "link", "set", "dev", name, "nomaster", undo=["ip", "link", "set", "dev", name, "master", want.name])
         if link.alias == mark:
-            result.add("ip", "link", "set", "dev", name, "alias", "")
+            result.add("ip", "link", "set", "dev", name, "alias", "", undo=["ip", "link", "set", "dev", name, "alias", mark])
 
 
 def _routes_on(host, port):
@@ -235,16 +251,14 @@ def _plan_ports(want, host, members, result):
             if move:
                 result.moves.append(move[0])
                 result.steps.append(move[1])
-                if link is None or not link.alias:
-                    result.rollback.insert(0, Step(["ip", "link", "set", "dev", port.name, "alias", ""]))
                 result.rollback.insert(0, move[2])
                 moved += move[0].addresses
             else:
-                result.add("ip", "link", "set", "dev", port.name, "master", want.name)
+                result.add("ip", "link", "set", "dev", port.name, "master", want.name, undo=["ip", "link", "set", "dev", port.name, "nomaster"])
         if link is None or not link.alias:
-            result.add("ip", "link", "set", "dev", port.name, "alias", mark)
+            result.add("ip", "link", "set", "dev", port.name, "alias", mark, undo=["ip", "link", "set", "dev", port.name, "alias", ""])
         if link is None or not link.up:
-            result.add("ip", "link", "set", "dev", port.name, "up")
+            result.add("ip", "link", "set", "dev", port.name, "up", undo=link and ["ip", "link", "set", "dev", port.name, "down"])
     return moved
 
 
@@ -309,7 +323,7 @@ def _plan_addresses(want, bridge, moved, result):
         return
     have = set(bridge.addresses if bridge is not None else []) | set(moved)
     for cidr in sorted(have - set(want.addresses)):
-        result.add("ip", "addr", "del", cidr, "dev", want.name)
+        result.add("ip", "addr", "del", cidr, "dev", want.name, undo=["ip", "addr", "add", cidr, "dev", want.name])
     for cidr in want.addresses:
         if cidr not in have:
-            result.add("ip", "addr", "add", cidr, "dev", want.name)
+            result.add("ip", "addr", "add", cidr, "dev", want.name, undo=["ip", "addr", "del", cidr, "dev", want.name])

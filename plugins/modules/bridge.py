@@ -16,7 +16,7 @@ description:
     and applies them once, under a per-host lock. In check mode it returns the same commands without running them.
   - When a port to enslave carries the host's addresses or routes (an uplink such as C(eno1)), they move to the
     bridge in one C(ip -batch) step; then the module checks that O(uplink_check_target) answers ICMP echo and, if
-    it does not within O(uplink_check_timeout) seconds, rolls back and fails.
+    it does not within O(uplink_check_timeout) seconds, undoes the run (all but VLAN table changes) and fails.
   - Ports this module enslaved are marked with the interface alias C(hypervisor.network:bridge=NAME); a marked port
     that leaves O(ports) is released. Ports it did not enslave are left alone unless O(exclusive_ports=true).
 author:

@@ -55,9 +55,10 @@ def test_uplink_moves_addresses_and_default_routes_in_one_batch():
     ]
     assert result.moves[0].gateway == "10.1.0.254"
     rollback = [step.shown for step in result.rollback]
-    assert rollback[0].startswith("ip -force -batch - <<< link set dev eno1 nomaster; addr del fd00:1::2/64 dev br0")
-    assert "route replace default via 10.1.0.254 dev eno1" in rollback[0]
-    assert rollback[1:] == ["ip link set dev eno1 alias ", "ip link del dev br0"]
+    assert rollback[0] == "ip link set dev eno1 alias "
+    assert rollback[1].startswith("ip -force -batch - <<< link set dev eno1 nomaster; addr del fd00:1::2/64 dev br0")
+    assert "route replace default via 10.1.0.254 dev eno1" in rollback[1]
+    assert rollback[2:] == ["ip link del dev br0"]
 
 
 def test_bridge_in_wanted_state_only_adopts_the_unmarked_port():
@@ -87,6 +88,24 @@ def test_settings_change_in_place():
         "ip link set dev br0 address 02:00:00:00:00:01",
         "ip addr del 10.20.0.1/24 dev br0",
         "ip addr add 10.30.0.1/24 dev br0",
+    ]
+
+
+def test_rollback_undoes_every_step_but_vlan_tables_newest_first():
+    wanted = want(ports=["vnet1", "eno1"], steal=True, stp=False, mtu=1500, mac="02:00:00:00:00:01", addresses=["10.30.0.1/24"])
+    result = plan(wanted, host("bridged"))
+    assert [step.shown for step in result.rollback] == [
+        "ip addr del 10.30.0.1/24 dev br0",
+        "ip addr add 10.20.0.1/24 dev br0",
+        "ip link set dev br0 mtu 1400",
+        "ip link set dev eno1 alias ",
+        "ip link set dev eno1 nomaster",
+        "ip link set dev vnet1 alias ",
+        "ip link set dev vnet1 mtu 1400",
+        "ip link set dev vnet0 alias hypervisor.network:bridge=br0",
+        "ip link set dev vnet0 master br0",
+        "ip link set dev br0 address %s" % host("bridged").links["br0"].mac,
+        "ip link set dev br0 type bridge stp_state 1",
     ]
 
 
