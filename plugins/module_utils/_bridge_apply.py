@@ -144,14 +144,14 @@ def predicted_after(want, before, the_plan):
 def _apply(runner, the_plan, params):
     """Run the plan; after an uplink move, check the target answers, else roll back and fail."""
     moved = False
-    try:
-        for step in the_plan.steps:
-            moved = moved or step.argv[:2] == ["ip", "-batch"]
+    for done, step in enumerate(the_plan.steps):
+        moved = moved or step.argv[:2] == ["ip", "-batch"]
+        try:
             runner.change(step.argv, data=step.data, shown=step.shown)
-    except CommandError as exc:
-        if moved:
-            _roll_back(runner, the_plan)
-        raise exc
+        except CommandError:
+            if moved:  # the host may be cut off: revert what ran, a half-done batch included
+                _roll_back(runner, the_plan.undo(done + (1 if step.argv[:2] == ["ip", "-batch"] else 0)))
+            raise
     if not the_plan.moves or runner.check_mode:
         return None
     target = params.get("uplink_check_target") or next((m.gateway for m in the_plan.moves if m.gateway), None)
@@ -160,7 +160,7 @@ def _apply(runner, the_plan, params):
     timeout = params.get("uplink_check_timeout")
     if answers(target, timeout):
         return "%s answered after the move" % target
-    errors = _roll_back(runner, the_plan)
+    errors = _roll_back(runner, the_plan.undo())
     raise HypervisorNetworkError(
         "%s did not answer within %ss after moving %s to %s; rolled back to the previous state%s"
         % (target, timeout, ", ".join(m.port for m in the_plan.moves), params["name"],
@@ -169,9 +169,9 @@ def _apply(runner, the_plan, params):
     )
 
 
-def _roll_back(runner, the_plan):
+def _roll_back(runner, steps):
     errors = []
-    for step in the_plan.rollback:
+    for step in steps:
         try:
             runner.change(step.argv, data=step.data, shown="rollback: " + step.shown)
         except CommandError as exc:

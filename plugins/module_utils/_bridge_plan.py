@@ -22,6 +22,7 @@ SELF_MAINTAINED_PROTOCOLS = ("kernel", "ra")
 class Step:
     argv: list
     data: str = None  # standard input, for ``ip -batch -``
+    undo: "Step" = None  # the step that reverts this one, if it can be reverted
 
     @property
     def shown(self):
@@ -44,15 +45,20 @@ class UplinkMove:
 class Plan:
     steps: list = field(default_factory=list)
     moves: list = field(default_factory=list)
-    # Undoes the steps, newest first: run when the uplink check fails or a step after a move does.
-    # VLAN table changes have no undo (the VLAN tables are left as the failed run made them).
-    rollback: list = field(default_factory=list)
     created: bool = False
 
     def add(self, *argv, undo=None):
-        self.steps.append(Step(list(argv)))
-        if undo:
-            self.rollback.insert(0, Step(list(undo)))
+        self.steps.append(Step(list(argv), undo=Step(list(undo)) if undo else None))
+
+    def undo(self, done=None):
+        """The steps that revert the first ``done`` steps (all by default), newest first. VLAN
+        table changes have none: the tables stay as the run left them."""
+        done = len(self.steps) if done is None else done
+        return [step.undo for step in reversed(self.steps[:done]) if step.undo is not None]
+
+    @property
+    def rollback(self):
+        return self.undo()
 
 
 def validate_against_host(want, host, claims=None):
@@ -236,7 +242,8 @@ def _uplink_move(want, host, port):
     for route in routes:
         forward.append("route replace %s" % " ".join(route_spec(route, want.name)))
         back.append("route replace %s" % " ".join(route_spec(route, port.name)))
-    return move, Step(["ip", "-batch", "-"], "\n".join(forward) + "\n"), Step(["ip", "-force", "-batch", "-"], "\n".join(back) + "\n")
+    # -force: the way back goes on past errors, so a batch that stopped halfway is undone too.
+    return move, Step(["ip", "-batch", "-"], "\n".join(forward) + "\n", undo=Step(["ip", "-force", "-batch", "-"], "\n".join(back) + "\n"))
 
 
 def _plan_ports(want, host, members, result):
@@ -251,7 +258,6 @@ def _plan_ports(want, host, members, result):
             if move:
                 result.moves.append(move[0])
                 result.steps.append(move[1])
-                result.rollback.insert(0, move[2])
                 moved += move[0].addresses
             else:
                 result.add("ip", "link", "set", "dev", port.name, "master", want.name, undo=["ip", "link", "set", "dev", port.name, "nomaster"])

@@ -237,3 +237,11 @@ def test_vlan_table_steps_reach_the_wanted_table(have, wanted, own):
 @given(st.sets(st.integers(1, 4094), max_size=50))
 def test_vlan_ranges_round_trip(vids):
     assert vlan_list("v", vlan_ranges(vids)) == vids
+
+
+def test_undo_covers_only_the_steps_that_ran():
+    result = plan(want(ports=["vnet0", "eno1"], mtu=1400), host("uplink"))
+    assert [s.shown for s in result.steps[:3]] == [
+        "ip link add name br0 type bridge", "ip link set dev vnet0 mtu 1400", "ip link set dev eno1 mtu 1400"]
+    assert [s.shown for s in result.undo(1)] == ["ip link del dev br0"]
+    assert [s.shown for s in result.undo(2)] == ["ip link set dev vnet0 mtu 1500", "ip link del dev br0"]
