@@ -189,7 +189,9 @@ def render_networkmanager(config):
     for port in config.ports:
         text = [config.header(), "[connection]", "id=%s-port-%s" % (file_stem(config.name), port.name),
                 "uuid=%s" % _nm_uuid("port", port.name), "type=%s" % ("vlan" if port.vlan_parent else "ethernet"),
-                "interface-name=%s" % port.name, "master=%s" % config.name, "slave-type=bridge", "autoconnect=true"]
+                "interface-name=%s" % port.name, "master=%s" % config.name, "slave-type=bridge", "autoconnect=true",
+                # above the default 0, so this profile wins over an old one for the same interface
+                "autoconnect-priority=10"]
         text += ["", "[vlan]", "id=%d" % port.vlan_id, "parent=%s" % port.vlan_parent] if port.vlan_parent else []
         text += ["", "[ethernet]", "mtu=%d" % config.mtu] if config.mtu else []
         text += ["", "[bridge-port]", "vlans=%s" % _nm_vlans(port.vlans)] if port.vlans else []
