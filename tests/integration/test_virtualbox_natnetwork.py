@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 FAKE_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "virtualbox"
 
@@ -121,3 +122,15 @@ def test_missing_vboxmanage_is_a_clear_error(vbox):
     vbox.env["PATH"] = "/nonexistent"
     result = vbox.run(NETWORK, expect_fail=True)
     assert "VBoxManage" in result["msg"] and "not installed" in result["msg"]
+
+
+def test_documented_examples_run_as_written(vbox):
+    """The EXAMPLES of the module, task by task, create and then remove the network."""
+    from ansible_collections.hypervisor.network.plugins.modules import virtualbox_natnetwork
+
+    tasks = yaml.safe_load(virtualbox_natnetwork.EXAMPLES)
+    created = vbox.run(tasks[0]["hypervisor.network.virtualbox_natnetwork"])
+    assert created["changed"] is True and len(created["after"]["port_forwards"]) == 2
+    assert vbox.run(tasks[0]["hypervisor.network.virtualbox_natnetwork"])["changed"] is False
+    assert vbox.run(tasks[1]["hypervisor.network.virtualbox_natnetwork"])["changed"] is True
+    assert vbox.state()["natnets"] == []

@@ -14,6 +14,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
 TESTS = Path(__file__).resolve().parents[1]
 FAKE_DIR = TESTS / "fixtures" / "vmware"
@@ -94,3 +95,15 @@ def test_bad_input_changes_nothing(vmnat):
 def test_missing_file_is_a_clear_error(lab):
     result = lab.module(None, "vmware_nat", {"path": str(lab.tmp / "nope" / "nat.conf")}, expect_fail=True)
     assert "does not exist" in result["msg"]
+
+
+def test_documented_examples_run(vmnat):
+    """The EXAMPLES of the module, with path pointed at the temp copy and the restart at the
+    stand-in (the second example's systemctl must not reach this machine's services)."""
+    from ansible_collections.hypervisor.network.plugins.modules import vmware_nat
+
+    tasks = [task["hypervisor.network.vmware_nat"] for task in yaml.safe_load(vmware_nat.EXAMPLES)]
+    first = vmnat.run(tasks[0])
+    assert first["changed"] is True and first["after"]["dns"]["nameserver2"] == "198.51.100.53"
+    second = vmnat.run(dict(tasks[1], restart_command=["vmware-networks --status"]))
+    assert second["changed"] is True and "2222 =" not in vmnat.path.read_text()
