@@ -1,0 +1,403 @@
+#!/usr/bin/env python3
+"""Port forwards: hypervisor.network.port_forward against the common alternatives, timed.
+
+Cases, each a whole run timed by the wall clock (time.monotonic around the subprocess):
+
+  module   one hypervisor.network.port_forward task with N forwards (nftables backend,
+           persisted into a temporary directory, never /etc)
+  loop     ansible.builtin.iptables looped: per forward a DNAT task in nat PREROUTING and an
+           ACCEPT task in filter FORWARD (N = 10 and 100 only; about 0.4 s per forward)
+  nft      a raw `nft -f` of the very script the module loads (taken from state=rendered)
+  noop     a one-task playbook that does nothing (ansible.builtin.debug), loading the same vars:
+           Ansible's fixed cost (the baseline of the target)
+  ping     for information: a one-task playbook running ansible.builtin.ping in the namespace,
+           the fixed cost plus that of shipping and starting any module (AnsiballZ)
+
+Each case runs twice: "first" (into a network namespace made fresh for that case, so that the
+first apply really is first) and "re-run" (the same thing again, nothing to change). Every
+Ansible case runs through the collection's netns connection plugin against a namespace
+`bench-<random>` that this script creates and deletes (also on failure and Ctrl-C). No
+traffic is sent; the destinations are 10.x addresses inside the namespace.
+
+    .venv/bin/python bench/netfilter_bench.py            # N = 10, 100, 1000 (about 4 minutes)
+    .venv/bin/python bench/netfilter_bench.py --quick    # N = 10 only, a smoke run
+
+Needs root (ip netns), nft and iptables. Raw results go to bench/results/<UTC date>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+VENV_BIN = REPO / ".venv" / "bin"
+PYTHON = VENV_BIN / "python" if (VENV_BIN / "python").exists() else Path(sys.executable)
+ANSIBLE_PLAYBOOK = VENV_BIN / "ansible-playbook" if (VENV_BIN / "ansible-playbook").exists() else Path(shutil.which("ansible-playbook") or "ansible-playbook")
+COLLECTIONS = REPO / "build" / "collections"
+RESULTS = Path(__file__).resolve().parent / "results"
+
+CASES = ("module", "loop", "nft", "noop", "ping")
+LOOP_MAX_N = 100  # the loop costs about 0.4 s per forward: 80 s per run at N = 100
+TARGET_LOOP_OVER_MODULE = 40.0  # at N = 100, first apply and re-run
+TARGET_MODULE_OVER_BASE = 1.5  # at N = 1000: module / (noop + nft), first apply and re-run
+
+
+# ---------------------------------------------------------------------------------------------
+# Namespaces: every one this run made is deleted at the end, whatever happens.
+
+_namespaces = []
+NS_PREFIX = ["bench"]
+
+
+def _sh(argv, check=True, input=None, timeout=600, env=None):
+    proc = subprocess.run(argv, input=input, capture_output=True, text=True, timeout=timeout, env=env)
+    if check and proc.returncode != 0:
+        raise RuntimeError("%s failed rc=%s\nstdout: %s\nstderr: %s" % (" ".join(map(str, argv)), proc.returncode, proc.stdout[-4000:], proc.stderr[-4000:]))
+    return proc
+
+
+def new_namespace():
+    name = "%s-%s" % (NS_PREFIX[0], uuid.uuid4().hex[:8])
+    _sh(["ip", "netns", "add", name])
+    _namespaces.append(name)
+    _sh(["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"])
+    return name
+
+
+def delete_namespace(name):
+    _sh(["ip", "netns", "del", name], check=False)
+    if name in _namespaces:
+        _namespaces.remove(name)
+
+
+def delete_all_namespaces():
+    for name in list(_namespaces):
+        delete_namespace(name)
+
+
+def _on_signal(signum, _frame):
+    raise KeyboardInterrupt("signal %d" % signum)
+
+
+# ---------------------------------------------------------------------------------------------
+# The workload: N forwards, host ports unique, destinations 10.x
+
+
+def forwards(n):
+    return [
+        {"host_port": str(20000 + i), "destination": "10.%d.%d.%d" % (20 + i // 62500, (i // 250) % 250, 2 + i % 250), "destination_port": "80"}
+        for i in range(n)
+    ]
+
+
+def yaml_list(name, items):
+    """``items`` as YAML (JSON is YAML; one line per forward keeps the file small and plain)."""
+    return "%s:\n%s" % (name, "".join("  - %s\n" % json.dumps(item, sort_keys=True) for item in items))
+
+
+PLAY_HEAD = """- name: Benchmark
+  hosts: all
+  gather_facts: false
+  vars_files:
+    - forwards.yml
+  tasks:
+"""
+
+PLAYBOOKS = {
+    "module": PLAY_HEAD + """    - name: All forwards in one task
+      hypervisor.network.port_forward:
+        backend: nftables
+        config: "{{ forwards }}"
+        persist_dir: "{{ bench_tmp }}/persist"
+        nftables_conf: "{{ bench_tmp }}/nftables.conf"
+        systemd_unit_dir: "{{ bench_tmp }}/units"
+        lock_file: "{{ bench_tmp }}/lock"
+""",
+    "loop": PLAY_HEAD + """    - name: DNAT per forward
+      ansible.builtin.iptables:
+        table: nat
+        chain: PREROUTING
+        protocol: tcp
+        destination_port: "{{ item.host_port }}"
+        jump: DNAT
+        to_destination: "{{ item.destination }}:{{ item.destination_port }}"
+      loop: "{{ forwards }}"
+    - name: FORWARD accept per forward
+      ansible.builtin.iptables:
+        chain: FORWARD
+        protocol: tcp
+        destination: "{{ item.destination }}"
+        destination_port: "{{ item.destination_port }}"
+        ctstate: [DNAT]
+        jump: ACCEPT
+      loop: "{{ forwards }}"
+""",
+    "noop": PLAY_HEAD + """    - name: Nothing at all
+      ansible.builtin.debug:
+        msg: noop
+""",
+    "ping": PLAY_HEAD + """    - name: A module that does nothing, run in the namespace
+      ansible.builtin.ping:
+""",
+}
+
+
+def ansible_env():
+    path = os.pathsep.join([str(VENV_BIN), os.environ.get("PATH", ""), "/usr/local/sbin", "/usr/sbin", "/sbin"])
+    env = dict(os.environ, PATH=path, ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS), ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
+               ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", ANSIBLE_RETRY_FILES_ENABLED="0",
+               ANSIBLE_INVENTORY_UNPARSED_WARNING="0", ANSIBLE_LOCALHOST_WARNING="0")
+    env.pop("ANSIBLE_STDOUT_CALLBACK", None)
+    return env
+
+
+def ensure_collection_link():
+    link = COLLECTIONS / "ansible_collections" / "hypervisor" / "network"
+    if not link.exists():
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(REPO, target_is_directory=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Runs
+
+
+def timed(argv, env=None, timeout=3600):
+    start = time.monotonic()
+    proc = _sh(argv, env=env, timeout=timeout)
+    return time.monotonic() - start, proc
+
+
+def recap_changed(output, host):
+    match = re.findall(r"^%s\s*:.*?changed=(\d+)" % re.escape(host), output, re.M)
+    if not match:
+        raise RuntimeError("no play recap in ansible-playbook output:\n%s" % output[-4000:])
+    return int(match[-1])
+
+
+def count_rules(ns, case):
+    """Rules the run left in ``ns``: a check that the timed run really did the work."""
+    if case == "loop":
+        out = _sh(["ip", "netns", "exec", ns, "iptables-save"]).stdout
+        return sum(1 for line in out.splitlines() if line.startswith("-A ") and "10." in line)
+    out = _sh(["ip", "netns", "exec", ns, "nft", "-j", "list", "ruleset"]).stdout
+    return sum(1 for item in json.loads(out).get("nftables", []) if "rule" in item)
+
+
+def run_ansible_case(case, n, workdir):
+    """First apply into a fresh namespace, then the no-change re-run; seconds for both."""
+    ns = new_namespace()
+    tmp = Path(tempfile.mkdtemp(prefix="run-", dir=workdir))
+    try:
+        (tmp / "forwards.yml").write_text(yaml_list("forwards", forwards(n)))
+        (tmp / "play.yml").write_text(PLAYBOOKS[case])
+        # The host is named after its namespace too: the netns plugin lists inventory_hostname
+        # after ansible_netns_name among its vars, so inventory_hostname wins (see README).
+        (tmp / "inventory.yml").write_text(json.dumps({"all": {"hosts": {ns: {
+            "ansible_connection": "hypervisor.network.netns",
+            "ansible_netns_name": ns,
+            "ansible_python_interpreter": str(PYTHON),
+            "bench_tmp": str(tmp),
+        }}}}, indent=1))
+        argv = [str(ANSIBLE_PLAYBOOK), "-i", str(tmp / "inventory.yml"), str(tmp / "play.yml")]
+        times, changed = [], []
+        for _ in ("first", "rerun"):
+            seconds, proc = timed(argv, env=ansible_env())
+            times.append(seconds)
+            changed.append(recap_changed(proc.stdout, ns))
+        rules = count_rules(ns, case) if case in ("module", "loop") else 0
+        expected = {"module": (1, 0), "loop": (2, 0), "noop": (0, 0), "ping": (0, 0)}[case]
+        if tuple(changed) != expected:
+            raise RuntimeError("%s N=%d: changed counts %s, expected %s" % (case, n, changed, expected))
+        if case in ("module", "loop") and rules != 2 * n:
+            raise RuntimeError("%s N=%d: %d rules in the namespace, expected %d" % (case, n, rules, 2 * n))
+        return {"first": times[0], "rerun": times[1], "changed": changed, "rules": rules}
+    finally:
+        delete_namespace(ns)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def rendered_script(n, workdir):
+    """The nft script the module loads for N forwards, from the module itself (state=rendered),
+    run directly with Python (untimed; only the text is wanted)."""
+    args = {"ANSIBLE_MODULE_ARGS": {"state": "rendered", "backend": "nftables", "config": forwards(n)}}
+    argsfile = Path(workdir) / ("render-%d.json" % n)
+    argsfile.write_text(json.dumps(args))
+    env = dict(os.environ, PYTHONPATH=str(COLLECTIONS))
+    proc = _sh([str(PYTHON), "-m", "ansible_collections.hypervisor.network.plugins.modules.port_forward", str(argsfile)], env=env)
+    result = json.loads(proc.stdout)
+    if result.get("failed"):
+        raise RuntimeError("state=rendered failed: %s" % result.get("msg"))
+    return result["rendered"][0]
+
+
+def run_nft_case(n, workdir):
+    ns = new_namespace()
+    try:
+        script = Path(workdir) / ("rules-%d.nft" % n)
+        script.write_text(rendered_script(n, workdir))
+        argv = ["ip", "netns", "exec", ns, "nft", "-f", str(script)]
+        first, _ = timed(argv)
+        rerun, _ = timed(argv)
+        rules = count_rules(ns, "nft")
+        if rules != 2 * n:
+            raise RuntimeError("nft N=%d: %d rules in the namespace, expected %d" % (n, rules, 2 * n))
+        return {"first": first, "rerun": rerun, "rules": rules}
+    finally:
+        delete_namespace(ns)
+
+
+def run_case(case, n, workdir):
+    return run_nft_case(n, workdir) if case == "nft" else run_ansible_case(case, n, workdir)
+
+
+def summarise(runs):
+    """Median of the runs (the loop has one). The best run is kept in the JSON too; the median is
+    what is compared, so that the loop's single run is not set against the module's luckiest."""
+    return {
+        "first": statistics.median(r["first"] for r in runs),
+        "rerun": statistics.median(r["rerun"] for r in runs),
+        "first_best": min(r["first"] for r in runs),
+        "rerun_best": min(r["rerun"] for r in runs),
+        "runs": runs,
+    }
+
+
+def measure_size(n, repeat, workdir, progress):
+    """Every case at one N. The cheap cases run ``repeat`` times, interleaved, so that a burst of
+    load on the machine hits them alike; the loop runs once (about 80 s a run at N = 100)."""
+    runs = {case: [] for case in CASES if case != "loop" or n <= LOOP_MAX_N}
+    for round_ in range(repeat):
+        for case in runs:
+            if case == "loop" and round_ > 0:
+                continue
+            progress("N=%-5d %-7s round %d/%d ..." % (n, case, round_ + 1, 1 if case == "loop" else repeat))
+            run = run_case(case, n, workdir)
+            progress(" first %.3f s, re-run %.3f s\n" % (run["first"], run["rerun"]))
+            runs[case].append(run)
+    return {case: summarise(case_runs) for case, case_runs in runs.items()}
+
+
+# ---------------------------------------------------------------------------------------------
+# Report
+
+
+def ratios(results):
+    """Every ratio the targets speak of, per N where both sides were measured."""
+    out = []
+    for n, cases in sorted(results.items()):
+        for phase in ("first", "rerun"):
+            if "loop" in cases and "module" in cases:
+                value = cases["loop"][phase] / cases["module"][phase]
+                target = ">= %g" % TARGET_LOOP_OVER_MODULE if n == 100 else None
+                verdict = None if target is None else ("PASS" if value >= TARGET_LOOP_OVER_MODULE else "FAIL")
+                out.append({"n": n, "phase": phase, "name": "loop / module", "value": value, "target": target, "verdict": verdict})
+            if all(c in cases for c in ("module", "noop", "nft")):
+                value = cases["module"][phase] / (cases["noop"][phase] + cases["nft"][phase])
+                target = "<= %g" % TARGET_MODULE_OVER_BASE if n == 1000 else None
+                verdict = None if target is None else ("PASS" if value <= TARGET_MODULE_OVER_BASE else "FAIL")
+                out.append({"n": n, "phase": phase, "name": "module / (noop + nft)", "value": value, "target": target, "verdict": verdict})
+            if all(c in cases for c in ("module", "ping", "nft")):
+                value = cases["module"][phase] / (cases["ping"][phase] + cases["nft"][phase])
+                out.append({"n": n, "phase": phase, "name": "module / (ping + nft)", "value": value, "target": None, "verdict": None})
+    return out
+
+
+def table(results, ratio_rows, repeat):
+    lines = ["wall-clock seconds of whole runs; loop: one run, the others: median of %d" % repeat, ""]
+    head = "%6s  %-12s %10s %10s" % ("N", "case", "first", "re-run")
+    lines += [head, "-" * len(head)]
+    for n, cases in sorted(results.items()):
+        for case in CASES:
+            if case in cases:
+                lines.append("%6d  %-12s %10.3f %10.3f" % (n, case, cases[case]["first"], cases[case]["rerun"]))
+            else:
+                lines.append("%6d  %-12s %10s %10s" % (n, case, "-", "-"))
+        if "noop" in cases and "nft" in cases:
+            lines.append("%6d  %-12s %10.3f %10.3f" % (n, "noop + nft", *(cases["noop"][p] + cases["nft"][p] for p in ("first", "rerun"))))
+    lines.append("")
+    head = "%6s  %-7s %-22s %9s  %-8s %s" % ("N", "phase", "ratio", "value", "target", "verdict")
+    lines += [head, "-" * len(head)]
+    for row in ratio_rows:
+        lines.append("%6d  %-7s %-22s %9.2f  %-8s %s" % (row["n"], row["phase"], row["name"], row["value"], row["target"] or "-", row["verdict"] or "-"))
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="N = 10 only, every case once: a smoke run")
+    parser.add_argument("--sizes", type=int, nargs="+", help="N values (default 10 100 1000)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each case but the loop, interleaved; the median is reported (default 3; the loop runs once)")
+    parser.add_argument("--no-save", action="store_true", help="do not write bench/results/*.json")
+    parser.add_argument("--ns-prefix", default="bench", help="name prefix of the namespaces made (default bench)")
+    args = parser.parse_args(argv)
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,40}", args.ns_prefix):
+        parser.error("--ns-prefix: letters, digits, '.', '_' and '-' only")
+    NS_PREFIX[0] = args.ns_prefix
+    sizes = [10] if args.quick else (args.sizes or [10, 100, 1000])
+    repeat = 1 if args.quick else max(1, args.repeat)
+
+    if os.geteuid() != 0:
+        parser.error("needs root (ip netns add)")
+    for tool in ("ip", "nft", "iptables"):
+        if not shutil.which(tool, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin"):
+            parser.error("%s is not installed" % tool)
+    ensure_collection_link()
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGHUP, _on_signal)
+
+    results = {}
+    workdir = tempfile.mkdtemp(prefix="hnet-bench-")
+    started = datetime.datetime.now(datetime.timezone.utc)
+    load_start = os.getloadavg()
+    try:
+        for n in sizes:
+            results[n] = measure_size(n, repeat, workdir, lambda text: print(text, end="", flush=True))
+    except KeyboardInterrupt:
+        print("\ninterrupted; namespaces removed", file=sys.stderr)
+        return 130
+    finally:
+        delete_all_namespaces()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    ratio_rows = ratios(results)
+    print()
+    print(table(results, ratio_rows, repeat))
+    print("load average (1, 5, 15 min) at the end: %.2f %.2f %.2f on %d CPUs" % (os.getloadavg() + (os.cpu_count(),)))
+    verdicts = [row["verdict"] for row in ratio_rows if row["verdict"]]
+    if verdicts:
+        print("\ntargets: %s" % ("PASS" if all(v == "PASS" for v in verdicts) else "FAIL"))
+
+    if not args.no_save:
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        path = RESULTS / ("netfilter-%s.json" % started.strftime("%Y%m%dT%H%M%SZ"))
+        path.write_text(json.dumps({
+            "date": started.isoformat(),
+            "host": platform.node(), "python": platform.python_version(), "kernel": platform.release(),
+            "ansible": _sh([str(ANSIBLE_PLAYBOOK), "--version"], check=False).stdout.splitlines()[:1],
+            "nft": _sh(["nft", "--version"], check=False).stdout.strip(),
+            "sizes": sizes, "repeat": repeat, "quick": args.quick,
+            "cpus": os.cpu_count(), "loadavg_start": load_start, "loadavg_end": os.getloadavg(),
+            "results": {str(n): cases for n, cases in results.items()},
+            "ratios": ratio_rows,
+        }, indent=1))
+        print("raw results: %s" % (path.relative_to(REPO) if path.is_relative_to(REPO) else path))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
