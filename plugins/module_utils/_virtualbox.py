@@ -124,6 +124,8 @@ def _normal_network(text):
 
 def _parse_loopback(text):
     address, _sep, offset = text.strip().partition("=")
+    if not offset.isdigit():
+        raise HypervisorNetworkError("VBoxManage printed a loopback mapping this module cannot read: %r" % text)
     return address, int(offset)
 
 

@@ -89,6 +89,12 @@ def test_parse_rule_rejects_unknown_forms(rule):
         vb.parse_rule(rule)
 
 
+def test_unreadable_loopback_mapping_is_a_clear_error():
+    text = "Name:         n\nNetwork:      10.0.2.0/24\nDHCP Server:  Yes\nloopback mappings (ipv4)\n        127.0.0.1\n"
+    with pytest.raises(HypervisorNetworkError, match="loopback mapping"):
+        vb.parse_natnetworks(text)
+
+
 _names = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126, blacklist_characters=":[]"),
                  min_size=1, max_size=20).filter(lambda s: s == s.strip())
 
