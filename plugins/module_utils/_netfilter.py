@@ -112,6 +112,7 @@ def run(module, kind):
             if needs_opening:
                 companion_want = [r for r in wanted if r.chain in (rules_ir.FORWARD, rules_ir.HAIRPIN_FORWARD)]
 
+    stale = _stale_owners(runner, backend, kind, params)
     runtime_changed = wanted != have_rules
     companion_changed = companion is not None and companion_want != companion_have
     persisted = None
@@ -119,6 +120,10 @@ def run(module, kind):
     with host_lock(params.get("lock_file")):
         if runtime_changed:
             backend.apply(wanted)
+        for other in stale:
+            other.apply([])
+            if params["persist"]:
+                other.persist([])
         if companion_changed:
             _apply_companion(backend, companion, companion_want, have_rules, runtime_changed)
         if params["persist"]:
@@ -131,13 +136,14 @@ def run(module, kind):
     after_rules = backend.gather() if runtime_changed and not runner.check_mode else wanted
     after_items, _ = kind.decompile(after_rules)
     result = {
-        "changed": runtime_changed or companion_changed or persist_changed,
+        "changed": runtime_changed or companion_changed or persist_changed or bool(stale),
         "commands": runner.commands,
         "before": before,
         "after": [item.to_dict() for item in after_items],
         "backend": backend.name,
         "persisted": persisted,
         "coexistence": report,
+        "removed_stale": ["%s (%s)" % (other.kind, other.name) for other in stale],
     }
     if module._diff:
         result["diff"] = {
@@ -146,6 +152,23 @@ def run(module, kind):
             "after_header": "%s rules (%s)" % (kind.name, backend.name),
         }
     return result
+
+
+def _stale_owners(runner, backend, kind, params):
+    """Our rules left in the other backend (the host switched backend, or a forward chain for
+    the nftables backend is no longer needed): they are removed in the same apply."""
+    candidates = []
+    if isinstance(backend, NftBackend) and (runner.has("iptables-save")):
+        candidates.append(IptablesBackend(runner, kind.name, dict(params, iptables_variant="auto")))
+    if isinstance(backend, IptablesBackend) and runner.has("nft"):
+        candidates.append(NftBackend(runner, kind.name, params))
+        if kind is PORT_FORWARD and runner.has("iptables-nft-save"):
+            candidates.append(IptablesBackend(runner, "port_forward_accept", dict(params, iptables_variant="nft")))
+    return [other for other in candidates if _holds_rules(other)]
+
+
+def _holds_rules(other):
+    return bool(other.gather()) or any(getattr(other, "jumps", {}).values())
 
 
 def _apply_companion(backend, companion, rules, old_rules, table_changed):

@@ -225,3 +225,18 @@ def test_lock_serialises_applies(lab):
     out, _ = proc.communicate(timeout=60)
     assert json.loads(out)["changed"] is True
     assert "hypervisor_network_port_forward" in ruleset(lab, topo.hv)
+
+
+def test_switching_backend_removes_our_rules_from_the_old_one(lab):
+    topo = build(lab)
+    lab.serve_tcp(topo.g1, 80)
+    forward(lab, topo, BACKENDS["iptables-nft"], [WEB])
+    assert "HNET-PF-PREROUTING" in lab.run(topo.hv, ["iptables-nft-save"]).stdout
+    switched = forward(lab, topo, BACKENDS["nftables"], [WEB])
+    assert switched["changed"] and switched["removed_stale"] == ["port_forward (iptables)"]
+    assert "HNET-PF" not in lab.run(topo.hv, ["iptables-nft-save"]).stdout
+    assert lab.connect(topo.upstream, HV_UPLINK, 8080) == "peer=%s" % UPSTREAM
+    assert forward(lab, topo, BACKENDS["nftables"], [WEB])["changed"] is False
+    back = forward(lab, topo, BACKENDS["iptables-nft"], [WEB])
+    assert back["removed_stale"] == ["port_forward (nftables)"]
+    assert "hypervisor_network_port_forward" not in lab.run(topo.hv, ["nft", "list", "tables"]).stdout
