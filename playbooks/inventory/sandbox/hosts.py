@@ -7,7 +7,7 @@ The lab is chosen by HN_SANDBOX_LAB (default "demo"). A lab that is not built gi
 import os
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "sandbox"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.realpath(__file__)), "..", "..", "sandbox"))
 
 import sandbox  # noqa: E402
 
