@@ -83,7 +83,10 @@ def find_nic(root, network, mac=None):
 
 def read_nic(nic):
     model, driver = nic.find("model"), nic.find("driver")
-    get = (lambda key: int(driver.get(key)) if driver is not None and driver.get(key) else None)
+
+    def get(key):
+        return int(driver.get(key)) if driver is not None and driver.get(key) else None
+
     source = nic.find("source")
     return NicSettings(
         mac=_nic_mac(nic),
