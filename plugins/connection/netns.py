@@ -22,11 +22,11 @@ options:
   netns_name:
     description:
       - Name of the network namespace, as listed by C(ip netns list).
-      - Defaults to the inventory host name.
+      - Defaults to the inventory host name (of the variables listed, the last one set wins).
     type: str
     vars:
-      - name: ansible_netns_name
       - name: inventory_hostname
+      - name: ansible_netns_name
   netns_mount_namespace:
     description:
       - Path of a mount namespace to enter as well, such as C(/proc/PID/ns/mnt) of a process
