@@ -129,12 +129,27 @@ findings:
   type: list
   elements: dict
   contains:
-    check: {description: Check id., type: str, sample: ip_forward}
-    status: {description: "ok, warn or fail.", type: str, sample: fail}
-    subject: {description: What the finding is about (network, bridge, address, port forward)., type: str}
-    summary: {description: One line in words., type: str}
-    evidence: {description: What was seen., type: list, elements: str}
-    fix: {description: The fix in words, null when there is nothing to fix., type: str}
+    check:
+      description: Check id.
+      type: str
+      sample: ip_forward
+    status:
+      description: V(ok), V(warn) or V(fail).
+      type: str
+      sample: fail
+    subject:
+      description: What the finding is about, such as a network, bridge, address or port forward.
+      type: str
+    summary:
+      description: One line in words.
+      type: str
+    evidence:
+      description: What was seen.
+      type: list
+      elements: str
+    fix:
+      description: The fix in words; null when there is nothing to fix.
+      type: str
     fix_module:
       description: The collection module call that applies the fix (C(module), C(args)), or null.
       type: dict

@@ -74,16 +74,36 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
-gateway: {description: The IPv4 default gateway, or null., returned: always, type: str}
-server: {description: The DNS server queried., returned: always, type: str}
+gateway:
+  description: The IPv4 default gateway; null when there is none.
+  returned: always
+  type: str
+server:
+  description: The DNS server queried.
+  returned: always
+  type: str
 dns:
   description: queries, answered, success_rate, rcodes (count per answer code) and latency_ms (p50, p90, p99, max).
   returned: always
   type: dict
-gateway_reachable: {description: Ping result of the gateway., returned: always, type: dict}
-upstream: {description: Ping result per upstream address., returned: always, type: list, elements: dict}
-findings: {description: Findings as diagnose returns them., returned: always, type: list, elements: dict}
-summary: {description: Counts per status., returned: always, type: dict}
+gateway_reachable:
+  description: Ping result of the gateway (address, reachable, rtt_ms).
+  returned: always
+  type: dict
+upstream:
+  description: Ping result per upstream address.
+  returned: always
+  type: list
+  elements: dict
+findings:
+  description: Findings in the form diagnose returns them.
+  returned: always
+  type: list
+  elements: dict
+summary:
+  description: Counts per status.
+  returned: always
+  type: dict
 """
 
 from ansible.module_utils.basic import AnsibleModule
