@@ -17,6 +17,9 @@ from ansible_collections.hypervisor.network.plugins.module_utils._errors import 
 # knows which ports it may release when they leave the list.
 PORT_MARK = "hypervisor.network:bridge="
 _MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+# Links stacked on a lower link, which refuse an MTU above the lower link's (less their headers);
+# max_mtu does not say so. vxlan's headroom is its outer IPv4 + UDP + VXLAN headers (IPv6: 70).
+STACKED_HEADROOM = {"vlan": 0, "macvlan": 0, "macvtap": 0, "ipvlan": 0, "vxlan": 50}
 
 
 @dataclass
@@ -60,6 +63,8 @@ class Link:
     alias: str = None
     vlan_parent: str = None
     vlan_id: int = None
+    lower: str = None  # the link a vlan, macvlan or vxlan sits on
+    headroom: int = 0  # bytes its encapsulation takes from the lower link's MTU
     bridge: dict = field(default_factory=dict)  # stp, forward_delay (s), vlan_filtering, default_pvid
     addresses: list = field(default_factory=list)  # global-scope CIDRs as "ip/prefix"
 
@@ -213,6 +218,10 @@ def parse_host(links_json, addr_json, vlan_json, routes_json):
             }
         elif link.kind == "vlan":
             link.vlan_parent, link.vlan_id = item.get("link"), data.get("id")
+        if link.kind in STACKED_HEADROOM and item.get("link"):
+            link.lower = item["link"]
+            six = ":" in str(data.get("remote", "") or data.get("group", "") or data.get("remote6", ""))
+            link.headroom = 70 if link.kind == "vxlan" and six else STACKED_HEADROOM[link.kind]
         links[link.name] = link
     for item in addr_json or []:
         link = links.get(item.get("ifname"))

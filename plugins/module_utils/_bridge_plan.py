@@ -96,6 +96,10 @@ def validate_against_host(want, host, claims=None):
             raise ValidationError(prefix + ".name", port.name, "is already a port of %s (set steal: true to move it)" % link.master)
         if want.mtu and link.max_mtu and not link.min_mtu <= want.mtu <= link.max_mtu:
             raise ValidationError("mtu", want.mtu, "port %s takes an MTU of %s-%s only" % (port.name, link.min_mtu, link.max_mtu))
+        lower = host.links.get(link.lower) if link.lower else None
+        if want.mtu and lower is not None and lower.mtu and want.mtu > lower.mtu - link.headroom:
+            raise ValidationError("mtu", want.mtu, "port %s is a %s on %s and takes an MTU of %s at most (%s's MTU is %s)"
+                                  % (port.name, link.kind, lower.name, lower.mtu - link.headroom, lower.name, lower.mtu))
 
 
 def plan(want, host):

@@ -200,3 +200,14 @@ def test_playbook_through_the_netns_connection(lab):
     checked = run_playbook(lab.tmp, play, "-i", "%s," % hv, "--check")
     assert "changed=0" in checked.stdout and "failed=0" in checked.stdout
     assert [p["ifname"] for p in json.loads(lab.run(hv, ["ip", "-j", "link", "show", "master", "br0"]).stdout)] == ["vnet0", "vnet1"]
+
+
+def test_mtu_a_stacked_port_cannot_take_is_refused(lab):
+    """A macvlan's max_mtu says 65535, but it cannot exceed the MTU of the link below it."""
+    hv, peer = lab.ns("hv"), lab.ns("peer")
+    lab.veth(hv, "eno1", peer, "eth0")
+    lab.run(hv, ["ip", "link", "add", "mv0", "link", "eno1", "type", "macvlan", "mode", "bridge"])
+    failed = lab.module(hv, "bridge", dict(name="br0", ports=[{"name": "mv0"}], mtu=9000, persist="none"), expect_fail=True)
+    assert failed["field"] == "mtu" and "port mv0 is a macvlan on eno1 and takes an MTU of 1500 at most" in failed["msg"]
+    assert link(lab, hv, "br0") is None and link(lab, hv, "mv0").get("master") is None
+    assert lab.module(hv, "bridge", dict(name="br0", ports=[{"name": "mv0"}], mtu=1500, persist="none"))["changed"]
