@@ -179,11 +179,10 @@ def _roll_back(runner, steps):
     return errors
 
 
-def _persist(runner, backend, directory, want, config):
-    """Write the rendered files and remove the stale ones of this bridge; return diff entries."""
+def _persist(runner, backend, directory, bridge, files):
+    """Write ``files`` {path: text} and remove the other files of this bridge; return diff entries."""
     existing = _our_files(directory)
-    mine = dict((path, text) for path, text in existing.items() if persist.read_header(text)[0] == want.name)
-    files = persist.render(backend, config, directory) if want.state == "present" else {}
+    mine = dict((path, text) for path, text in existing.items() if persist.read_header(text)[0] == bridge)
     diffs = []
     for path, text in sorted(files.items()):
         before = existing.get(path)
@@ -212,11 +211,13 @@ def run(module):
         validate_against_host(want, host, claims(existing, want.name))
         the_plan = plan(want, host)
         config = persist_config(want, host, the_plan)
-        if directory:
+        files = {}
+        if directory and want.state == "present":
             persist.check_names(config, backend)
+            files = persist.render(backend, config, directory)
         before = summary(host, want.name)
         uplink = _apply(runner, the_plan, params)
-        file_diffs = _persist(runner, backend, directory, want, config) if directory else []
+        file_diffs = _persist(runner, backend, directory, want.name, files) if directory else []
         after = predicted_after(want, before, the_plan) if runner.check_mode else summary(gather(runner), want.name)
     result = {
         "changed": bool(runner.commands),
@@ -225,7 +226,7 @@ def run(module):
         "after": after,
         "persist": backend,
         "persist_reason": reason,
-        "files": sorted(persist.render(backend, config, directory)) if directory and want.state == "present" else [],
+        "files": sorted(files),
     }
     if uplink:
         result["uplink_check"] = uplink
