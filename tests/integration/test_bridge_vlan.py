@@ -47,3 +47,28 @@ def test_untagged_port_lands_on_its_pvid(lab):
     assert lab.connect(g0, "10.20.0.1", 7103) == "peer=10.20.0.11"  # PVID 10 is the bridge's own
     assert lab.connect(g1, "10.20.0.1", 7103, timeout=2) is None  # PVID 20 is not
     assert lab.module(hv, "bridge", args)["changed"] is False
+
+
+def test_vlan_plan_in_check_mode_and_a_clean_failure_where_the_kernel_cannot(lab):
+    """Runs on every kernel: check mode plans the VLAN commands; without VLAN filtering in the
+    kernel the real run fails on its first command with the kernel's words and leaves nothing."""
+    hv = lab.ns("hv")
+    guests(lab, hv, 2)
+    args = dict(name="br0", vlan_filtering=True, persist="none",
+                ports=[{"name": "vnet0", "pvid": 10}, {"name": "vnet1", "vlans": ["20-22"]}])
+    planned = lab.module(hv, "bridge", args, check_mode=True)
+    assert planned["commands"][0] == "ip link add name br0 type bridge vlan_filtering 1"
+    assert planned["commands"][-3:] == [
+        "bridge vlan add dev vnet0 vid 10 pvid untagged",
+        "bridge vlan del dev vnet1 vid 1",
+        "bridge vlan add dev vnet1 vid 20-22",
+    ]
+    assert planned["after"]["ports"] == [
+        {"name": "vnet0", "vlans": ["10"], "pvid": 10, "untagged": ["10"]},
+        {"name": "vnet1", "vlans": ["20-22"], "pvid": None, "untagged": []},
+    ]
+    if lab.run(hv, ["ip", "link", "add", "hnprobe", "type", "bridge", "vlan_filtering", "1"], check=False).returncode == 0:
+        return  # this kernel can: the other tests here cover the real run
+    failed = lab.module(hv, "bridge", args, expect_fail=True)
+    assert failed["cmd"][-4:] == ["type", "bridge", "vlan_filtering", "1"] and failed["stderr"]
+    assert json.loads(lab.run(hv, ["ip", "-j", "link", "show", "type", "bridge"]).stdout) == []
