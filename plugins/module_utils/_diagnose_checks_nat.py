@@ -95,6 +95,7 @@ def forward_packet(facts, fwd):
         "saddr": None,  # any outside client
         "daddr": fwd["destination"],
         "proto": fwd["protocol"],
+        "sport": None,  # any client port
         "dport": fwd["destination_port"],
         "ct": ["new", "dnat"],
     }
@@ -108,7 +109,7 @@ def _iptables_owned(by):
 def reply_packet(packet):
     """The guest's answer going back out: from the guest, to any client, conntrack established."""
     return dict(packet, iif=packet["oif"], oif=packet["iif"], saddr=packet["daddr"], daddr=None, dport=None,
-                ct=["established", "dnat"])
+                sport=packet["dport"], ct=["established", "dnat"])
 
 
 def _walk_evidence(label, verdicts):

@@ -57,10 +57,10 @@ def _nft_match(match):
         proto, field = left["payload"].get("protocol"), left["payload"].get("field")
         if proto in ("ip", "ip6") and field in ("saddr", "daddr"):
             key = field
-        elif proto in ("tcp", "udp", "th") and field == "dport":
-            key = "dport"
+        elif proto in ("tcp", "udp", "th") and field in ("dport", "sport"):
+            key = field
             if proto != "th":
-                return [("proto", False, [proto]), ("dport", negated, values)]
+                return [("proto", False, [proto]), (field, negated, values)]
         else:
             key = None
     elif "ct" in left:
@@ -142,9 +142,9 @@ def _save_rule(tokens, where, user_chains):
             matches.append(("saddr" if tok == "-s" else "daddr", negate, [str(ipaddress.ip_network(arg, strict=False))]))
         elif tok == "-p":
             matches.append(("proto", negate, [arg]))
-        elif tok in ("--dport", "--dports"):
+        elif tok in ("--dport", "--dports", "--sport", "--sports"):
             ports = [tuple(int(p) for p in part.split(":")) if ":" in part else int(part) for part in arg.split(",")]
-            matches.append(("dport", negate, ports))
+            matches.append(("sport" if tok.startswith("--s") else "dport", negate, ports))
         elif tok in ("--ctstate", "--state"):
             matches.append(("ct", negate, [s.lower() for s in arg.split(",")]))
         elif tok == "-m" or tok in ("--comment", "--to-ports", "--reject-with", "--random", "--to-source"):
@@ -267,7 +267,7 @@ def _match_one(key, values, packet):
                     return True
             except ValueError:
                 continue
-        elif key == "dport":
+        elif key in ("dport", "sport"):
             low, high = value if isinstance(value, tuple) else (value, value)
             if int(low) <= have <= int(high):
                 return True

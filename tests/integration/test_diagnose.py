@@ -58,6 +58,9 @@ def test_missing_masquerade_is_found_and_fixed_by_masquerade(lab):
     (good,) = only(diagnose(lab, topo.hv, ["masquerade"]), "masquerade")
     assert good["status"] == "ok"
     assert lab.connect(topo.g1, UPSTREAM, 9000) == "peer=%s" % HV_UPLINK
+    # a masquerade removed afterwards is found again
+    lab.module(topo.hv, "masquerade", dict(state="deleted", **persist_args(lab)))
+    assert only(diagnose(lab, topo.hv, ["masquerade"]), "masquerade")[0]["status"] == "warn"
 
 
 # libvirt's own rules for a NAT network (libvirt 9, iptables-nft): replies in, everything else rejected.
@@ -92,13 +95,19 @@ def test_libvirt_reject_is_found_and_fixed_by_port_forward(lab):
 
 def test_forward_policy_drop_also_drops_replies(lab):
     topo = build(lab)
-    lab.module(topo.hv, "port_forward", dict(config=[WEB], backend="iptables", iptables_variant="nft", **persist_args(lab)))
-    lab.run(topo.hv, ["iptables-nft", "-P", "FORWARD", "DROP"])
+    # a hand-made port forward that accepts the new connection only
+    for argv in (["-t", "nat", "-A", "PREROUTING", "-p", "tcp", "--dport", "8080", "-j", "DNAT", "--to-destination", G1 + ":80"],
+                 ["-A", "FORWARD", "-d", G1, "-p", "tcp", "--dport", "80", "-m", "conntrack", "--ctstate", "DNAT", "-j", "ACCEPT"],
+                 ["-P", "FORWARD", "DROP"]):
+        lab.run(topo.hv, ["iptables-nft"] + argv)
+    lab.serve_tcp(topo.g1, 80)
+    assert lab.connect(topo.upstream, HV_UPLINK, 8080, timeout=1) is None
     (bad,) = only(diagnose(lab, topo.hv, ["forward_path"]), "forward_path")
     assert bad["status"] == "fail" and "replies" in bad["summary"] and "ESTABLISHED" in bad["fix"], bad
     lab.run(topo.hv, ["iptables-nft", "-I", "FORWARD", "1", "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT"])
     (fixed,) = only(diagnose(lab, topo.hv, ["forward_path"]), "forward_path")
     assert fixed["status"] == "ok", fixed
+    assert lab.connect(topo.upstream, HV_UPLINK, 8080) == "peer=%s" % UPSTREAM
 
 
 def start_dnsmasq(lab, ns):

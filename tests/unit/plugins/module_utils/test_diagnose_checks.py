@@ -157,6 +157,10 @@ def test_forward_path_policy_drop_blocks_replies(facts):
     facts["chains"] = {" ".join(k): v for k, v in nf.chains_from_save(save, "ip", "nft").items()}
     (finding,) = check_forward_path(facts)
     assert finding["status"] == "fail" and "replies" in finding["summary"] and finding["fix_module"] is None
+    # an accept for the guest's replies by their source port lets them out
+    save = save.replace("COMMIT", "-A HNET-PF-FORWARD -s 192.168.122.10/32 -p tcp -m tcp --sport 80 -m conntrack --ctstate DNAT -j ACCEPT\nCOMMIT")
+    facts["chains"] = {" ".join(k): v for k, v in nf.chains_from_save(save, "ip", "nft").items()}
+    assert check_forward_path(facts)[0]["status"] == "ok"
 
 
 def test_forward_path_native_nft_drop_gets_an_nft_fix(facts):
