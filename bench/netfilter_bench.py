@@ -205,8 +205,8 @@ def run_ansible_case(case, n, workdir):
     try:
         (tmp / "forwards.yml").write_text(yaml_list("forwards", forwards(n)))
         (tmp / "play.yml").write_text(PLAYBOOKS[case])
-        # The host is named after its namespace too: the netns plugin lists inventory_hostname
-        # after ansible_netns_name among its vars, so inventory_hostname wins (see README).
+        # The host is named after its namespace too, so that connection plugins from before
+        # 6317711 (where inventory_hostname beat ansible_netns_name) find it as well.
         (tmp / "inventory.yml").write_text(json.dumps({"all": {"hosts": {ns: {
             "ansible_connection": "hypervisor.network.netns",
             "ansible_netns_name": ns,
@@ -223,8 +223,10 @@ def run_ansible_case(case, n, workdir):
         expected = {"module": (1, 0), "loop": (2, 0), "noop": (0, 0), "ping": (0, 0)}[case]
         if tuple(changed) != expected:
             raise RuntimeError("%s N=%d: changed counts %s, expected %s" % (case, n, changed, expected))
-        if case in ("module", "loop") and rules != 2 * n:
-            raise RuntimeError("%s N=%d: %d rules in the namespace, expected %d" % (case, n, rules, 2 * n))
+        # The loop makes exactly a DNAT and an ACCEPT per forward; the module at least those
+        # (it also accepts the guests' replies).
+        if (case == "loop" and rules != 2 * n) or (case == "module" and rules < 2 * n):
+            raise RuntimeError("%s N=%d: %d rules in the namespace, expected %s%d" % (case, n, rules, "" if case == "loop" else "at least ", 2 * n))
         return {"first": times[0], "rerun": times[1], "changed": changed, "rules": rules}
     finally:
         delete_namespace(ns)
@@ -254,8 +256,8 @@ def run_nft_case(n, workdir):
         first, _ = timed(argv)
         rerun, _ = timed(argv)
         rules = count_rules(ns, "nft")
-        if rules != 2 * n:
-            raise RuntimeError("nft N=%d: %d rules in the namespace, expected %d" % (n, rules, 2 * n))
+        if rules < 2 * n:
+            raise RuntimeError("nft N=%d: %d rules in the namespace, expected at least %d" % (n, rules, 2 * n))
         return {"first": first, "rerun": rerun, "rules": rules}
     finally:
         delete_namespace(ns)
