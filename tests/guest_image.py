@@ -68,7 +68,7 @@ DEFAULT_SNIPPET = "udhcpc -i eth0 -n -q -t 10 -T 1 -s /etc/udhcpc.sh"
 
 
 def _run(argv, cwd=None):
-    proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True)
+    proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise RuntimeError("%s failed (rc=%s): %s" % (" ".join(argv), proc.returncode, proc.stderr.strip()))
     return proc.stdout

@@ -14,7 +14,6 @@ import os
 import shutil
 import signal
 import time
-from pathlib import Path
 
 from netlab import Lab, sh
 
@@ -159,7 +158,6 @@ def attach_guest_ns(lab: Lab, host: LibvirtHost, bridge: str, short: str, port_n
     lab.veth(guest, "eth0", host.ns, port_name)
     lab.run(host.ns, ["ip", "link", "set", port_name, "master", bridge])
     return guest
-
 
 
 # -- the fake internet and guests, shared by the libvirt tests ------------------------------------

@@ -154,7 +154,7 @@ def test_no_restart_leaves_a_pending_note_then_restart_applies_it(hv):
         (dict(ips=[dict(address="10.77.5.1", dhcp_ranges=[dict(start="10.77.6.10", end="10.77.6.20")])]), "ips[0].dhcp_ranges[0].start"),
         (dict(ips=[dict(address="10.77.5.1", dhcp_ranges=[dict(start="10.77.5.90", end="10.77.5.10")])]), "ips[0].dhcp_ranges[0]"),
         (dict(ips=[dict(address="10.77.5.1", dhcp_hosts=[dict(mac="52:54:00:00:00:01", ip="10.77.5.9"),
-                                                          dict(mac="52:54:00:00:00:01", ip="10.77.5.8")])]), "ips[0].dhcp_hosts[1].mac"),
+                                                         dict(mac="52:54:00:00:00:01", ip="10.77.5.8")])]), "ips[0].dhcp_hosts[1].mac"),
         (dict(dns=dict(forwarders=[dict(domain="bad domain", addr=PUBLIC_DNS)])), "dns.forwarders[0].domain"),
         (dict(dnsmasq_options=["cache-size=0\ndhcp-script=/tmp/evil"]), "dnsmasq_options[0]"),
     ],
