@@ -36,7 +36,7 @@ sanity:
 	@scripts/sanity.sh
 
 lint:
-	ansible-lint --profile production --offline roles playbooks
+	ansible-lint --nocolor --profile production --offline roles playbooks
 
 docs-check:
 	@scripts/docs-check.sh
