@@ -91,6 +91,10 @@ def select_networks(libvirt_nets, host_bridges, addrs, params):
         for bridge in sorted(host_bridges):
             if bridge not in covered and (not wanted_bridges or bridge in wanted_bridges):
                 chosen.append(gather.host_network(bridge, addrs))
+    # A bridge asked for by name that is not there is the first thing to report.
+    for bridge in wanted_bridges or ():
+        if bridge not in covered and bridge not in host_bridges:
+            chosen.append(gather.host_network(bridge, addrs))
     return chosen
 
 

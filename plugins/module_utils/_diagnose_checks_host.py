@@ -77,7 +77,8 @@ def check_bridges(facts):
         if not link.get("up"):
             findings.append(finding("bridge_up", FAIL, subject, "bridge is administratively down",
                                     evidence=["flags without UP, operstate %s" % link.get("operstate")],
-                                    fix="ip link set dev %s up" % bridge))
+                                    fix="ip link set dev %s up" % bridge,
+                                    fix_module=module_fix("bridge", name=bridge, state="present")))
         else:
             findings.append(finding("bridge_up", OK, subject, "bridge is up", evidence=["operstate %s" % link.get("operstate")]))
         ports = _ports(facts, bridge)
@@ -93,17 +94,21 @@ def check_bridges(facts):
 def _mtu_finding(net, subject, link, ports):
     mtus = {name: port.get("mtu") for name, port in ports.items()}
     evidence = ["%s mtu %s" % (net["bridge"], link.get("mtu"))] + ["%s mtu %s" % item for item in sorted(mtus.items())]
-    wanted = net.get("mtu") or link.get("mtu")
+    # One port with a small MTU drags the bridge down to it (the kernel keeps a bridge at its
+    # smallest port's MTU unless one was set): then the largest port MTU is the one meant.
+    port_mtus = [m for m in mtus.values() if m]
+    dragged = port_mtus and link.get("mtu") == min(port_mtus) < max(port_mtus)
+    wanted = net.get("mtu") or (max(port_mtus) if dragged else link.get("mtu"))
     odd = sorted(name for name, mtu in mtus.items() if mtu != wanted)
-    if net.get("mtu") and link.get("mtu") != net["mtu"]:
-        odd.insert(0, net["bridge"])
+    if link.get("mtu") != wanted:
+        odd.append(net["bridge"])
     if not odd:
         return finding("bridge_mtu", OK, subject, "bridge and ports agree on MTU %s" % wanted, evidence=evidence)
     return finding(
         "bridge_mtu", WARN, subject,
         "MTU differs from %s on %s: large packets are dropped silently on the way" % (wanted, ", ".join(odd)),
         evidence=evidence,
-        fix="give every port the bridge's MTU: %s" % "; ".join("ip link set dev %s mtu %s" % (name, wanted) for name in odd),
+        fix="give them MTU %s: %s" % (wanted, "; ".join("ip link set dev %s mtu %s" % (name, wanted) for name in odd)),
     )
 
 

@@ -47,6 +47,26 @@ def test_ip_forward_off_is_found_and_fixed_by_ip_forward(lab):
     assert good["status"] == "ok"
 
 
+def test_bridge_missing_down_and_mtu_are_found_and_fixed(lab):
+    topo = build(lab)
+    bridge_args = {"persist": "none"}
+    lab.run(topo.hv, ["ip", "link", "set", "br0", "down"])
+    lab.run(topo.hv, ["ip", "link", "set", "vg2", "mtu", "1400"])
+    found = {f["check"]: f for f in diagnose(lab, topo.hv, ["bridge"])["findings"]}
+    assert found["bridge_up"]["status"] == "fail" and found["bridge_mtu"]["status"] == "warn"
+    assert "ip link set dev vg2 mtu 1500" in found["bridge_mtu"]["fix"]
+    apply_fix(lab, topo.hv, found["bridge_up"]["fix_module"], **bridge_args)
+    lab.run(topo.hv, ["ip", "link", "set", "vg2", "mtu", "1500"])  # the words of the MTU fix
+    assert {f["status"] for f in diagnose(lab, topo.hv, ["bridge"])["findings"]} == {"ok"}
+
+    (missing,) = only(diagnose(lab, topo.hv, ["bridge"], bridges=["br9"]), "bridge_exists")
+    assert missing["status"] == "fail"
+    assert missing["fix_module"] == {"module": "hypervisor.network.bridge", "args": {"name": "br9", "state": "present"}}
+    apply_fix(lab, topo.hv, missing["fix_module"], **bridge_args)
+    result = diagnose(lab, topo.hv, ["bridge"], bridges=["br9"])
+    assert [(f["check"], f["status"]) for f in result["findings"]] == [("bridge_ports", "warn"), ("bridge_exists", "ok"), ("bridge_up", "ok")]
+
+
 def test_missing_masquerade_is_found_and_fixed_by_masquerade(lab):
     topo = build(lab)
     lab.serve_tcp(topo.upstream, 9000)
