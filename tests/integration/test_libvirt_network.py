@@ -146,6 +146,56 @@ def test_no_restart_leaves_a_pending_note_then_restart_applies_it(hv):
     assert "<mtu size='1400'/>" in hv.virsh(["net-dumpxml", "pending"]).stdout
 
 
+def test_dns_records_and_dhcp_ranges_change_live(hv):
+    args = nat_network("records", "virbr77", 7, domain="records.internal")
+    hv.module("libvirt_network", args)
+    args["dns"] = dict(
+        hosts=[dict(ip="10.77.7.5", hostnames=["files"])],
+        txt=[dict(name="info", value="v=hypervisor")],
+        srv=[dict(service="ldap", protocol="tcp", domain="records.internal", target="files.records.internal", port=389,
+                  priority=10, weight=5)],
+    )
+    args["ips"][0]["dhcp_ranges"].append(dict(start="10.77.7.200", end="10.77.7.210"))
+    updated = hv.module("libvirt_network", args)
+    assert not updated["restarted"]
+    assert [c.split()[4] for c in updated["commands"]] == ["ip-dhcp-range", "dns-host", "dns-txt", "dns-srv"]
+
+    def answer(name, rtype):
+        out = hv.lab.run(hv.ns, ["dig", "@10.77.7.1", name, rtype, "+short", "+time=2", "+tries=2"]).stdout
+        return out.strip()
+
+    assert answer("files", "A") == "10.77.7.5"
+    assert answer("info", "TXT") == '"v=hypervisor"'
+    assert answer("_ldap._tcp.records.internal", "SRV") == "10 5 389 files.records.internal."
+    assert "10.77.7.200,10.77.7.210" in hv.run(["cat", "/var/lib/libvirt/dnsmasq/records.conf"]).stdout
+    assert not hv.module("libvirt_network", args)["changed"]
+
+    del args["ips"][0]["dhcp_ranges"][0]
+    args["dns"]["txt"] = []
+    removed = hv.module("libvirt_network", args)
+    assert [c.split()[3:5] for c in removed["commands"]] == [["delete", "ip-dhcp-range"], ["delete", "dns-txt"]]
+    assert answer("info", "TXT") == "" and not removed["restarted"]
+    assert "10.77.7.100" not in hv.virsh(["net-dumpxml", "--inactive", "records"]).stdout
+
+
+@pytest.mark.parametrize("forward", [
+    dict(mode="route"), dict(mode="open"), dict(mode="isolated"),
+    dict(mode="nat", nat_address_start="198.51.100.1", nat_address_end="198.51.100.1", nat_port_start=20000, nat_port_end=29999),
+])
+def test_forward_modes_define_and_stay_idempotent(hv, forward):
+    args = nat_network("fwd-" + forward["mode"], "virbr78", 8, forward=forward)
+    assert hv.module("libvirt_network", args)["changed"]
+    assert not hv.module("libvirt_network", args)["changed"]
+    xml = hv.virsh(["net-dumpxml", args["name"]]).stdout
+    if forward["mode"] == "isolated":
+        assert "<forward" not in xml
+    else:
+        assert "<forward mode='%s'" % forward["mode"] in xml
+    if "nat_port_start" in forward:
+        assert "<address start='198.51.100.1' end='198.51.100.1'/>" in xml and "<port start='20000' end='29999'/>" in xml
+    hv.module("libvirt_network", dict(args, state="absent"))
+
+
 @pytest.mark.parametrize(
     "change, field",
     [
