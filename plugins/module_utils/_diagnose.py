@@ -107,6 +107,10 @@ def gather_facts(runner, params):
     links = gather.links(runner)
     addrs = gather.addresses(runner)
     networks = select_networks(libvirt_nets, [n for n, link in links.items() if link["kind"] == "bridge"], addrs, params)
+    default_dev = gather.default_route_dev(runner)
+    for net in networks:
+        # The host's own way out: its guests sit on the LAN, with the LAN's router and DNS.
+        net["uplink"] = net["source"] == "host" and net["bridge"] == default_dev
     bridges = {n["bridge"] for n in networks if n.get("bridge")}
     ports = [name for name, link in links.items() if link.get("master") in bridges]
     chains, nat_rules, port_forwards = gather.netfilter(runner)
@@ -124,7 +128,7 @@ def gather_facts(runner, params):
         "networks": networks,
         "links": links,
         "addresses": addrs,
-        "default_route_dev": gather.default_route_dev(runner),
+        "default_route_dev": default_dev,
         "sysctl": gather.sysctls(),
         "listeners": gather.listeners(),
         "counters": gather.counters(ports),

@@ -57,9 +57,12 @@ def gateways(network, family=4):
 
 def is_nat(network):
     """A libvirt network says so; a bridge found on the host counts when its subnet is private
-    (guests behind a private address reach nothing without source NAT)."""
+    (guests behind a private address reach nothing without source NAT), unless the host's default
+    route leaves through it (then it bridges the guests onto the LAN)."""
     if network["source"] == "libvirt":
         return network.get("forward_mode") == "nat"
+    if network.get("uplink"):
+        return False
     return any(ipaddress.ip_network(subnet).is_private for _gw, subnet in gateways(network, 4))
 
 
@@ -67,10 +70,10 @@ def serves_dns(network):
     if network["source"] == "libvirt":
         return network.get("forward_mode") in ("nat", "route", "open", None) and network.get("dns_enabled", True) \
             and bool(network.get("ips"))
-    return bool(gateways(network, 4))
+    return bool(gateways(network, 4)) and not network.get("uplink")
 
 
 def serves_dhcp(network):
     if network["source"] == "libvirt":
         return any(ip.get("dhcp_ranges") or ip.get("dhcp_hosts") for ip in network.get("ips", []))
-    return bool(gateways(network, 4))
+    return bool(gateways(network, 4)) and not network.get("uplink")

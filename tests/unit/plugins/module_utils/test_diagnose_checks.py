@@ -267,6 +267,16 @@ def test_host_bridges_are_networks_unless_libvirt_has_them():
     assert host_network("br0", addrs)["ips"][0] == {"address": "10.0.0.1", "prefix": 24, "dhcp_ranges": [], "dhcp_hosts": []}
 
 
+def test_a_bridge_carrying_the_default_route_is_not_a_nat_network(facts):
+    lan = dict(host_network("br0", {"br0": ["192.168.1.10/24"]}), uplink=True)
+    facts["networks"] = [lan]
+    facts["links"]["br0"] = {"up": True, "operstate": "UP", "mtu": 1500, "master": None, "kind": "bridge"}
+    assert check_masquerade(facts) == [] and check_dnsmasq_listening(facts) == []
+    assert [f["status"] for f in check_forwarding(facts)] == ["ok", "ok"]
+    lan["uplink"] = False
+    assert [f["status"] for f in check_masquerade(facts)] == ["warn"]
+
+
 @pytest.mark.skipif(sys.byteorder != "little", reason="/proc/net prints addresses in host byte order")
 def test_proc_net_listeners():
     udp = ("  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
