@@ -213,7 +213,7 @@ def dig(lab: Lab, ns: str, server: str, name: str):
     return status, answers
 
 
-def dhcp_lease(lab: Lab, guest: str, timeout_tries=8):
+def dhcp_lease(lab: Lab, guest: str, timeout_tries=15):
     """Run busybox udhcpc once in ``guest``; return the lease as a dict (configures eth0)."""
     script = lab.tmp / "udhcpc.sh"
     if not script.exists():

@@ -137,3 +137,64 @@ def test_active_and_autostart_switches():
 def test_absent():
     assert [s.action for s in plan(want(), RUNNING, state="absent").steps] == ["destroy", "undefine"]
     assert plan(want(), HostState(), state="absent").steps == ()
+
+
+# -- the executor's one check-mode guard --------------------------------------------------------
+class FakeModule:
+    def __init__(self, check_mode):
+        self.check_mode = check_mode
+        self.ran = []
+
+    def get_bin_path(self, name, required=False, opt_dirs=None):
+        return "/usr/sbin/" + name
+
+    def run_command(self, argv, **kwargs):
+        self.ran.append(argv)
+        return 0, "", ""
+
+
+class FakeNetwork:
+    def __init__(self, calls):
+        self.calls = calls
+
+    def __getattr__(self, name):
+        return lambda *args: self.calls.append((name,) + args)
+
+
+class FakeConn:
+    def __init__(self):
+        self.calls = []
+
+    def networkDefineXML(self, xml):
+        self.calls.append(("define", xml))
+
+    def networkLookupByName(self, name):
+        return FakeNetwork(self.calls)
+
+
+def run_plan(check_mode):
+    from ansible_collections.hypervisor.network.plugins.module_utils import _libvirt_conn as conn_util
+    from ansible_collections.hypervisor.network.plugins.module_utils._runner import Runner
+
+    dns = dict(SAME["dns"], forwarders=[dict(addr="198.51.100.53")])
+    steps = plan(want(dns=dns), RUNNING, autostart=False).steps
+    module, conn = FakeModule(check_mode), FakeConn()
+    runner = Runner(module)
+    conn_util.apply_steps(conn, "qemu:///system", steps, runner)
+    return runner.commands, conn.calls, module.ran
+
+
+def test_check_mode_records_every_step_and_calls_nothing():
+    commands, calls, ran = run_plan(check_mode=True)
+    assert [c.split("\n")[0] for c in commands] == [
+        "virsh net-define /dev/stdin <<'XML'", "virsh net-destroy lab", "virsh net-start lab",
+        "ip link set vnet0 master virbr9", "ip link set vnet1 master virbr9", "virsh net-autostart lab --disable",
+    ]
+    assert calls == [] and ran == []
+
+
+def test_apply_calls_libvirt_in_plan_order():
+    commands, calls, _ran = run_plan(check_mode=False)
+    assert [c[0] for c in calls] == ["define", "destroy", "create", "setAutostart"]
+    assert calls[-1] == ("setAutostart", 0)
+    assert len(commands) == 6
