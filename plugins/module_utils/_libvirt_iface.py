@@ -134,6 +134,13 @@ def tune_interface(module, params, runner):
     want = settings_from_params(params)
     uri = params["uri"]
     conn = conn_util.connect(uri)
+    try:
+        return _tune(module, params, runner, conn, want, uri)
+    finally:
+        conn.close()
+
+
+def _tune(module, params, runner, conn, want, uri):
     with conn_util.libvirt_errors(uri, "looking up domain %s" % params["domain"]):
         domain = conn.lookupByName(params["domain"])
         root = ET.fromstring(domain.XMLDesc(DOMAIN_XML_INACTIVE))

@@ -77,10 +77,13 @@ def libvirt_network(module):
     runner = Runner(module)
     uri = params["uri"]
     conn = conn_util.connect(uri)
-    with host_lock():
-        have = conn_util.gather(conn, uri, want.name, runner)
-        result = plan(want, have, params["state"], params["active"], params["autostart"], params["restart"])
-        conn_util.apply_steps(conn, uri, result.steps, runner)
+    try:
+        with host_lock():
+            have = conn_util.gather(conn, uri, want.name, runner)
+            result = plan(want, have, params["state"], params["active"], params["autostart"], params["restart"])
+            conn_util.apply_steps(conn, uri, result.steps, runner)
+    finally:
+        conn.close()
     before = have.config or have.live
     present = params["state"] == "present"
     output = dict(

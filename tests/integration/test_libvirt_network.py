@@ -196,6 +196,23 @@ def test_forward_modes_define_and_stay_idempotent(hv, forward):
     hv.module("libvirt_network", dict(args, state="absent"))
 
 
+def test_dual_stack_network_is_idempotent(hv):
+    args = nat_network("dual", "virbr79", 9)
+    args["ips"].append(dict(address="fd00:77:9::1", prefix=64,
+                            dhcp_ranges=[dict(start="fd00:77:9::100", end="fd00:77:9::1ff")],
+                            dhcp_hosts=[dict(name="v6host", ip="fd00:77:9::10")]))
+    created = hv.module("libvirt_network", args)
+    assert created["changed"] and created["after"]["ips"][1]["dhcp_hosts"][0]["name"] == "v6host"
+    assert not hv.module("libvirt_network", args)["changed"]
+    assert "fd00:77:9::1" in hv.lab.run(hv.ns, ["ip", "-6", "addr", "show", "virbr79"]).stdout
+    args["ips"][1]["dhcp_hosts"].append(dict(name="v6other", ip="fd00:77:9::11"))
+    updated = hv.module("libvirt_network", args)
+    assert updated["commands"] == [
+        "virsh net-update dual add-last ip-dhcp-host '<host name=\"v6other\" ip=\"fd00:77:9::11\" />' --parent-index 1 --live --config"
+    ]
+    hv.module("libvirt_network", dict(args, state="absent"))
+
+
 @pytest.mark.parametrize(
     "change, field",
     [
