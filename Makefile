@@ -10,7 +10,7 @@ export ANSIBLE_NOCOLOR := 1
 export PYTHONDONTWRITEBYTECODE := 1
 COLLECTION_SRC := $(CURDIR)/build/sanity/ansible_collections/hypervisor/network
 
-.PHONY: help deps demo test unit integration sanity lint docs-check build-check bench clean
+.PHONY: help deps demo test molecule unit integration sanity lint docs-check build-check bench clean
 
 help:
 	@echo "make demo   build the sandbox lab, run the playbook against it, print what was proven"
@@ -21,10 +21,15 @@ deps:
 	@scripts/install-deps.sh
 
 demo: deps
-	$(PY) scripts/demo.py
+	$(PY) scripts/demo.py $(if $(HOSTS),--hosts $(HOSTS))
 
 test: deps
-	$(MAKE) --no-print-directory unit integration sanity lint docs-check build-check
+	$(MAKE) --no-print-directory unit integration sanity lint docs-check build-check molecule
+
+# Guest connectivity on the sandbox lab (root): create, converge, idempotence, verify, destroy.
+molecule:
+	molecule test -s bridge_host
+	molecule test -s kvm_host
 
 unit:
 	$(PY) -m pytest -q tests/unit

@@ -220,6 +220,8 @@ class Sandbox:
         self.run(hv, ["ip", "addr", "add", address + "/24", "dev", "eth0"])
         self.run(hv, ["ip", "route", "add", "default", "via", UPSTREAM_GW])
         etc = Path("/etc/netns") / hv
+        if not etc.parent.exists():
+            self.state["created_etc_netns"] = True
         self.state["netns_etc"].append(str(etc))
         self.save()
         etc.mkdir(parents=True, exist_ok=True)
@@ -303,10 +305,11 @@ class Sandbox:
         for etc in self.state.get("netns_etc", []):
             if etc.startswith("/etc/netns/hnsb"):
                 shutil.rmtree(etc, ignore_errors=True)
-        try:
-            os.rmdir("/etc/netns")  # only if empty, as before
-        except OSError:
-            pass
+        if self.state.get("created_etc_netns"):
+            try:
+                os.rmdir("/etc/netns")  # made by this lab; removed only if nothing else is in it
+            except OSError:
+                pass
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def report(self):
