@@ -104,9 +104,16 @@ def fetch_kernel(cache_dir=DEFAULT_CACHE, package=None):
             found = next(modules_root.rglob("%s.ko" % module), None)
             if found is None:
                 raise RuntimeError("kernel %s has no module %s.ko" % (version, module))
-            shutil.copy2(found, target / "modules" / found.name)
-        shutil.copy2(unpacked / "boot" / ("vmlinuz-%s" % version), vmlinuz)
+            _install(found, target / "modules" / found.name)
+        _install(unpacked / "boot" / ("vmlinuz-%s" % version), vmlinuz)  # last: marks the cache complete
     return target
+
+
+def _install(source, dest):
+    """Copy then rename, so another test run reading the cache never sees half a file."""
+    partial = dest.with_name(dest.name + ".%d.tmp" % os.getpid())
+    shutil.copy2(source, partial)
+    partial.rename(dest)
 
 
 def build_initrd(kernel_dir, init_snippet=DEFAULT_SNIPPET, extra_files=None):
@@ -136,7 +143,7 @@ def build_initrd(kernel_dir, init_snippet=DEFAULT_SNIPPET, extra_files=None):
         files = subprocess.run(["find", "."], cwd=root, capture_output=True, text=True, check=True).stdout
         archive = subprocess.run(["cpio", "-o", "-H", "newc", "--quiet"], cwd=root, input=files.encode(),
                                  capture_output=True, check=True).stdout
-        partial = initrd.with_suffix(".tmp")
+        partial = initrd.with_name(initrd.name + ".%d.tmp" % os.getpid())
         partial.write_bytes(gzip.compress(archive, compresslevel=6))
         partial.rename(initrd)  # atomic, so a concurrent reader never sees half an image
     return initrd
