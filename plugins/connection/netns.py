@@ -14,7 +14,7 @@ description:
     sockets and state in a private mount namespace.
   - A namespace that does not exist is a clear error before anything runs.
 author:
-  - hypervisor.network developers
+  - hypervisor.network developers (@hypervisor-network)
 version_added: 0.1.0
 extends_documentation_fragment:
   - connection_pipelining

@@ -10,8 +10,8 @@ class ModuleDocFragment:
 options:
   state:
     description:
-      - C(merged) adds the listed items and updates listed ones in place (lists such as
-        O(config[].allowed_sources) are united), leaving the others alone.
+      - C(merged) adds the listed items and updates listed ones in place (list-valued
+        fields of an item are united), leaving the others alone.
       - C(replaced) replaces each listed item (same key) as a whole, leaving the others alone.
       - C(overridden) makes the listed items the only ones; every other item of this module goes.
       - C(deleted) removes the listed items (matched by key), or all of them when O(config) is empty.

@@ -50,7 +50,7 @@ def common_argument_spec(item_options):
         persist=dict(type="bool", default=True),
         persist_dir=dict(type="path"),
         nftables_conf=dict(type="path"),
-        systemd_unit_dir=dict(type="path"),
+        systemd_unit_dir=dict(type="path", default="/etc/systemd/system"),
         lock_file=dict(type="path"),
     )
 

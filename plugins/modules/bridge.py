@@ -20,7 +20,7 @@ description:
   - Ports this module enslaved are marked with the interface alias C(hypervisor.network:bridge=NAME); a marked port
     that leaves O(ports) is released. Ports it did not enslave are left alone unless O(exclusive_ports=true).
 author:
-  - hypervisor.network developers (!UNKNOWN)
+  - hypervisor.network developers (@hypervisor-network)
 extends_documentation_fragment:
   - hypervisor.network.attributes
 options:

@@ -25,7 +25,7 @@ description:
   - Nothing is written when the values and files are already as wanted; a second run reports no change.
 version_added: 0.1.0
 author:
-  - hypervisor.network developers (!UNKNOWN)
+  - hypervisor.network developers (@hypervisor-network)
 extends_documentation_fragment:
   - hypervisor.network.attributes
 options:

@@ -19,7 +19,7 @@ description:
     inside is not enough); RV(restart_required) says when that is still needed.
 version_added: 0.1.0
 author:
-  - hypervisor.network developers (!UNKNOWN)
+  - hypervisor.network developers (@hypervisor-network)
 extends_documentation_fragment:
   - hypervisor.network.attributes
 requirements:

@@ -25,7 +25,7 @@ description:
     can add a line to dnsmasq's configuration.
 version_added: 0.1.0
 author:
-  - hypervisor.network developers (!UNKNOWN)
+  - hypervisor.network developers (@hypervisor-network)
 extends_documentation_fragment:
   - hypervisor.network.attributes
 requirements:

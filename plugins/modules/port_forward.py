@@ -22,7 +22,7 @@ description:
   - Only packets addressed to the host itself are forwarded (C(fib daddr type local) or the
     C(addrtype) match) unless O(config[].host_address) names one address.
 author:
-  - hypervisor.network developers
+  - hypervisor.network developers (@hypervisor-network)
 extends_documentation_fragment:
   - hypervisor.network.attributes
   - hypervisor.network.netfilter
@@ -132,6 +132,46 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+# The same for masquerade and port_forward (kept in step with the netfilter doc fragment).
+changed:
+  description: Whether the rules, the persistent files or another manager's rules changed.
+  returned: always
+  type: bool
+commands:
+  description: What was run, or in check mode what would be run (the whole C(nft -f) or
+    C(iptables-restore) script, file writes, links).
+  returned: always
+  type: list
+  elements: str
+before:
+  description: The items before the task, as read back from the host.
+  returned: when the host was read
+  type: list
+  elements: dict
+after:
+  description: The items after the task, read back from the host (in check mode, as planned).
+  returned: when state is merged, replaced, overridden or deleted
+  type: list
+  elements: dict
+gathered:
+  description: The items on the host.
+  returned: when state is gathered
+  type: list
+  elements: dict
+rendered:
+  description: The nft script or iptables-restore lines for O(config).
+  returned: when state is rendered
+  type: list
+  elements: str
+backend:
+  description: The backend used, C(nftables) or C(iptables).
+  returned: always
+  type: str
+persisted:
+  description: The persistent file(s), the configuration or unit that loads them at boot, and
+    the enabled service link.
+  returned: when O(persist) is true and the rules were applied
+  type: dict
 coexistence:
   description: What was found of other rule owners (libvirt, Docker, firewalld, ufw) on the
     forward path, and what was done about it.

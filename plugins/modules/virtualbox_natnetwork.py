@@ -19,7 +19,7 @@ description:
   - Run it as the user who owns the VirtualBox configuration (usually without C(become));
     NAT networks live in that user's C(VirtualBox.xml).
 author:
-  - hypervisor.network developers (!UNKNOWN)
+  - hypervisor.network developers (@hypervisor-network)
 extends_documentation_fragment:
   - hypervisor.network.attributes
 options:

@@ -19,7 +19,7 @@ description:
   - After a change it runs O(restart_command) so the vmnet NAT service reads the file again;
     nothing is restarted when nothing changed.
 author:
-  - hypervisor.network developers (!UNKNOWN)
+  - hypervisor.network developers (@hypervisor-network)
 extends_documentation_fragment:
   - hypervisor.network.attributes
 options:
