@@ -115,7 +115,7 @@ def render_restore(kind, family, rules, have_jumps):
     jumps are inserted once. With no rules at all, our chains and jumps are removed.
     """
     lines = render_lines(kind, family, rules)
-    wanted = {(t, c) for (t, c) in lines}
+    wanted = set(lines)
     for table, chain, parent in CHAINS[kind].values():
         if (table, chain) in wanted and parent not in BUILTIN:
             wanted.add((table, parent))

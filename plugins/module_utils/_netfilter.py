@@ -134,7 +134,7 @@ def run(module, kind):
                 persisted["companion"] = companion_files
 
     after_rules = backend.gather() if runtime_changed and not runner.check_mode else wanted
-    after_items, _ = kind.decompile(after_rules)
+    after_items = kind.decompile(after_rules)[0]
     result = {
         "changed": runtime_changed or companion_changed or persist_changed or bool(stale),
         "commands": runner.commands,
@@ -184,4 +184,4 @@ def _apply_companion(backend, companion, rules, old_rules, table_changed):
 def _rendered(backend, wanted):
     if isinstance(backend, NftBackend):
         return [backend.script(wanted)]
-    return [line for line in backend.show(wanted).splitlines()]
+    return backend.show(wanted).splitlines()

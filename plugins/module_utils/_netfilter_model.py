@@ -326,4 +326,3 @@ def dedupe(items):
 
 def sort_items(items):
     return sorted(items, key=lambda item: repr(item.key))
-
