@@ -37,10 +37,20 @@ LOG_PATTERNS = (
 
 def check_libvirt(facts):
     info = facts.get("libvirt") or {}
+    missing = [finding("libvirt_connection", FAIL, name, "libvirt network %s is not defined" % name,
+                       fix="define it, with hypervisor.network.libvirt_network") for name in info.get("missing") or ()]
+    return missing + _connection(info)
+
+
+def _connection(info):
     if not info.get("enabled", True):
         return [finding("libvirt_connection", OK, info.get("uri", "libvirt"), "libvirt not consulted (libvirt=false)")]
+    if info.get("reachable") and info.get("errors"):
+        return [finding("libvirt_connection", WARN, info["uri"], "libvirt answers, but %d network(s) could not be read"
+                        % len(info["errors"]), evidence=info["errors"],
+                        fix="look at those networks with 'virsh net-dumpxml NAME'; they were left out of the checks")]
     if info.get("reachable"):
-        return [finding("libvirt_connection", OK, info["uri"], "libvirt answers; %d network(s) defined" % info.get("count", 0))]
+        return [finding("libvirt_connection", OK, info["uri"], "libvirt answers; %d network(s) read" % info.get("count", 0))]
     return [finding(
         "libvirt_connection", WARN, info.get("uri", "qemu:///system"),
         "libvirt is not reachable; networks were read from the host's bridges only",

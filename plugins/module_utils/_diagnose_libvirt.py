@@ -34,6 +34,22 @@ def network_facts(net, active, leases):
     }
 
 
+def _leases(handle):
+    """Current leases, for the report; libvirt that cannot list them is not a finding."""
+    try:
+        return [{"mac": (lease.get("mac") or "").lower(), "ip": lease.get("ipaddr"), "hostname": lease.get("hostname")}
+                for lease in handle.DHCPLeases()]
+    except Exception:
+        return []
+
+
+def _safe_name(handle):
+    try:
+        return handle.name()
+    except Exception:
+        return "?"
+
+
 def gather(uri, wanted=None):
     """(info, networks): info says whether libvirt answered; networks are dicts."""
     info = {"uri": uri, "enabled": True, "reachable": False, "error": None, "count": 0}
@@ -43,28 +59,29 @@ def gather(uri, wanted=None):
         info["error"] = exc.msg
         return info, []
     networks = []
+    info["errors"] = []
     try:
-        for handle in conn.listAllNetworks(0):
+        handles = conn.listAllNetworks(0)
+    except Exception as exc:  # libvirt.libvirtError: the daemon answered the connect, then failed
+        info["error"] = str(exc)
+        handles = None
+    for handle in handles or ():
+        try:
             name = handle.name()
             if wanted and name not in wanted:
                 continue
             active = bool(handle.isActive())
             parsed = netxml.parse(handle.XMLDesc(0))
-            leases = []
-            if active:
-                try:
-                    leases = [{"mac": (lease.get("mac") or "").lower(), "ip": lease.get("ipaddr"), "hostname": lease.get("hostname")}
-                              for lease in handle.DHCPLeases()]
-                except Exception:  # leases are a nicety for the report; a libvirt error here is not a finding
-                    leases = []
-            networks.append(network_facts(parsed, active, leases))
+            networks.append(network_facts(parsed, active, _leases(handle) if active else []))
+        except Exception as exc:  # one network libvirt cannot describe, or XML we do not know: say so, go on
+            info["errors"].append("%s: %s" % (_safe_name(handle), exc))
+    if handles is not None:
         info["reachable"] = True
         info["count"] = len(networks)
-    except Exception as exc:  # libvirt.libvirtError or a parse error of a network we did not write
-        info["error"] = str(exc)
-    finally:
-        try:
-            conn.close()
-        except Exception:
-            pass
+        found = {net["name"] for net in networks} | {e.split(":", 1)[0] for e in info["errors"]}
+        info["missing"] = [name for name in wanted or () if name not in found]
+    try:
+        conn.close()
+    except Exception:
+        pass
     return info, networks

@@ -252,9 +252,13 @@ def test_firewalld_zone(facts):
     assert check_firewalld(facts)[0]["status"] == "ok"
 
 
-def test_libvirt_unreachable_is_a_warning():
+def test_libvirt_unreachable_unreadable_and_missing_networks():
     (finding,) = check_libvirt({"libvirt": {"uri": "qemu:///system", "reachable": False, "error": "no socket"}})
     assert finding["status"] == "warn" and finding["evidence"] == ["no socket"]
+    missing, unreadable = check_libvirt({"libvirt": {"uri": "qemu:///system", "reachable": True, "count": 1,
+                                                     "missing": ["lab"], "errors": ["odd: unknown forward mode"]}})
+    assert (missing["status"], missing["subject"]) == ("fail", "lab")
+    assert unreadable["status"] == "warn" and unreadable["evidence"] == ["odd: unknown forward mode"]
 
 
 def test_host_bridges_are_networks_unless_libvirt_has_them():
