@@ -34,7 +34,7 @@ def ensure_collection_link():
 
 def sh(argv, check=True, input=None, timeout=60):
     """Run argv on the machine running the tests; return CompletedProcess (text)."""
-    proc = subprocess.run(argv, input=input, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(argv, input=input, capture_output=True, text=True, timeout=timeout, check=False)
     if check and proc.returncode != 0:
         raise AssertionError("%s failed rc=%s\nstdout: %s\nstderr: %s" % (argv, proc.returncode, proc.stdout, proc.stderr))
     return proc
@@ -142,7 +142,7 @@ class Lab:
             argv = list(wrapper) + argv
         elif ns is not None:
             argv = ["ip", "netns", "exec", ns] + argv
-        proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300)
+        proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300, check=False)
         try:
             result = json.loads(proc.stdout)
         except ValueError:

@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """Build the sandbox's QEMU guest: a Debian cloud kernel and a busybox initramfs.
 
 Nothing is downloaded but two Debian packages through apt (``apt-get download``): the cloud
@@ -99,7 +99,7 @@ def download(package, into):
 
 def busybox_binary(work):
     """A static busybox: the machine's busybox-static, or that package unpacked."""
-    installed = subprocess.run(["dpkg-query", "-W", "-f=${Status}", "busybox-static"], capture_output=True, text=True)
+    installed = subprocess.run(["dpkg-query", "-W", "-f=${Status}", "busybox-static"], capture_output=True, text=True, check=False)
     if "install ok installed" in installed.stdout and os.path.exists("/bin/busybox"):
         return "/bin/busybox"
     deb_dir = os.path.join(work, "bb")
@@ -133,7 +133,7 @@ def build(out):
         os.symlink("busybox", os.path.join(root, "bin", "sh"))
         moddir = os.path.join(kroot, "lib", "modules", version)
         for name in MODULES:
-            found = [p for p in glob.glob(os.path.join(moddir, "**", name + ".ko*"), recursive=True)]
+            found = list(glob.glob(os.path.join(moddir, "**", name + ".ko*"), recursive=True))
             if not found:
                 continue  # built in
             src, dst = found[0], os.path.join(root, "lib", "modules", name + ".ko")

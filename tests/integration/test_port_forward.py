@@ -222,7 +222,7 @@ def test_lock_serialises_applies(lab):
         time.sleep(1.5)
         assert proc.poll() is None, "the module must wait for the lock"
         assert "hypervisor_network_port_forward" not in ruleset(lab, topo.hv)
-    out, _ = proc.communicate(timeout=60)
+    out = proc.communicate(timeout=60)[0]
     assert json.loads(out)["changed"] is True
     assert "hypervisor_network_port_forward" in ruleset(lab, topo.hv)
 
