@@ -194,7 +194,7 @@ def chains_from_save(text, family, variant, table_prefix=""):
             name, policy = line[1:].split()[:2]
             chains[(family, table, name)] = {
                 "hook": _BUILTIN_HOOKS.get(name), "policy": policy.lower() if policy != "-" else None,
-                "prio": 0, "type": table, "rules": []}
+                "prio": 0, "type": table[len(table_prefix):], "rules": []}
         elif line.startswith("-A ") and table:
             tokens = shlex.split(line)
             key = (family, table, tokens[1])

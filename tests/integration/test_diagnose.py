@@ -6,7 +6,10 @@ probes only go to the upstream namespace these tests create.
 
 from __future__ import annotations
 
+import sys
 import time
+
+import pytest
 
 from netfilter_topology import G1, HV_UPLINK, UPSTREAM, build, persist_args
 
@@ -92,14 +95,15 @@ LIBVIRT_FWI = (
 )
 
 
-def test_libvirt_reject_is_found_and_fixed_by_port_forward(lab):
+@pytest.mark.parametrize("iptables", ["iptables-nft", "iptables-legacy"])
+def test_libvirt_reject_is_found_and_fixed_by_port_forward(lab, iptables):
     topo = build(lab)
     lab.serve_tcp(topo.g1, 80)
     lab.module(topo.hv, "port_forward", dict(config=[WEB], backend="nftables", **persist_args(lab)))
     (good,) = only(diagnose(lab, topo.hv, ["forward_path"]), "forward_path")
     assert good["status"] == "ok", good
     for argv in LIBVIRT_FWI:
-        lab.run(topo.hv, ["iptables-nft"] + argv)
+        lab.run(topo.hv, [iptables] + argv)
     assert lab.connect(topo.upstream, HV_UPLINK, 8080, timeout=1) is None
 
     (bad,) = only(diagnose(lab, topo.hv, ["forward_path"]), "forward_path")
@@ -107,6 +111,7 @@ def test_libvirt_reject_is_found_and_fixed_by_port_forward(lab):
     assert "LIBVIRT_FWI" in bad["summary"] and "REJECT" in bad["summary"]
     assert bad["fix_module"]["module"] == "hypervisor.network.port_forward"
     assert bad["fix_module"]["args"]["backend"] == "iptables"
+    assert bad["fix_module"]["args"]["iptables_variant"] == iptables.split("-")[1]
     apply_fix(lab, topo.hv, bad["fix_module"], **persist_args(lab))
     (fixed,) = only(diagnose(lab, topo.hv, ["forward_path"]), "forward_path")
     assert fixed["status"] == "ok", fixed
@@ -173,6 +178,27 @@ def test_dnsmasq_stopped_and_port53_taken(lab):
     start_dnsmasq(lab, topo.hv)
     result = diagnose(lab, topo.hv, ["dnsmasq_listening", "port53"])
     assert {f["status"] for f in result["findings"]} == {"ok"}, result["findings"]
+
+
+def test_resolved_stub_is_fine_resolved_on_all_addresses_is_not(lab):
+    hv = lab.ns("hv")
+    lab.run(hv, ["ip", "link", "add", "br0", "type", "bridge"])
+    lab.addr(hv, "br0", "10.0.0.1/24")
+    lab.addr(hv, "lo", "127.0.0.53/8")
+    # a listener whose process is called what systemd-resolved's is
+    fake = lab.tmp / "bin" / "systemd-resolved"
+    fake.parent.mkdir()
+    fake.symlink_to(sys.executable)
+    listen = ("import socket,sys,time\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
+              "s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\ns.bind((sys.argv[1],53))\ntime.sleep(60)")
+    lab.spawn(hv, [str(fake), "-c", listen, "127.0.0.53"])
+    wait_for(lambda: "127.0.0.53:53 " in lab.run(hv, ["ss", "-Hlnu"]).stdout)
+    (stub,) = only(diagnose(lab, hv, ["port53"]), "port53")
+    assert stub["status"] == "ok" and "stub" in stub["summary"] and "systemd-resolve" in stub["evidence"][0]
+    lab.spawn(hv, [str(fake), "-c", listen, "0.0.0.0"])
+    wait_for(lambda: "0.0.0.0:53 " in lab.run(hv, ["ss", "-Hlnu"]).stdout)
+    (taken,) = [f for f in only(diagnose(lab, hv, ["port53"]), "port53") if f["status"] == "fail"]
+    assert "DNSStubListener" in taken["fix"] and taken["subject"] == "0.0.0.0:53/udp"
 
 
 def test_tap_drops_are_found_and_gone_after_queue_tuning(lab):

@@ -163,6 +163,15 @@ def test_forward_path_policy_drop_blocks_replies(facts):
     assert check_forward_path(facts)[0]["status"] == "ok"
 
 
+def test_forward_path_legacy_iptables_reject_gets_the_legacy_backend(facts):
+    facts["port_forwards"] = nf.port_forwards(netfilter_chains())
+    save = (FIXTURES / "libvirt-iptables-nft-save.txt").read_text()
+    facts["chains"] = {" ".join(k): v for k, v in nf.chains_from_save(save, "ip", "legacy", table_prefix="legacy-").items()}
+    (blocked,) = check_forward_path(facts)
+    assert "iptables-legacy -t filter LIBVIRT_FWI" in blocked["summary"]
+    assert blocked["fix_module"]["args"]["iptables_variant"] == "legacy"
+
+
 def test_forward_path_native_nft_drop_gets_an_nft_fix(facts):
     facts["port_forwards"] = [{"protocol": "tcp", "host_port": 2222, "destination": "192.168.122.10", "destination_port": 22,
                                "in_interface": None}]
