@@ -4,6 +4,7 @@ the table on stdout, and the JSON and HTML reports on the controller."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -50,4 +51,6 @@ def test_playbook_prints_problems_first_and_writes_reports(lab):
     assert data["guests"][g1]["dns"]["queries"] == 3
     html = (report / "diagnose.html").read_text()
     assert "<h2 id=\"host-%s\">%s</h2>" % (hv1, hv1) in html and "ip_forward" in html and "br0" in html
+    # the bridge's row names the checks that failed for it, the host-wide ip_forward included
+    assert re.search(r"<td>vg1, vg2</td>.*?<td>[^<]*ip_forward[^<]*</td>\s*</tr>", html, re.S)
     assert "vg1, vg2" in html and "<script" not in html and "http" not in html.split("</title>")[1]
