@@ -15,9 +15,10 @@ import shutil
 import signal
 import time
 
-from netlab import Lab, sh
+from netlab import REPO, Lab, sh
 
 URI = "qemu:///system"
+CAPS_CACHE = REPO / "build" / "libvirt-cache"
 
 # No security driver or cgroups in a test namespace; guests run as root so they can read the
 # kernel and initrd that the tests built under build/.
@@ -52,8 +53,12 @@ class LibvirtHost:
         (etc / "qemu" / "networks" / "autostart").mkdir(parents=True)
         with open(etc / "qemu.conf", "a") as handle:
             handle.write(QEMU_CONF_EXTRA)
-        for sub in ("lib", "log", "run/libvirt", "cache"):
+        for sub in ("lib", "log", "run/libvirt"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
+        if CAPS_CACHE.is_dir():
+            shutil.copytree(CAPS_CACHE, self.root / "cache", symlinks=True)
+        else:
+            (self.root / "cache").mkdir()
         (self.root / "resolv.conf").write_text(self.resolv_conf)
 
     def start(self, timeout=60):
@@ -77,9 +82,23 @@ class LibvirtHost:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.virsh(["version"], check=False).returncode == 0:
+                self._save_caps_cache()
                 return self
             time.sleep(0.2)
         raise AssertionError("libvirtd in %s did not answer within %ss" % (self.ns, timeout))
+
+    def _save_caps_cache(self):
+        """Keep libvirtd's probe of the QEMU binaries for the next host (a few seconds each start).
+        libvirt re-probes by itself when QEMU or libvirt changed, so a stale copy is harmless."""
+        probed = self.root / "cache" / "qemu" / "capabilities"
+        if CAPS_CACHE.is_dir() or not probed.is_dir() or not any(probed.iterdir()):
+            return
+        partial = CAPS_CACHE.with_name(CAPS_CACHE.name + ".%d.tmp" % os.getpid())
+        shutil.copytree(self.root / "cache", partial, symlinks=True)
+        try:
+            partial.rename(CAPS_CACHE)
+        except OSError:  # another run saved it first
+            shutil.rmtree(partial, ignore_errors=True)
 
     def _wait_pid(self, name, timeout):
         path = self.run_dir / name
