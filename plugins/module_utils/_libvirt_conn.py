@@ -25,7 +25,7 @@ SECTIONS = {"ip-dhcp-host": 4, "ip-dhcp-range": 5, "dns-host": 10, "dns-txt": 11
 UPDATE_COMMANDS = {"delete": 2, "add-last": 3}
 AFFECT_LIVE, AFFECT_CONFIG = 1, 2
 NETWORK_XML_INACTIVE = 1
-ERR_NO_NETWORK, ERR_NO_DOMAIN = 43, 42
+ERR_NO_NETWORK = 43
 BR_STATE_FORWARDING = 3
 
 HOW_TO_START = (
@@ -136,8 +136,11 @@ def _apply_libvirt(conn, uri, step):
 
 
 def apply_steps(conn, uri, steps, runner):
-    """Apply the plan in order. The one check-mode guard for libvirt calls: each step is recorded
-    in ``runner.commands``, and only run outside check mode (``ip link`` goes through the runner)."""
+    """Apply the plan in order; return the ports re-attached (or, in check mode, to re-attach).
+
+    The one check-mode guard for libvirt calls: each step is recorded in ``runner.commands`` and
+    only run outside check mode (``ip link`` goes through the runner and its own guard)."""
+    reattached = []
     for step in steps:
         if step.action == "reattach":
             attached = () if runner.check_mode else bridge_ports(runner, step.bridge)
@@ -146,9 +149,11 @@ def apply_steps(conn, uri, steps, runner):
                 gone = not runner.check_mode and runner.read(["ip", "link", "show", port], check_rc=False)[0] != 0
                 if port not in attached and not gone:
                     runner.change(["ip", "link", "set", port, "master", step.bridge])
+                    reattached.append(port)
             if not runner.check_mode:
                 wait_until_forwarding(step.ports)
             continue
         runner.commands.append(step.shown())
         if not runner.check_mode:
             _apply_libvirt(conn, uri, step)
+    return reattached

@@ -31,10 +31,6 @@ class HostState:
     autostart: bool = False
     ports: Tuple[str, ...] = ()  # interfaces enslaved to the network's bridge now
 
-    @property
-    def exists(self):
-        return self.config is not None or self.live is not None
-
 
 @dataclasses.dataclass(frozen=True)
 class Step:
@@ -60,8 +56,8 @@ class Step:
             return "virsh net-update %s %s %s '%s'%s%s" % (self.name, self.command, self.section, self.xml, index, flags)
         if self.action == "autostart":
             return "virsh net-autostart %s%s" % (self.name, "" if self.autostart else " --disable")
-        if self.action == "reattach":
-            return "ip link set {port} master %s  # for each of: %s" % (self.bridge, ", ".join(self.ports))
+        if self.action == "reattach":  # the executor records one ip link command per port instead
+            return "ip link set PORT master %s  # for each of: %s" % (self.bridge, ", ".join(self.ports))
         return "virsh net-%s %s" % (self.action, self.name)
 
 
@@ -107,8 +103,8 @@ def _without_live_sections(net: Network):
 
 
 def _list_changes(section, old, new, element, parent_index=-1):
-    deletes = [(("delete", section, parent_index, element(i))) for i in old if i not in new]
-    adds = [(("add-last", section, parent_index, element(i))) for i in new if i not in old]
+    deletes = [("delete", section, parent_index, element(i)) for i in old if i not in new]
+    adds = [("add-last", section, parent_index, element(i)) for i in new if i not in old]
     return deletes, adds
 
 

@@ -81,7 +81,7 @@ def libvirt_network(module):
         with host_lock():
             have = conn_util.gather(conn, uri, want.name, runner)
             result = plan(want, have, params["state"], params["active"], params["autostart"], params["restart"])
-            conn_util.apply_steps(conn, uri, result.steps, runner)
+            reattached = conn_util.apply_steps(conn, uri, result.steps, runner)
     finally:
         conn.close()
     before = have.config or have.live
@@ -92,7 +92,7 @@ def libvirt_network(module):
         before=_state_dict(before, have.active, have.autostart),
         after=_state_dict(result.target, present and params["active"], have.autostart if params["autostart"] is None else params["autostart"]),
         restarted=result.restarted,
-        reattached=list(result.reattached),
+        reattached=reattached,
         notes=list(result.notes),
     )
     if module._diff:
