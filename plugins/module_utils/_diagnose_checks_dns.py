@@ -111,9 +111,44 @@ def _first_answering(probes, servers, name):
     return None
 
 
-def _own_upstream(net):
-    """A libvirt network with a forwarder for every name (no domain) does not use resolv.conf."""
-    return net["source"] == "libvirt" and any(f.get("addr") and not f.get("domain") for f in net.get("forwarders", []))
+def plan_forwarders(probes, servers, public, domains):
+    """(forwarders, refused): forwarders that send every name probed to the first server that
+    answers it, and the names that the first nameserver leaves unanswered while a later one answers."""
+    first = servers[0]
+    default = _first_answering(probes, servers, public) or first
+    refused = [public] if default != first else []
+    forwarders = []
+    for domain in domains:
+        server = _first_answering(probes, servers, domain)
+        if server is None:
+            continue
+        if server != first:
+            refused.append(domain)
+        if server != default:
+            forwarders.append({"domain": domain, "addr": server})
+    if default != first:
+        forwarders.append({"addr": default})
+    return forwarders, refused
+
+
+def _route(net, name, first):
+    """The server a network's dnsmasq sends ``name`` to: the forwarder of the longest matching
+    domain, else its forwarder without a domain, else the first nameserver of resolv.conf."""
+    best, default = None, None
+    for fwd in net.get("forwarders") or ():
+        domain = fwd.get("domain")
+        if not fwd.get("addr"):
+            continue
+        if not domain:
+            default = default or fwd["addr"]
+        elif (name == domain or name.endswith("." + domain)) and (best is None or len(domain) > len(best[0])):
+            best = (domain, fwd["addr"])
+    return best[1] if best else (default or first)
+
+
+def _unanswered(net, names, probes, first):
+    """Names that the network's dnsmasq sends to a server known not to answer them."""
+    return [name for name in names if probes.get((_route(net, name, first), name), "NOERROR") not in ANSWERED]
 
 
 def check_nameservers(facts):
@@ -136,30 +171,32 @@ def check_nameservers(facts):
     evidence = ["%s %s: %s%s" % (p["server"], p["name"], p["rcode"], " (%s ms)" % p["ms"] if p.get("ms") is not None else "")
                 for p in facts["dns_probes"]]
     dns_nets = [n for n in facts.get("networks", []) if serves_dns(n)]
-    relying = [n["name"] for n in dns_nets if not _own_upstream(n)]
-    evidence += ["network %s forwards to its own servers: %s" % (n["name"], ", ".join(
-        "%s%s" % (f["addr"], " for " + f["domain"] if f.get("domain") else "") for f in n["forwarders"] if f.get("addr")))
-        for n in dns_nets if _own_upstream(n)]
-    findings = []
     first = servers[0]
     answering = _first_answering(probes, servers, public)
+    forwarders, refused = plan_forwarders(probes, servers, public, domains)
+    # Networks whose forwarders still send a refused name to a server that does not answer it.
+    relying = [n["name"] for n in dns_nets if _unanswered(n, refused, probes, first)]
+    evidence += ["network %s forwards: %s" % (n["name"], ", ".join(
+        "%s%s" % (f["addr"], " for " + f["domain"] if f.get("domain") else "") for f in n["forwarders"] if f.get("addr")))
+        for n in dns_nets if n.get("forwarders")]
+    findings = []
     if answering is None:
-        findings.append(finding("nameservers", FAIL if relying or not dns_nets else WARN, public,
+        findings.append(finding("nameservers", FAIL, public,
                                 "no host nameserver answers %s: the host resolves nothing outside" % public,
                                 evidence=evidence, fix="check the host's upstream DNS and its route to it"))
-    elif answering != first:
-        forwarders = [{"domain": d, "addr": first} for d in domains if probes.get((first, d)) in ANSWERED]
-        forwarders.append({"addr": answering})
+    elif refused:
         words = "; ".join("%s for %s" % (f["addr"], f["domain"]) if f.get("domain") else "%s for everything else" % f["addr"]
                           for f in forwarders)
-        said = "the first nameserver %s answers %s for %s, %s answers it" % (first, probes.get((first, public)), public, answering)
+        said = "the first nameserver %s does not answer %s (%s), a later one does" % (
+            first, ", ".join(refused), ", ".join(sorted({probes.get((first, name)) for name in refused})))
         if relying:
             findings.append(finding(
                 "nameservers", FAIL, first,
                 "%s: dnsmasq (strict-order) passes that to the guests of %s" % (said, ", ".join(relying)),
                 evidence=evidence,
-                fix="per-domain forwarders in the DNS of %s: %s (plain dnsmasq: server=/domain/addr lines, server=addr "
-                    "and no-resolv; or put %s first in %s)" % (", ".join(relying), words, answering, path),
+                fix="forwarders in the DNS of %s: %s (plain dnsmasq: server=/domain/addr lines, and server=addr with "
+                    "no-resolv for everything else); without private domains, putting %s first in %s also does"
+                    % (", ".join(relying), words, answering, path),
                 fix_module=_forwarder_fix(facts, relying, forwarders),
             ))
         elif dns_nets:
@@ -167,8 +204,8 @@ def check_nameservers(facts):
                                     evidence=evidence))
         else:
             findings.append(finding("nameservers", WARN, first, "%s; no network uses it now, but a dnsmasq with strict-order "
-                                    "(libvirt's) would pass the %s to its guests" % (said, probes.get((first, public))),
-                                    evidence=evidence, fix="put %s first in %s, or give networks per-domain forwarders" % (answering, path)))
+                                    "(libvirt's) would pass that to its guests" % said,
+                                    evidence=evidence, fix="give networks these forwarders: %s" % words))
     for domain in domains:
         if _first_answering(probes, servers, domain) is None:
             findings.append(finding("nameservers", WARN, domain, "no host nameserver answers for %s" % domain, evidence=evidence,

@@ -212,6 +212,21 @@ def test_refused_first_nameserver_proposes_per_domain_forwarders(facts):
     assert fixed["status"] == "ok" and "no network uses resolv.conf" in fixed["summary"]
 
 
+def test_first_nameserver_refusing_a_private_domain_gets_a_domain_forwarder(facts):
+    facts["dns_probes"] = [
+        {"server": "198.51.100.53", "name": "www.example.com", "rcode": "NOERROR", "ms": 1.0},
+        {"server": "198.51.100.53", "name": "corp.example", "rcode": "REFUSED", "ms": 1.0},
+        {"server": "203.0.113.53", "name": "www.example.com", "rcode": "NOERROR", "ms": 1.0},
+        {"server": "203.0.113.53", "name": "corp.example", "rcode": "NOERROR", "ms": 1.0},
+    ]
+    facts["dns_names"]["domains"] = ["corp.example"]
+    (refused,) = check_nameservers(facts)
+    assert refused["status"] == "fail" and "does not answer corp.example (REFUSED)" in refused["summary"]
+    assert refused["fix_module"]["args"]["dns"] == {"forwarders": [{"domain": "corp.example", "addr": "203.0.113.53"}]}
+    facts["networks"][0]["forwarders"] = [{"domain": "corp.example", "addr": "203.0.113.53"}]
+    assert check_nameservers(facts)[0]["status"] == "ok"
+
+
 def test_no_nameserver_answers_and_not_probed(facts):
     for probe in facts["dns_probes"]:
         probe["rcode"] = "TIMEOUT"
