@@ -14,7 +14,7 @@ Topology (every address lives only inside namespaces this script creates):
                namespace (per-host copies bind-mounted over /etc/libvirt, /var/lib/libvirt,
                /var/log/libvirt, /var/cache/libvirt and /run); guest ports vg1.. wait for the
                libvirt network's bridge; the first K kvm hosts also get a QEMU guest "vm1"
-    bridgeI    eth0 198.51.100.(100+I)/24; guest ports vg1.. for the role's bridge
+    bridgeI    eth0 198.51.100.(100+I)/24; guest port vg1 for the role's bridge
     <hv>-g1    a namespace guest: eth0 (MAC 52:54:00:0a:00:0a) whose peer vg1 sits in the
                hypervisor, and an HTTP service on port 80 answering "guest=<name>"
 
@@ -337,7 +337,8 @@ class Sandbox:
                         ok = bool(item) and str(item.get("ok")).lower() == "true"
                         failed += not ok
                         cells.append("pass" if ok else ("FAIL" if item else "n/a!"))
-                    rows.append([hv, "%s (%s)" % (guest["name"], guest["kind"])] + cells)
+                    kind = guest["kind"] + (", VLAN %d" % guest["vlan"] if guest.get("vlan") else "")
+                    rows.append([hv, "%s (%s)" % (guest["name"], kind)] + cells)
         header = ["hypervisor", "guest"] + CHECKS
         widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
         for row in [header, ["-" * w for w in widths]] + rows:
