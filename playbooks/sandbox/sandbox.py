@@ -12,8 +12,9 @@ Topology (every address lives only inside namespaces this script creates):
                answers "client=<source address>")
     kvmI       eth0 198.51.100.(10+I)/24 to upstream; libvirtd + virtlogd in a private mount
                namespace (per-host copies bind-mounted over /etc/libvirt, /var/lib/libvirt,
-               /var/log/libvirt, /var/cache/libvirt and /run); guest ports vg1.. wait for the
-               libvirt network's bridge; the first K kvm hosts also get a QEMU guest "vm1"
+               /var/log/libvirt, /var/cache/libvirt and /run); guest ports vg1 (for the NAT
+               network "lab") and vg2 (for the routed network "routed", MAC 52:54:00:0b:00:0a)
+               wait for the networks' bridges; the first K kvm hosts also get a QEMU guest "vm1"
     bridgeI    eth0 198.51.100.(100+I)/24; guest port vg1 for the role's bridge
     <hv>-g1    a namespace guest: eth0 (MAC 52:54:00:0a:00:0a) whose peer vg1 sits in the
                hypervisor, and an HTTP service on port 80 answering "guest=<name>"
@@ -47,6 +48,7 @@ PRIVATE_ZONE, PRIVATE_NAME, PRIVATE_ADDR = "corp.example", "db.corp.example", "1
 PUBLIC_NAME = "www.example.com"
 GUEST_MAC = "52:54:00:0a:00:0a"
 VM_MAC = "52:54:00:0a:00:14"
+ROUTED_GUEST_MAC = "52:54:00:0b:00:0a"
 
 QEMU_CONF_EXTRA = """
 # hypervisor.network sandbox: no security driver or cgroups in a namespace
@@ -241,6 +243,16 @@ class Sandbox:
         hostvars["sandbox_guests"].append({"name": guest, "kind": "namespace", "port": "vg1", "forward_port": 8080,
                                            "service": "guest=%s-g1" % name})
         if libvirt:
+            # namespace guest g2 on port vg2, for the routed network (masqueraded by the role)
+            hostvars["sandbox_guests"][0]["network"] = "lab"
+            guest = self.ns(name + "-g2")
+            self.veth(guest, "eth0", hv, "vg2", mac_a=ROUTED_GUEST_MAC)
+            self.spawn(guest, [PYTHON, "-c", HTTP_SERVER, "0.0.0.0", "guest=%s-g2" % name], name + "-g2-http.log")
+            self.add_host(guest, "sandbox_guests", {
+                "ansible_connection": "hypervisor.network.netns", "ansible_netns_name": guest,
+                "sandbox_hypervisor": hv, "sandbox_port": "vg2", "sandbox_mac": ROUTED_GUEST_MAC})
+            hostvars["sandbox_guests"].append({"name": guest, "kind": "namespace", "port": "vg2", "forward_port": 8082,
+                                               "service": "guest=%s-g2" % name, "network": "routed"})
             holder = self.libvirtd(name, hv, hostdir)
             hostvars["ansible_netns_mount_namespace"] = "/proc/%d/ns/mnt" % holder
             if qemu:
@@ -252,7 +264,8 @@ class Sandbox:
                 sh(["nsenter", "-t", str(holder), "-n", "-m", "virsh", "-q", "-c", "qemu:///system", "define",
                     str(hostdir / "vm1.xml")])
                 hostvars["sandbox_guests"].append({"name": "vm1", "kind": "qemu", "console": str(log),
-                                                   "mac": VM_MAC, "forward_port": 8081, "service": "guest=vm1"})
+                                                   "mac": VM_MAC, "forward_port": 8081, "service": "guest=vm1",
+                                                   "network": "lab"})
         self.add_host(hv, group, hostvars)
 
     def libvirtd(self, name, hv, hostdir):
