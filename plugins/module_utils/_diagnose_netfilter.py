@@ -94,6 +94,9 @@ def _nft_rule(obj, where):
                 matches.append(("unknown", False, ["xt " + str(expr["xt"].get("name"))]))
         elif name in ("counter", "log", "comment", "limit"):
             continue
+        elif name == "vmap":  # a verdict map (firewalld's zone dispatch): where it jumps is not followed
+            verdict = "vmap"
+            matches.append(("unknown", False, ["vmap"]))
         else:
             matches.append(("unknown", False, [name]))
     return rule(matches, verdict, target, where, "handle %s" % obj.get("handle"), nat)
@@ -301,7 +304,7 @@ def _walk(chains, family, table, name, packet, notes, depth=0):
         return None
     for item in body["rules"]:
         matched, certain = rule_matches(item, packet)
-        if not certain and item["verdict"] in TERMINAL + ("jump", "goto"):
+        if not certain and item["verdict"] is not None:
             notes.append("not understood, assumed not to match: %s: %s" % (item["where"], item["text"]))
         if not matched:
             continue
