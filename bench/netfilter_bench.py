@@ -279,10 +279,10 @@ def summarise(runs):
     }
 
 
-def measure_size(n, repeat, workdir, progress):
+def measure_size(n, repeat, workdir, progress, cases=CASES):
     """Every case at one N. The cheap cases run ``repeat`` times, interleaved, so that a burst of
     load on the machine hits them alike; the loop runs once (about 80 s a run at N = 100)."""
-    runs = {case: [] for case in CASES if case != "loop" or n <= LOOP_MAX_N}
+    runs = {case: [] for case in CASES if case in cases and (case != "loop" or n <= LOOP_MAX_N)}
     for round_ in range(repeat):
         for case in runs:
             if case == "loop" and round_ > 0:
@@ -345,6 +345,7 @@ def main(argv=None):
     parser.add_argument("--sizes", type=int, nargs="+", help="N values (default 10 100 1000)")
     parser.add_argument("--repeat", type=int, default=3,
                         help="runs of each case but the loop, interleaved; the median is reported (default 3; the loop runs once)")
+    parser.add_argument("--cases", nargs="+", choices=CASES, default=list(CASES), help="cases to run (default all)")
     parser.add_argument("--no-save", action="store_true", help="do not write bench/results/*.json")
     parser.add_argument("--ns-prefix", default="bench", help="name prefix of the namespaces made (default bench)")
     args = parser.parse_args(argv)
@@ -369,7 +370,7 @@ def main(argv=None):
     load_start = os.getloadavg()
     try:
         for n in sizes:
-            results[n] = measure_size(n, repeat, workdir, lambda text: print(text, end="", flush=True))
+            results[n] = measure_size(n, repeat, workdir, lambda text: print(text, end="", flush=True), args.cases)
     except KeyboardInterrupt:
         print("\ninterrupted; namespaces removed", file=sys.stderr)
         return 130
@@ -393,7 +394,7 @@ def main(argv=None):
             "host": platform.node(), "python": platform.python_version(), "kernel": platform.release(),
             "ansible": _sh([str(ANSIBLE_PLAYBOOK), "--version"], check=False).stdout.splitlines()[:1],
             "nft": _sh(["nft", "--version"], check=False).stdout.strip(),
-            "sizes": sizes, "repeat": repeat, "quick": args.quick,
+            "sizes": sizes, "repeat": repeat, "quick": args.quick, "cases": args.cases,
             "cpus": os.cpu_count(), "loadavg_start": load_start, "loadavg_end": os.getloadavg(),
             "results": {str(n): cases for n, cases in results.items()},
             "ratios": ratio_rows,
