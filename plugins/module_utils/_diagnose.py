@@ -27,6 +27,7 @@ from ansible_collections.hypervisor.network.plugins.module_utils._diagnose_check
     check_tap_drops,
 )
 from ansible_collections.hypervisor.network.plugins.module_utils._diagnose_checks_nat import (
+    check_forward_duplicates,
     check_forward_path,
     check_masquerade,
 )
@@ -41,6 +42,7 @@ CHECKS = {
     "ip_forward": lambda facts, p: check_forwarding(facts),
     "masquerade": lambda facts, p: check_masquerade(facts),
     "forward_path": lambda facts, p: check_forward_path(facts),
+    "port_forward_duplicates": lambda facts, p: check_forward_duplicates(facts),
     "dnsmasq_listening": lambda facts, p: check_dnsmasq_listening(facts),
     "port53": lambda facts, p: check_port53(facts),
     "nameservers": lambda facts, p: check_nameservers(facts),

@@ -120,7 +120,7 @@ def _walk_evidence(label, verdicts):
 def check_forward_path(facts):
     chains = {tuple(key.split(" ")): body for key, body in (facts.get("chains") or {}).items()}
     findings = []
-    for fwd in facts.get("port_forwards", []):
+    for fwd in nf.unique_forwards(facts.get("port_forwards", [])):
         net, packet = forward_packet(facts, fwd)
         subject = "%s/%s -> %s:%s" % (fwd["protocol"], fwd["host_port"], fwd["destination"], fwd["destination_port"])
         verdicts = nf.forward_verdicts(chains, packet)
@@ -167,10 +167,38 @@ def _blocked_new(fwd, packet, subject, first, evidence):
         fixmod = module_fix("port_forward", backend="iptables", iptables_variant=variant, config=[{
             "protocol": fwd["protocol"], "host_port": str(fwd["host_port"]),
             "destination": fwd["destination"], "destination_port": str(fwd["destination_port"])}])
-        fix += "; hypervisor.network.port_forward with the iptables backend puts its accept first in FORWARD"
+        fix += ("; hypervisor.network.port_forward with the iptables backend puts its accept first in FORWARD "
+                "(then remove the forward from where it was written before, so that it exists once)")
     else:
         family, table, chain = first["chain"].split(" ")
         fix += ": nft insert rule %s %s %s ct status dnat %s daddr %s %s dport %s accept" % (
             family, table, chain, "ip" if packet["nfproto"] == "ipv4" else "ip6", packet["daddr"],
             packet["proto"], packet["dport"])
     return finding("forward_path", FAIL, subject, summary, evidence=evidence, fix=fix, fix_module=fixmod)
+
+
+def check_forward_duplicates(facts):
+    """The same host port forwarded twice: to two guests (the first rule wins, the second is
+    dead), or to the same guest by two owners (removing one leaves the other behind)."""
+    groups = {}
+    for fwd in facts.get("port_forwards", []):
+        groups.setdefault((fwd["protocol"], fwd["host_port"], fwd.get("in_interface")), []).append(fwd)
+    findings = []
+    for (proto, port, iif), fwds in sorted(groups.items(), key=str):
+        subject = "%s/%s%s" % (proto, port, " on %s" % iif if iif else "")
+        evidence = ["%s -> %s:%s" % (f["where"], f["destination"], f["destination_port"]) for f in fwds]
+        targets = sorted({(f["destination"], f["destination_port"]) for f in fwds})
+        if len(fwds) == 1:
+            findings.append(finding("port_forward_duplicates", OK, subject, "forwarded once", evidence=evidence))
+        elif len(targets) > 1:
+            findings.append(finding(
+                "port_forward_duplicates", FAIL, subject,
+                "forwarded to %d destinations; only the first DNAT rule the packet meets applies" % len(targets),
+                evidence=evidence, fix="keep one forward per host port: remove the others from their owners' rules"))
+        else:
+            findings.append(finding(
+                "port_forward_duplicates", WARN, subject, "the same forward is written %d times" % len(fwds),
+                evidence=evidence,
+                fix="keep it in one place (hypervisor.network.port_forward state=overridden for the collection's own); "
+                    "a copy left elsewhere outlives the removal of the other"))
+    return findings

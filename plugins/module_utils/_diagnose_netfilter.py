@@ -226,7 +226,8 @@ def nat_rules(chains):
 
 
 def port_forwards(chains):
-    """DNAT rules as port forwards: protocol, host port, destination address and port."""
+    """DNAT rules as port forwards: protocol, host port, destination address and port; one entry
+    per rule, so that a forward written twice shows twice."""
     forwards = []
     for item in nat_rules(chains):
         if item["kind"] != "dnat" or not item.get("addr"):
@@ -241,6 +242,11 @@ def port_forwards(chains):
                 forwards.append({"protocol": proto, "host_port": low, "destination": item["addr"],
                                  "destination_port": item.get("port") or low, "in_interface": iifs[0],
                                  "where": item["where"]})
+    return sorted(forwards, key=lambda f: (f["protocol"], str(f["host_port"]), f["destination"], str(f["destination_port"])))
+
+
+def unique_forwards(forwards):
+    """One entry per (protocol, host port, destination, destination port), whoever wrote it."""
     unique = {}
     for fwd in forwards:
         unique.setdefault((fwd["protocol"], fwd["host_port"], fwd["destination"], fwd["destination_port"]), fwd)

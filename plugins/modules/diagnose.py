@@ -16,7 +16,8 @@ description:
   - "Checks: C(libvirt_connection); C(bridge_exists), C(bridge_up), C(bridge_ports), C(bridge_mtu);
     C(ip_forward) (IPv4 and IPv6); C(masquerade) for each NAT subnet; C(forward_path) of each
     port forward (DNAT) through every base chain of the forward hook, policies and libvirt's
-    reject rules included; C(dnsmasq_listening) on each gateway's port 53 (UDP, TCP) and 67;
+    reject rules included; C(port_forward_duplicates) (a host port forwarded twice);
+    C(dnsmasq_listening) on each gateway's port 53 (UDP, TCP) and 67;
     C(port53) taken by another server; C(nameservers) (each host nameserver probed for the
     networks' domains and a public test name, a REFUSED first nameserver detected and per-domain
     forwarders proposed); C(tap_drops) on bridge ports; C(libvirtd_log) messages;
@@ -54,7 +55,7 @@ options:
     type: list
     elements: str
     choices: [bridge, dhcp_duplicates, dnsmasq_listening, firewalld_zone, forward_path, ip_forward,
-              libvirt_connection, libvirtd_log, masquerade, nameservers, port53, tap_drops]
+              libvirt_connection, libvirtd_log, masquerade, nameservers, port53, port_forward_duplicates, tap_drops]
   resolv_conf:
     description: The resolv.conf whose nameservers are probed (the one libvirt's dnsmasq reads).
     type: path
@@ -174,7 +175,7 @@ dns_probes:
   type: list
   elements: dict
 port_forwards:
-  description: The port forwards (DNAT rules) found in netfilter.
+  description: The port forwards (DNAT rules) found in netfilter, one entry per rule.
   returned: always
   type: list
   elements: dict

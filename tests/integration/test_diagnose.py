@@ -118,6 +118,22 @@ def test_libvirt_reject_is_found_and_fixed_by_port_forward(lab, iptables):
     assert lab.connect(topo.upstream, HV_UPLINK, 8080) == "peer=%s" % UPSTREAM
 
 
+
+def test_host_port_forwarded_to_two_guests(lab):
+    topo = build(lab)
+    lab.serve_tcp(topo.g1, 80)
+    lab.module(topo.hv, "port_forward", dict(config=[WEB], backend="nftables", **persist_args(lab)))
+    (once,) = only(diagnose(lab, topo.hv, ["port_forward_duplicates"]), "port_forward_duplicates")
+    assert once["status"] == "ok"
+    stray = ["PREROUTING", "-p", "tcp", "--dport", "8080", "-j", "DNAT", "--to-destination", "10.0.0.3:80"]
+    lab.run(topo.hv, ["iptables-nft", "-t", "nat", "-I"] + stray)
+    (clash,) = only(diagnose(lab, topo.hv, ["port_forward_duplicates"]), "port_forward_duplicates")
+    assert clash["status"] == "fail" and "2 destinations" in clash["summary"], clash
+    lab.run(topo.hv, ["iptables-nft", "-t", "nat", "-D"] + stray)  # the fix: remove the other one
+    assert only(diagnose(lab, topo.hv, ["port_forward_duplicates"]), "port_forward_duplicates")[0]["status"] == "ok"
+    assert lab.connect(topo.upstream, HV_UPLINK, 8080) == "peer=%s" % UPSTREAM
+
+
 def test_forward_policy_drop_also_drops_replies(lab):
     topo = build(lab)
     # a hand-made port forward that accepts the new connection only

@@ -26,6 +26,7 @@ from ansible_collections.hypervisor.network.plugins.module_utils._diagnose_check
     check_tap_drops,
 )
 from ansible_collections.hypervisor.network.plugins.module_utils._diagnose_checks_nat import (
+    check_forward_duplicates,
     check_forward_path,
     check_masquerade,
 )
@@ -96,7 +97,8 @@ def test_a_healthy_host_is_all_ok(facts):
     assert {f["check"] for f in findings} >= {"bridge_exists", "bridge_up", "bridge_ports", "bridge_mtu", "ip_forward",
                                               "masquerade", "dnsmasq_listening", "port53", "nameservers", "tap_drops",
                                               "libvirtd_log", "dhcp_duplicates", "firewalld_zone", "libvirt_connection"}
-    assert set(CHECKS) == {"libvirt_connection", "bridge", "ip_forward", "masquerade", "forward_path", "dnsmasq_listening",
+    assert set(CHECKS) == {"libvirt_connection", "bridge", "ip_forward", "masquerade", "forward_path", "port_forward_duplicates",
+                           "dnsmasq_listening",
                            "port53", "nameservers", "tap_drops", "libvirtd_log", "dhcp_duplicates", "firewalld_zone"}
 
 
@@ -170,6 +172,17 @@ def test_forward_path_legacy_iptables_reject_gets_the_legacy_backend(facts):
     (blocked,) = check_forward_path(facts)
     assert "iptables-legacy -t filter LIBVIRT_FWI" in blocked["summary"]
     assert blocked["fix_module"]["args"]["iptables_variant"] == "legacy"
+
+
+def test_port_forward_written_twice_or_to_two_guests():
+    web = {"protocol": "tcp", "host_port": 8080, "destination": "10.0.0.2", "destination_port": 80, "in_interface": None,
+           "where": "nft inet hypervisor_network_port_forward prerouting"}
+    twice = [web, dict(web, where="iptables-nft -t nat HNET-PF-PREROUTING")]
+    (dup,) = check_forward_duplicates({"port_forwards": twice})
+    assert dup["status"] == "warn" and len(dup["evidence"]) == 2
+    (clash,) = check_forward_duplicates({"port_forwards": [web, dict(web, destination="10.0.0.3")]})
+    assert clash["status"] == "fail" and "2 destinations" in clash["summary"]
+    assert check_forward_duplicates({"port_forwards": [web]})[0]["status"] == "ok"
 
 
 def test_forward_path_native_nft_drop_gets_an_nft_fix(facts):
