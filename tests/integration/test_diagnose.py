@@ -118,7 +118,6 @@ def test_libvirt_reject_is_found_and_fixed_by_port_forward(lab, iptables):
     assert lab.connect(topo.upstream, HV_UPLINK, 8080) == "peer=%s" % UPSTREAM
 
 
-
 def test_host_port_forwarded_to_two_guests(lab):
     topo = build(lab)
     lab.serve_tcp(topo.g1, 80)
