@@ -115,7 +115,7 @@ def gather_facts(runner, params):
         net["uplink"] = net["source"] == "host" and net["bridge"] == default_dev
     bridges = {n["bridge"] for n in networks if n.get("bridge")}
     ports = [name for name, link in links.items() if link.get("master") in bridges]
-    chains, nat_rules, port_forwards = gather.netfilter(runner)
+    chains, nat_rules, port_forwards, netfilter_errors = gather.netfilter(runner)
     resolv = gather.resolv(params["resolv_conf"])
     domains = []
     for domain in [n.get("domain") for n in networks] + resolv.get("search", []) + params["dns_domains"]:
@@ -138,6 +138,7 @@ def gather_facts(runner, params):
         "chains": {" ".join(key): body for key, body in chains.items()},
         "nat_rules": nat_rules,
         "port_forwards": port_forwards,
+        "netfilter_errors": netfilter_errors,
         "resolv": resolv,
         "dns_names": {"public": params["public_test_name"], "domains": domains},
         "dns_probes": probes,

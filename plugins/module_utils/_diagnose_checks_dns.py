@@ -170,6 +170,9 @@ def check_nameservers(facts):
     public, domains = names.get("public"), names.get("domains") or []
     evidence = ["%s %s: %s%s" % (p["server"], p["name"], p["rcode"], " (%s ms)" % p["ms"] if p.get("ms") is not None else "")
                 for p in facts["dns_probes"]]
+    if servers[0] in RESOLVED_STUBS:
+        evidence.append("%s points at systemd-resolved's stub, which hides the real upstreams: set resolv_conf to "
+                        "/run/systemd/resolve/resolv.conf to probe them" % path)
     dns_nets = [n for n in facts.get("networks", []) if serves_dns(n)]
     first = servers[0]
     answering = _first_answering(probes, servers, public)

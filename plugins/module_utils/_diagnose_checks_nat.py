@@ -70,7 +70,8 @@ def check_masquerade(facts):
                 fix += ("; libvirt adds its own when the network starts, so something removed it (a firewall "
                         "reload?): restart the network, or add one that stays")
             findings.append(finding("masquerade", status, subject, words,
-                                    evidence=["%d masquerade/SNAT rule(s) seen, none for this subnet" % len(rules)],
+                                    evidence=["%d masquerade/SNAT rule(s) seen, none for this subnet" % len(rules)]
+                                    + list(facts.get("netfilter_errors") or []),
                                     fix=fix, fix_module=module_fix("masquerade", config=[config])))
     return findings
 
@@ -120,6 +121,11 @@ def _walk_evidence(label, verdicts):
 def check_forward_path(facts):
     chains = {tuple(key.split(" ")): body for key, body in (facts.get("chains") or {}).items()}
     findings = []
+    if facts.get("netfilter_errors"):
+        # without all the rules, neither the forwards nor what blocks them are known for sure
+        findings.append(finding("forward_path", WARN, "netfilter", "some rules could not be read; forwards and their paths "
+                                "are judged from the rest", evidence=facts["netfilter_errors"],
+                                fix="run diagnose as root (become: true) on a host with nft or iptables installed"))
     for fwd in nf.unique_forwards(facts.get("port_forwards", [])):
         net, packet = forward_packet(facts, fwd)
         subject = "%s/%s -> %s:%s" % (fwd["protocol"], fwd["host_port"], fwd["destination"], fwd["destination_port"])

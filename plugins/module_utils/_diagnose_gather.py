@@ -132,19 +132,30 @@ def counters(names, root="/sys/class/net"):
 
 
 def netfilter(runner):
-    """(chains, nat rules, port forwards) from every rule owner, each read its own way."""
-    chains = {}
-    owned = set()
+    """(chains, nat rules, port forwards, errors) from every rule owner, each read its own way.
+    A reader that fails (not root, a broken binary) is an error to report, not a crash."""
+    chains, owned, errors = {}, set(), []
+
+    def read(argv):
+        rc, text, err = runner.read(argv, check_rc=False)
+        if rc != 0:
+            errors.append("%s failed (rc=%s): %s" % (" ".join(argv), rc, (err or text).strip()[:200]))
+            return None
+        return text
+
     for binary, family in (("iptables-nft-save", "ip"), ("ip6tables-nft-save", "ip6")):
-        if runner.has(binary):
-            rc, text, _err = runner.read([binary], check_rc=False)
-            if rc == 0:
-                owned |= nf.save_tables(text, family)
-                chains.update(nf.chains_from_save(text, family, "nft"))
+        text = read([binary]) if runner.has(binary) else None
+        if text is not None:
+            owned |= nf.save_tables(text, family)
+            chains.update(nf.chains_from_save(text, family, "nft"))
     if runner.has("nft"):
-        rc, text, _err = runner.read(["nft", "-j", "list", "ruleset"], check_rc=False)
-        if rc == 0 and text.strip():
-            chains.update(nf.chains_from_nft(json.loads(text), skip_tables=owned))
+        text = read(["nft", "-j", "list", "ruleset"])
+        try:
+            chains.update(nf.chains_from_nft(json.loads(text) if text and text.strip() else None, skip_tables=owned))
+        except ValueError as exc:
+            errors.append("nft -j list ruleset printed no valid JSON: %s" % exc)
+    elif not runner.has("iptables-nft-save"):
+        errors.append("neither nft nor iptables-nft-save is installed: the rules were not read")
     # Reading legacy tables that do not exist yet would create them: look only when loaded.
     for binary, names, family in (("iptables-legacy-save", "/proc/net/ip_tables_names", "ip"),
                                   ("ip6tables-legacy-save", "/proc/net/ip6_tables_names", "ip6")):
@@ -153,11 +164,10 @@ def netfilter(runner):
                 loaded = handle.read().split()
         except OSError:
             loaded = []
-        if loaded and runner.has(binary):
-            rc, text, _err = runner.read([binary], check_rc=False)
-            if rc == 0:
-                chains.update(nf.chains_from_save(text, family, "legacy", table_prefix="legacy-"))
-    return chains, nf.nat_rules(chains), nf.port_forwards(chains)
+        text = read([binary]) if loaded and runner.has(binary) else None
+        if text is not None:
+            chains.update(nf.chains_from_save(text, family, "legacy", table_prefix="legacy-"))
+    return chains, nf.nat_rules(chains), nf.port_forwards(chains), errors
 
 
 def resolv(path):

@@ -185,6 +185,12 @@ def test_port_forward_written_twice_or_to_two_guests():
     assert check_forward_duplicates({"port_forwards": [web]})[0]["status"] == "ok"
 
 
+def test_rules_that_could_not_be_read_are_a_warning(facts):
+    facts["netfilter_errors"] = ["nft -j list ruleset failed (rc=1): Operation not permitted"]
+    (warning,) = check_forward_path(facts)
+    assert warning["status"] == "warn" and warning["subject"] == "netfilter" and "become" in warning["fix"]
+
+
 def test_forward_path_native_nft_drop_gets_an_nft_fix(facts):
     facts["port_forwards"] = [{"protocol": "tcp", "host_port": 2222, "destination": "192.168.122.10", "destination_port": 22,
                                "in_interface": None}]
