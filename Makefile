@@ -40,8 +40,9 @@ integration:
 sanity:
 	@scripts/sanity.sh
 
+# the whole project (roles, playbooks, molecule scenarios, galaxy.yml, meta): see .ansible-lint
 lint:
-	ansible-lint --nocolor --profile production --offline roles playbooks
+	ansible-lint --nocolor --profile production --offline
 
 docs-check:
 	@scripts/docs-check.sh
