@@ -1,9 +1,9 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """The sandbox lab: network namespaces standing in for the internet, hypervisors and guests.
 
     sandbox.py up   --lab NAME [--kvm N] [--bridge M] [--qemu-guests K] [--guest-image DIR]
     sandbox.py down --lab NAME
-    sandbox.py inventory --lab NAME      (what playbooks/inventory/sandbox/hosts.py prints)
+    sandbox.py inventory --lab NAME      (what playbooks/inventory/sandbox/hosts.sh prints)
 
 Topology (every address lives only inside namespaces this script creates):
 
@@ -99,10 +99,10 @@ DOMAIN_XML = """<domain type='qemu'>
 
 
 def sh(argv, check=True, timeout=60, **kw):
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, **kw)
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, **kw, check=False)
     if check and proc.returncode != 0:
-        raise SystemExit("sandbox: %s failed (rc=%s): %s%s" % (" ".join(map(str, argv)), proc.returncode,
-                                                                proc.stdout, proc.stderr))
+        raise SystemExit("sandbox: %s failed (rc=%s): %s%s"
+                         % (" ".join(map(str, argv)), proc.returncode, proc.stdout, proc.stderr))
     return proc
 
 
@@ -292,7 +292,7 @@ class Sandbox:
         ])
         # The holder keeps the private mount namespace alive; it is what Ansible enters.
         holder = self.spawn(hv, ["unshare", "-m", "--propagation", "private", "sh", "-c", script], name + "-holder.log")
-        self.wait("mount namespace of " + name, lambda: (tree / "run" / ".sandbox-ready").exists())
+        self.wait("mount namespace of " + name, (tree / "run" / ".sandbox-ready").exists)
         enter = ["nsenter", "-t", str(holder), "-n", "-m"]
         sh(enter + ["virtlogd", "-d", "-p", "/run/virtlogd.pid"])
         sh(enter + ["libvirtd", "-d", "-p", "/run/libvirtd.pid"])
@@ -448,7 +448,7 @@ def terminate(pid, group=False, grace=5.0):
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
         try:
-            done, _ = os.waitpid(pid, os.WNOHANG)
+            done = os.waitpid(pid, os.WNOHANG)[0]
             if done == pid:
                 return
         except ChildProcessError:
@@ -463,7 +463,7 @@ def terminate(pid, group=False, grace=5.0):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("action", choices=["up", "down", "inventory", "console", "report"])
     parser.add_argument("path", nargs="?", help="console: the guest's serial log")
     parser.add_argument("--uplink", help="console: the hypervisor's uplink address (expected by nat_out)")
