@@ -114,7 +114,7 @@ def main(argv=None):
         destroy()
         return 1
     print("    built in %.0f s" % seconds)
-    inventory = json.loads(subprocess.check_output([sys.executable, str(INVENTORY / "hosts.py")], env=env()))
+    inventory = json.loads(subprocess.check_output([sys.executable, str(SANDBOX / "sandbox.py"), "inventory"], env=env()))
     for group in ("kvm_hosts", "bridge_hosts"):
         for host in inventory.get(group, {}).get("hosts", []):
             hostvars = inventory["_meta"]["hostvars"][host]
