@@ -80,20 +80,34 @@ def run(argv, **kw):
     return subprocess.run(argv, check=True, capture_output=True, text=True, **kw)
 
 
+def apt_update_once(_done=[]):  # pylint: disable=dangerous-default-value
+    """Fresh machines (CI images) may have no package lists yet: fetch them once, then retry."""
+    if _done:
+        return False
+    _done.append(True)
+    run(["apt-get", "update", "-qq"])
+    return True
+
+
 def kernel_package():
-    out = run(["apt-cache", "depends", "linux-image-cloud-amd64"]).stdout
-    for line in out.splitlines():
-        line = line.strip()
-        if line.startswith("Depends:") and "linux-image-" in line:
-            return line.split()[-1]
-    raise SystemExit("no linux-image-*-cloud-amd64 package known to apt")
+    while True:
+        proc = subprocess.run(["apt-cache", "depends", "linux-image-cloud-amd64"], capture_output=True, text=True,
+                              check=False)
+        for line in proc.stdout.splitlines():
+            line = line.strip()
+            if line.startswith("Depends:") and "linux-image-" in line:
+                return line.split()[-1]
+        if not apt_update_once():
+            raise SystemExit("no linux-image-*-cloud-amd64 package known to apt")
 
 
 def download(package, into):
-    run(["apt-get", "download", package], cwd=into)
+    proc = subprocess.run(["apt-get", "download", package], cwd=into, capture_output=True, text=True, check=False)
+    if proc.returncode != 0 and apt_update_once():
+        proc = subprocess.run(["apt-get", "download", package], cwd=into, capture_output=True, text=True, check=False)
     debs = glob.glob(os.path.join(into, package + "_*.deb"))
     if not debs:
-        raise SystemExit("apt-get download %s left no .deb" % package)
+        raise SystemExit("apt-get download %s failed: %s" % (package, proc.stderr.strip()))
     return debs[0]
 
 
