@@ -10,9 +10,10 @@ Topology (every address lives only inside namespaces this script creates):
     upstream   bridge br0: 198.51.100.1 (gateway), 198.51.100.53 (DNS that answers REFUSED for
                everything but corp.example), 203.0.113.53 (public DNS), 203.0.113.80 (HTTP that
                answers "client=<source address>")
-    kvmI       eth0 198.51.100.(10+I)/24 to upstream; libvirtd + virtlogd in a private mount
-               namespace (per-host copies bind-mounted over /etc/libvirt, /var/lib/libvirt,
-               /var/log/libvirt, /var/cache/libvirt and /run); guest ports vg1 (for the NAT
+    kvmI       eth0 198.51.100.(10+I)/24 to upstream; a private mount namespace (per-host copies
+               bind-mounted over /etc/libvirt, /var/lib/libvirt, /var/log/libvirt,
+               /var/cache/libvirt and /run) for virtlogd and libvirtd, which the kvm_host role
+               starts (kvm_host_service_manager: none; or this script with --start-libvirtd); guest ports vg1 (for the NAT
                network "lab") and vg2 (for the routed network "routed", MAC 52:54:00:0b:00:0a)
                wait for the networks' bridges; the first K kvm hosts also get a QEMU guest "vm1"
     bridgeI    eth0 198.51.100.(100+I)/24; guest port vg1 for the role's bridge
@@ -113,6 +114,7 @@ class Sandbox:
         self.lab = lab
         self.dir = ROOT / lab
         self.state_file = self.dir / "state.json"
+        self.start_libvirtd = False
         self.state = {"lab": lab, "namespaces": [], "pids": [], "netns_etc": [], "libvirt_hosts": [],
                       "hosts": {}, "groups": {}}
         if self.state_file.exists():
@@ -261,9 +263,9 @@ class Sandbox:
                                         private=PRIVATE_NAME, public=PUBLIC_NAME, http=HTTP_ADDR, network="lab",
                                         mac=VM_MAC, log=log)
                 (hostdir / "vm1.xml").write_text(xml)
-                sh(["nsenter", "-t", str(holder), "-n", "-m", "virsh", "-q", "-c", "qemu:///system", "define",
-                    str(hostdir / "vm1.xml")])
+                # defined and started by guests.yml, once the role has libvirtd running
                 hostvars["sandbox_guests"].append({"name": "vm1", "kind": "qemu", "console": str(log),
+                                                   "xml": str(hostdir / "vm1.xml"),
                                                    "mac": VM_MAC, "forward_port": 8081, "service": "guest=vm1",
                                                    "network": "lab"})
         self.add_host(hv, group, hostvars)
@@ -293,11 +295,14 @@ class Sandbox:
         # The holder keeps the private mount namespace alive; it is what Ansible enters.
         holder = self.spawn(hv, ["unshare", "-m", "--propagation", "private", "sh", "-c", script], name + "-holder.log")
         self.wait("mount namespace of " + name, (tree / "run" / ".sandbox-ready").exists)
-        enter = ["nsenter", "-t", str(holder), "-n", "-m"]
-        sh(enter + ["virtlogd", "-d", "-p", "/run/virtlogd.pid"])
-        sh(enter + ["libvirtd", "-d", "-p", "/run/libvirtd.pid"])
-        self.wait("libvirtd of " + name, lambda: sh(enter + ["virsh", "-q", "-c", "qemu:///system", "version"],
-                                                    check=False).returncode == 0, timeout=60)
+        if self.start_libvirtd:
+            enter = ["nsenter", "-t", str(holder), "-n", "-m"]
+            sh(enter + ["virtlogd", "-d", "-p", "/run/virtlogd.pid"])
+            sh(enter + ["libvirtd", "-d", "-p", "/run/libvirtd.pid"])
+            self.wait("libvirtd of " + name, lambda: sh(enter + ["virsh", "-q", "-c", "qemu:///system", "version"],
+                                                        check=False).returncode == 0, timeout=60)
+        # Otherwise kvm_host starts virtlogd and libvirtd itself (kvm_host_service_manager: none),
+        # with their pid files in this private /run, where teardown finds them.
         return holder
 
     # -- teardown ----------------------------------------------------------------------------
@@ -471,9 +476,12 @@ def main(argv=None):
     parser.add_argument("--kvm", type=int, default=1)
     parser.add_argument("--bridge", type=int, default=1)
     parser.add_argument("--qemu-guests", type=int, default=1)
+    parser.add_argument("--start-libvirtd", action="store_true",
+                        help="start virtlogd and libvirtd in the KVM hosts (by default kvm_host does)")
     parser.add_argument("--guest-image", default=str(REPO / "build" / "sandbox-cache" / "guest"))
     args = parser.parse_args(argv)
     box = Sandbox(args.lab)
+    box.start_libvirtd = args.start_libvirtd
     if args.action == "up":
         image = None
         if args.qemu_guests and args.kvm:
