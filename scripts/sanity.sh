@@ -95,9 +95,14 @@ for i in 0 1 2; do
 done
 total=$(grep -h '^Running sanity test' "$logs"/*.log | wc -l)
 skipped=$(grep -h 'WARNING: Required program\|Skipping sanity test' "$logs"/*.log | sed 's/^WARNING: //' | sort -u || true)
-if [ -n "$skipped" ]; then echo "== skipped by ansible-test:"; sed 's/^/   /' <<<"$skipped"; fi
+nskipped=0
+if [ -n "$skipped" ]; then
+  nskipped=$(wc -l <<<"$skipped")
+  echo "== skipped by ansible-test (pslint: pwsh, shellcheck: shellcheck are not installed):"
+  sed 's/^/   /' <<<"$skipped"
+fi
 if [ $rc -eq 0 ]; then
-  echo "== ansible-test sanity: $total tests passed in $((SECONDS - start)) s"
+  echo "== ansible-test sanity: $((total - nskipped)) tests passed, $nskipped skipped, in $((SECONDS - start)) s"
 else
   echo "== ansible-test sanity: FAILED in $((SECONDS - start)) s: $(IFS=';'; echo "${failed[*]}" | sed 's/;/; /g'); logs in build/sanity-logs"
 fi
