@@ -94,6 +94,9 @@ def main(argv=None):
                         help="leave the lab up after a successful run (default; KEEP=0 tears it down)")
     parser.add_argument("--no-keep", dest="keep", action="store_false")
     parser.add_argument("--destroy", action="store_true", help="tear the lab down and exit")
+    parser.add_argument("--no-idempotence", dest="idempotence", action="store_false",
+                        default=os.environ.get("IDEMPOTENCE", "1") != "0",
+                        help="skip the second converge that shows nothing changes (IDEMPOTENCE=0)")
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         sys.exit("the sandbox lab needs root (network namespaces)")
@@ -101,6 +104,7 @@ def main(argv=None):
         return destroy()
 
     hypervisors = args.hosts + 1
+    idempotent_failed = False
     forks = max(5, hypervisors + 1)
     step("tearing down any earlier %r lab" % LAB)
     destroy()
@@ -136,10 +140,20 @@ def main(argv=None):
         print(tail("converge.log"))
         destroy()
         return 1
+    if args.idempotence:
+        step("converging again: a second run changes nothing")
+        rc, seconds = playbook(REPO / "playbooks" / "site.yml", "converge2.log", "--forks", str(forks))
+        changed = [line for line in recap("converge2.log") if "changed=0" not in line]
+        for line in recap("converge2.log"):
+            print("    " + line)
+        print("    %s in %.1f s" % ("idempotent: changed=0 on every host" if rc == 0 and not changed
+                                    else "NOT idempotent", seconds))
+        if rc != 0 or changed:
+            idempotent_failed = True
 
     step("checking from inside each guest: playbooks/sandbox/verify.yml")
     rc, seconds = playbook(SANDBOX / "verify.yml", "verify.log")
-    report = subprocess.run([sys.executable, str(SANDBOX / "sandbox.py"), "report", "--lab", LAB],
+    report = subprocess.run([sys.executable, str(SANDBOX / "sandbox.py"), "report", "--details", "--lab", LAB],
                             capture_output=True, text=True, check=False)
     print()
     print(report.stdout.rstrip())
@@ -149,7 +163,7 @@ def main(argv=None):
           "says REFUSED); nat_out: upstream HTTP sees the hypervisor's address; dnat_in: upstream reaches "
           "the guest's service through the host's port forward")
     print("verify took %.0f s; logs in %s" % (seconds, LOGS))
-    ok = rc == 0 and report.returncode == 0
+    ok = rc == 0 and report.returncode == 0 and not idempotent_failed
     if not args.keep:
         destroy()
     else:
