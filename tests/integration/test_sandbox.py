@@ -92,3 +92,29 @@ def test_site_yml_applies_only_roles_that_exist():
     for name in names:
         assert (REPO / "roles" / name.split(".")[-1] / "tasks" / "main.yml").exists(), name
     assert os.path.exists(REPO / "extensions" / "molecule" / "kvm_host" / "molecule.yml")
+
+
+def test_bridge_host_refuses_a_newline_in_dnsmasq_settings(tmp_path):
+    """Nothing user-given reaches dnsmasq's configuration with a newline; the role stops first."""
+    ns = "hnsbv" + uuid.uuid4().hex[:6]
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        inventory = tmp_path / "inv.yml"
+        inventory.write_text(yaml.safe_dump({"all": {"hosts": {ns: {
+            "ansible_connection": "hypervisor.network.netns",
+            "ansible_python_interpreter": sys.executable}}}}))
+        play = tmp_path / "play.yml"
+        play.write_text(yaml.safe_dump([{"hosts": "all", "gather_facts": False, "roles": [{
+            "role": "hypervisor.network.bridge_host",
+            "vars": {"bridge_host_install_packages": False, "bridge_host_service_manager": "none",
+                     "bridge_host_dnsmasq": [{"bridge": "br0", "options": ["log-queries\nconf-file=/etc/evil"]}]}}]}]))
+        env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(REPO / "build" / "collections"),
+                   ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+                   PATH="%s:%s" % (Path(sys.executable).parent, os.environ["PATH"]))
+        proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory), str(play)],
+                              capture_output=True, text=True, env=env, timeout=300, check=False)
+        assert proc.returncode != 0
+        assert "no value may contain a newline" in proc.stdout
+        assert "Set IP forwarding" not in proc.stdout
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], check=False)
