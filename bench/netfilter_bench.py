@@ -19,7 +19,7 @@ Ansible case runs through the collection's netns connection plugin against a nam
 `bench-<random>` that this script creates and deletes (also on failure and Ctrl-C). No
 traffic is sent; the destinations are 10.x addresses inside the namespace.
 
-    .venv/bin/python bench/netfilter_bench.py            # N = 10, 100, 1000 (about 4 minutes)
+    .venv/bin/python bench/netfilter_bench.py            # N = 10, 100, 1000 (13 min on 2 busy CPUs)
     .venv/bin/python bench/netfilter_bench.py --quick    # N = 10 only, a smoke run
 
 Needs root (ip netns), nft and iptables. Raw results go to bench/results/<UTC date>.json.
