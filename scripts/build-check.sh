@@ -34,7 +34,7 @@ problems=()
 bad=$(tar -tzf "$tarball" | grep -E '(^|/)(\.venv|build|\.git|\.ci|\.pytest_cache|\.hypothesis|__pycache__|\.mypy_cache|\.cache|\.molecule|tests/output|bench/results)(/|$)|\.(pyc|pyo|tar\.gz|log)$' || true)
 if [ -n "$bad" ]; then
   echo "   unwanted paths in the tarball:"
-  sed 's/^/     /' <<<"$bad" | head -20
+  head -20 <<<"$bad" | while IFS= read -r path; do echo "     $path"; done
   problems+=("unwanted paths in the tarball (see galaxy.yml build_ignore)")
 fi
 if [ "$kib" -gt "$max_kib" ]; then

@@ -6,7 +6,7 @@
 #      and choices only, suboptions included (scripts/check_examples.py);
 #   3. the changelog fragments are valid (antsibull-changelog lint).
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 root=$PWD
 export PATH="$root/.venv/bin:$PATH"
 export ANSIBLE_COLLECTIONS_PATH="${ANSIBLE_COLLECTIONS_PATH:-$root/build/collections}"
