@@ -18,6 +18,7 @@ import json
 from ansible_collections.hypervisor.network.plugins.module_utils import _forward_path as path
 from ansible_collections.hypervisor.network.plugins.module_utils._errors import HypervisorNetworkError
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter_model import PROTOCOLS
+from ansible_collections.hypervisor.network.plugins.module_utils._netfilter_rules import route_device
 
 OPENABLE_CHAIN = "FORWARD"
 
@@ -69,28 +70,36 @@ def _instructions(verdict, fwd, proto):
     )
 
 
-def assess(runner, forwards, policy, jump_always_there=False):
+def read_ruleset(runner):
+    """Everything nftables holds (iptables-nft rules included), or None without nft."""
+    if not runner.has("nft"):
+        return None
+    rc, out, _err = runner.read(["nft", "-j", "list", "ruleset"], check_rc=False)
+    return json.loads(out) if rc == 0 and out.strip() else None
+
+
+def assess(ruleset, forwards, policy, routes, jump_always_there=False):
     """Walk every forward through the others' chains.
 
     Returns (report, needs_opening): one report entry per finding, and whether our FORWARD
     jump is needed. Raises before anything is changed when a drop cannot be opened and
     ``policy`` is not 'ignore', or when any drop is found and ``policy`` is 'fail'.
     ``jump_always_there`` is true for the iptables backend, whose chains always hang at the
-    top of FORWARD.
+    top of FORWARD. ``routes`` (`ip -j route show` of both families) give each forward's
+    output interface.
     """
-    if not forwards or not runner.has("nft"):
+    if not forwards or ruleset is None:
         return [], False
-    rc, out, _err = runner.read(["nft", "-j", "list", "ruleset"], check_rc=False)
-    ruleset = json.loads(out) if rc == 0 and out.strip() else {}
     managers = detect_managers(ruleset)
+    hook = path.ForwardHook(ruleset, skip_tables=_own_tables())
     report = [{"managers": managers}] if managers else []
     needs_opening = False
     problems = []
     for fwd in forwards:
-        oif = _route_device(runner, fwd.destination)
+        oif = route_device(routes, fwd.destination)
         for proto in PROTOCOLS[fwd.protocol]:
             packet = path.Packet(fwd.family, proto, fwd.destination, fwd.destination_port[0], fwd.in_interface, oif)
-            for verdict in path.check_packet(ruleset, packet, skip_tables=_own_tables()):
+            for verdict in hook.check(packet):
                 entry = {
                     "destination": fwd.destination, "protocol": proto, "port": fwd.destination_port[0],
                     "outcome": verdict.outcome, "where": verdict.evidence,
@@ -116,12 +125,3 @@ def assess(runner, forwards, policy, jump_always_there=False):
 
 def _own_tables():
     return ("hypervisor_network_port_forward", "hypervisor_network_masquerade")
-
-
-def _route_device(runner, destination):
-    """The interface the host would send ``destination`` out of (None when unknown)."""
-    rc, out, _err = runner.read(["ip", "-j", "route", "get", destination], check_rc=False)
-    if rc != 0 or not out.strip():
-        return None
-    routes = json.loads(out)
-    return routes[0].get("dev") if routes else None

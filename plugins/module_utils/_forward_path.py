@@ -198,18 +198,29 @@ def _rule_text(chain_key, rule):
     )
 
 
+class ForwardHook:
+    """The others' forward-hook base chains, indexed once, asked about many packets."""
+
+    def __init__(self, ruleset, skip_tables=()):
+        self.chains, self.rules = _owner_tables(ruleset or {}, set(skip_tables))
+        self.base = [(key, chain) for key, chain in self.chains.items() if chain.get("hook") == "forward"]
+
+    def check(self, packet):
+        """One Verdict per base chain that does not plainly accept ``packet``."""
+        verdicts = []
+        for key, chain in self.base:
+            if not _applies(key[0], packet):
+                continue
+            outcome, evidence = _walk(key, self.chains, self.rules, packet)
+            if outcome == "return":
+                outcome = "accept" if chain.get("policy", "accept") == "accept" else "drop"
+                evidence = "%s %s chain %s, policy %s" % (key[0], key[1], key[2], chain.get("policy"))
+            if outcome == "accept":
+                continue
+            verdicts.append(Verdict(BLOCKED if outcome == "drop" else UNKNOWN, key[0], key[1], key[2], evidence))
+        return verdicts
+
+
 def check_packet(ruleset, packet, skip_tables=()):
     """One Verdict per foreign forward-hook base chain that does not plainly accept ``packet``."""
-    chains, rules = _owner_tables(ruleset or {}, set(skip_tables))
-    verdicts = []
-    for key, chain in chains.items():
-        if chain.get("hook") != "forward" or not _applies(key[0], packet):
-            continue
-        outcome, evidence = _walk(key, chains, rules, packet)
-        if outcome == "return":
-            outcome = "accept" if chain.get("policy", "accept") == "accept" else "drop"
-            evidence = "%s %s chain %s, policy %s" % (key[0], key[1], key[2], chain.get("policy"))
-        if outcome == "accept":
-            continue
-        verdicts.append(Verdict(BLOCKED if outcome == "drop" else UNKNOWN, key[0], key[1], key[2], evidence))
-    return verdicts
+    return ForwardHook(ruleset, skip_tables).check(packet)

@@ -61,11 +61,12 @@ def _complete(kind, connected):
     return lambda index, partial, base: model.complete_port_forward("config[%d]" % index, partial, base, connected)
 
 
-def _connected(runner):
-    nets = []
-    for family in ("-4", "-6"):
-        nets.extend(rules_ir.connected_subnets(runner.read_json(["ip", family, "-j", "route", "show", "table", "main"])))
-    return nets
+def _routes(runner):
+    routes = []
+    for family in (4, 6):
+        listed = runner.read_json(["ip", "-%d" % family, "-j", "route", "show", "table", "main"]) or []
+        routes.extend(dict(route, family=family) for route in listed)
+    return routes
 
 
 def _desired(kind, state, partials, have_items, connected):
@@ -86,26 +87,28 @@ def run(module, kind):
     partials = [kind.parse(index, dict(raw)) for index, raw in enumerate(config or [])]
 
     if state == "rendered":
-        connected = _connected(runner) if runner.has("ip") else []
+        connected = rules_ir.connected_subnets(_routes(runner)) if runner.has("ip") else []
         items = _desired(kind, "overridden", partials, [], connected)
         backend = (IptablesBackend if params["backend"] == "iptables" else NftBackend)(runner, kind.name, params)
         wanted = kind.compile(items)
         return {"changed": False, "rendered": _rendered(backend, wanted), "commands": [], "backend": backend.name}
 
     backend = select_backend(runner, params["backend"], kind.name, params)
-    have_rules = rules_ir.canonical(backend.gather())
+    # One `nft -j list ruleset` serves both our own rules and the coexistence walk.
+    ruleset = coexist.read_ruleset(runner) if kind is PORT_FORWARD and state != "gathered" else None
+    have_rules = rules_ir.canonical(backend.gather(ruleset if isinstance(backend, NftBackend) else None))
     have_items, _unexplained = kind.decompile(have_rules)
     before = [item.to_dict() for item in have_items]
     if state == "gathered":
         return {"changed": False, "gathered": before, "before": before, "commands": [], "backend": backend.name}
 
-    connected = _connected(runner) if kind is PORT_FORWARD else []
-    items = _desired(kind, state, partials, have_items, connected)
+    routes = _routes(runner) if kind is PORT_FORWARD else []
+    items = _desired(kind, state, partials, have_items, rules_ir.connected_subnets(routes))
     wanted = kind.compile(items)
     report, companion, companion_have, companion_want = [], None, [], []
     if kind is PORT_FORWARD:
         report, needs_opening = coexist.assess(
-            runner, items, params["coexistence"], jump_always_there=isinstance(backend, IptablesBackend))
+            ruleset, items, params["coexistence"], routes, jump_always_there=isinstance(backend, IptablesBackend))
         if isinstance(backend, NftBackend) and runner.has("iptables-nft-restore"):
             companion = IptablesBackend(runner, "port_forward_accept", dict(params, iptables_variant="nft"))
             companion_have = rules_ir.canonical(companion.gather())
@@ -158,8 +161,9 @@ def _stale_owners(runner, backend, kind, params):
     """Our rules left in the other backend (the host switched backend, or a forward chain for
     the nftables backend is no longer needed): they are removed in the same apply."""
     candidates = []
-    if isinstance(backend, NftBackend) and (runner.has("iptables-save")):
-        candidates.append(IptablesBackend(runner, kind.name, dict(params, iptables_variant="auto")))
+    if isinstance(backend, NftBackend) and runner.has("iptables-nft-save"):
+        # the nft flavour, the one whose tables the companion reads too (one iptables-save)
+        candidates.append(IptablesBackend(runner, kind.name, dict(params, iptables_variant="nft")))
     if isinstance(backend, IptablesBackend) and runner.has("nft"):
         candidates.append(NftBackend(runner, kind.name, params))
         if kind is PORT_FORWARD and runner.has("iptables-nft-save"):

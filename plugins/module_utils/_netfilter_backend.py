@@ -64,13 +64,18 @@ class NftBackend:
         self.nftables_conf = params.get("nftables_conf")
         self.unit_dir = params.get("systemd_unit_dir") or "/etc/systemd/system"
 
-    def gather(self):
-        rc, out, err = self.runner.read(["nft", "-j", "list", "table", nft.FAMILY, self.table], check_rc=False)
-        if rc != 0:
-            if "No such file or directory" in err:
-                return []
-            raise CommandError(["nft", "-j", "list", "table", nft.FAMILY, self.table], rc, out, err)
-        _exists, rules = nft.parse_table(json.loads(out), self.table)
+    def gather(self, ruleset=None):
+        """Our rules, from ``ruleset`` (`nft -j list ruleset`, when the caller read it anyway)
+        or from listing our table."""
+        if ruleset is None:
+            argv = ["nft", "-j", "list", "table", nft.FAMILY, self.table]
+            rc, out, err = self.runner.read(argv, check_rc=False)
+            if rc != 0:
+                if "No such file or directory" in err:
+                    return []
+                raise CommandError(argv, rc, out, err)
+            ruleset = json.loads(out)
+        _exists, rules = nft.parse_table(ruleset, self.table)
         return rules
 
     def script(self, rules):
@@ -120,12 +125,12 @@ class IptablesBackend:
         self.unit_dir = params.get("systemd_unit_dir") or "/etc/systemd/system"
         self.jumps = {4: set(), 6: set()}
 
-    def gather(self):
+    def gather(self, ruleset=None):
         rules = []
         for family, (save, _restore) in self.tools.items():
             if family == 6 and not self.runner.has(save):
                 continue
-            text = "".join(self.runner.read([save, "-t", table])[1] for table in ipt.TABLES)
+            text = "".join(self.runner.read([save, "-t", table], cached=True)[1] for table in ipt.TABLES)
             family_rules, self.jumps[family] = ipt.parse_save(self.kind, family, text)
             rules.extend(family_rules)
         return rules

@@ -29,7 +29,7 @@ class Masquerade:
 
     @property
     def family(self):
-        return ipaddress.ip_network(self.source).version
+        return 6 if ":" in self.source else 4
 
     @property
     def key(self):
@@ -59,7 +59,8 @@ class PortForward:
 
     @property
     def family(self):
-        return ipaddress.ip_address(self.destination).version
+        # destination is a normalised address: only IPv6 text has a colon
+        return 6 if ":" in self.destination else 4
 
     @property
     def key(self):

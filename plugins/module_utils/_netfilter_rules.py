@@ -228,3 +228,25 @@ def connected_subnets(routes):
         if net.prefixlen < net.max_prefixlen:
             nets.append(net)
     return nets
+
+
+def route_device(routes, destination):
+    """The interface of the longest-prefix route to ``destination`` in `ip -j route show`
+    output (the main table; policy routing is not followed), or None. A default route counts
+    for the family it was listed under (``family``, added by the reader) or of its gateway."""
+    addr = ipaddress.ip_address(destination)
+    best = None
+    for route in routes or []:
+        dst, dev = route.get("dst"), route.get("dev")
+        if not dst or not dev:
+            continue
+        if dst == "default":
+            family = route.get("family") or (6 if ":" in route.get("gateway", "") else 4)
+            dst = "0.0.0.0/0" if family == 4 else "::/0"
+        try:
+            net = ipaddress.ip_network(dst, strict=False)
+        except ValueError:
+            continue
+        if net.version == addr.version and addr in net and (best is None or net.prefixlen > best[0]):
+            best = (net.prefixlen, dev)
+    return best[1] if best else None

@@ -10,6 +10,7 @@ anybody else's is flushed or rewritten.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter_rules import (
@@ -128,11 +129,21 @@ class _Unknown(Exception):
     pass
 
 
+@functools.lru_cache(maxsize=4096)
+def _net_text(text):
+    return str(ipaddress.ip_network(text, strict=False))
+
+
+@functools.lru_cache(maxsize=4096)
+def _address_text(text):
+    return str(ipaddress.ip_address(text))
+
+
 def _net(value):
     if isinstance(value, dict) and "prefix" in value:
         return str(ipaddress.ip_network("%s/%s" % (value["prefix"]["addr"], value["prefix"]["len"]), strict=False))
     if isinstance(value, str):
-        return str(ipaddress.ip_network(value, strict=False))
+        return _net_text(value)
     raise _Unknown(value)
 
 
@@ -165,7 +176,7 @@ def _parse_match(match, fields):
                 fields["saddr"] = tuple(sorted((_net(i) for i in items), key=_net_order))
             elif name == "daddr" and op in ("==", "!="):
                 negated = op == "!="
-                fields["daddr"] = _net(right) if negated or isinstance(right, dict) else str(ipaddress.ip_address(right))
+                fields["daddr"] = _net(right) if negated or isinstance(right, dict) else _address_text(right)
                 fields["daddr_negated"] = negated
             else:
                 raise _Unknown(match)
@@ -207,7 +218,7 @@ def parse_rule(chain, obj):
                 dnat = expr["dnat"]
                 fields["action"] = DNAT
                 fields["family"] = 4 if dnat.get("family", "ip") == "ip" else 6
-                fields["to_addr"] = str(ipaddress.ip_address(dnat["addr"]))
+                fields["to_addr"] = _address_text(dnat["addr"])
                 if "port" in dnat:
                     fields["to_port"] = _port_range(dnat["port"])
             elif "masquerade" in expr:

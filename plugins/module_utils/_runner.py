@@ -29,6 +29,7 @@ class Runner:
         self.module = module
         self.commands = []
         self._bins = {}
+        self._reads = {}
 
     @property
     def check_mode(self):
@@ -56,11 +57,20 @@ class Runner:
             raise CommandError(argv, rc, out, err)
         return rc, out, err
 
-    def read(self, argv, check_rc=True):
-        return self._run(argv, check_rc=check_rc)
+    def read(self, argv, check_rc=True, cached=False):
+        """Run a command that only reads. With ``cached``, the same read twice in one task with
+        no change in between is answered from memory (two gatherers often need one
+        `iptables-save`); polling loops leave it off."""
+        key = tuple(argv)
+        if not cached or key not in self._reads:
+            self._reads[key] = self._run(argv, check_rc=False)
+        rc, out, err = self._reads[key]
+        if check_rc and rc != 0:
+            raise CommandError([self.binary(argv[0])] + list(argv[1:]), rc, out, err)
+        return rc, out, err
 
     def read_json(self, argv):
-        _rc, out, _err = self._run(argv)
+        _rc, out, _err = self.read(argv)
         try:
             return json.loads(out) if out.strip() else None
         except ValueError as exc:
@@ -75,6 +85,7 @@ class Runner:
         self.commands.append(shown if shown is not None else " ".join(argv))
         if self.check_mode:
             return 0, "", ""
+        self._reads.clear()
         return self._run(argv, data=data)
 
     def write_file(self, path, content, mode=0o644):

@@ -121,3 +121,19 @@ def test_connected_subnets_from_ip_route_json():
         {"dst": "203.0.113.5", "dev": "eth0", "scope": "link"},
     ]
     assert [str(n) for n in ir.connected_subnets(routes)] == ["10.0.0.0/24"]
+
+
+def test_route_device_is_the_longest_prefix_match():
+    routes = [
+        {"dst": "default", "gateway": "203.0.113.254", "dev": "eth0"},
+        {"dst": "10.0.0.0/16", "dev": "br-wide"},
+        {"dst": "10.0.5.0/24", "dev": "br0", "scope": "link"},
+        {"dst": "fd00::/64", "dev": "br6"},
+    ]
+    assert ir.route_device(routes, "10.0.5.9") == "br0"
+    assert ir.route_device(routes, "10.0.9.9") == "br-wide"
+    assert ir.route_device(routes, "192.0.2.1") == "eth0"
+    assert ir.route_device(routes, "fd00::5") == "br6"
+    assert ir.route_device(routes, "2001:db8::1") is None
+    routes.append({"dst": "default", "dev": "uplink6", "family": 6})
+    assert ir.route_device(routes, "2001:db8::1") == "uplink6"
