@@ -149,7 +149,7 @@ before:
   type: list
   elements: dict
 after:
-  description: The items after the task, read back from the host (in check mode, as planned).
+  description: The items after the task, as loaded in the one transaction (in check mode, as planned).
   returned: when state is merged, replaced, overridden or deleted
   type: list
   elements: dict
