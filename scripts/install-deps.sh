@@ -22,5 +22,13 @@ if [ ! -x .venv/bin/python ] || ! cmp -s requirements.txt .venv/.requirements.tx
   cp requirements.txt .venv/.requirements.txt
 fi
 
+# The ansible package (not installed, only unpacked by the Hyper-V role test) carries
+# ansible.windows, which Galaxy would otherwise have to provide.
+ANSIBLE_WHEEL_VERSION=12.3.0
+if ! ls build/downloads/ansible-"$ANSIBLE_WHEEL_VERSION"-*.whl >/dev/null 2>&1; then
+  echo "downloading the ansible $ANSIBLE_WHEEL_VERSION wheel (for ansible.windows)"
+  .venv/bin/pip download -q --disable-pip-version-check --no-deps -d build/downloads "ansible==$ANSIBLE_WHEEL_VERSION"
+fi
+
 mkdir -p build/collections/ansible_collections/hypervisor
 ln -sfn "$PWD" build/collections/ansible_collections/hypervisor/network
