@@ -7,6 +7,7 @@ export PATH := $(VENV)/bin:$(PATH)
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/build/collections
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_NOCOLOR := 1
+export NO_COLOR := 1
 export PYTHONDONTWRITEBYTECODE := 1
 COLLECTION_SRC := $(CURDIR)/build/sanity/ansible_collections/hypervisor/network
 
