@@ -148,6 +148,11 @@ def run(module, kind):
         "coexistence": report,
         "removed_stale": ["%s (%s)" % (other.kind, other.name) for other in stale],
     }
+    # The arguments as given: a thousand forwards with every unset suboption spelled out as
+    # null would double what Ansible must carry back and scrub.
+    result["invocation"] = {"module_args": dict(params, config=[
+        {name: value for name, value in item.items() if value is not None} for item in config or []
+    ] if config is not None else None)}
     if module._diff:
         result["diff"] = {
             "before": backend.show(have_rules), "after": backend.show(wanted),

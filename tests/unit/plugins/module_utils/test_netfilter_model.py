@@ -112,3 +112,13 @@ def test_conflicting_destinations_are_refused_and_duplicates_are_not():
     # Different host addresses or protocols do not collide.
     model.check_conflicts([forward(WEB), forward(dict(WEB, destination="10.0.0.5", protocol="udp"))])
     model.check_conflicts([forward(dict(WEB, host_address="203.0.113.1")), forward(dict(WEB, host_address="203.0.113.2", destination="10.0.0.5"))])
+
+
+def test_returned_items_leave_out_what_is_unset_and_are_valid_config_again():
+    fwd = forward(dict(WEB, allowed_sources=["198.51.100.0/24"]))
+    as_dict = fwd.to_dict()
+    assert as_dict == {"protocol": "tcp", "host_port": "8080", "destination": "10.0.0.2", "destination_port": "80",
+                       "allowed_sources": ["198.51.100.0/24"], "hairpin": False}
+    assert forward(as_dict) == fwd
+    masq = model.complete_masquerade(model.parse_masquerade(0, {"source": "10.0.0.0/24"}))
+    assert masq.to_dict() == {"source": "10.0.0.0/24", "exclude_own_subnet": True}
