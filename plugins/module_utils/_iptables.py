@@ -13,6 +13,7 @@ from __future__ import annotations
 import ipaddress
 import shlex
 
+from ansible_collections.hypervisor.network.plugins.module_utils._netfilter_model import network_sort_key
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter_rules import (
     ACCEPT,
     DNAT,
@@ -260,7 +261,7 @@ def parse_save(kind, family, text):
             continue
         rule = parse_rule(roles[chain][1], family, tokens[2:])
         if kind in MULTI_SOURCE_KINDS and rules and rule.saddr and rules[-1].saddr and _same_but_source(rules[-1], rule):
-            merged = tuple(sorted(set(rules[-1].saddr) | set(rule.saddr), key=_net_order))
+            merged = tuple(sorted(set(rules[-1].saddr) | set(rule.saddr), key=network_sort_key))
             rules[-1] = Rule(**dict(_as_dict(rule), saddr=merged))
         else:
             rules.append(rule)
@@ -276,8 +277,3 @@ def _same_but_source(a, b):
     da.pop("saddr")
     db.pop("saddr")
     return da == db and a.action != "unknown"
-
-
-def _net_order(text):
-    net = ipaddress.ip_network(text)
-    return (net.version, int(net.network_address), net.prefixlen)

@@ -148,11 +148,11 @@ def parse_port_forward(index, raw):
         for i, net in enumerate(nets):
             if dest_addr and net.version != dest_addr.version:
                 raise ValidationError("%s.allowed_sources[%d]" % (where, i), sources[i], "must be of the same IP version as destination %s" % destination)
-        sources = tuple(sorted({str(n) for n in nets}, key=_net_sort_key))
+        sources = tuple(sorted({str(n) for n in nets}, key=network_sort_key))
     hairpin_sources = raw.get("hairpin_sources")
     if hairpin_sources is not None:
         hairpin_sources = tuple(
-            sorted({str(check.network("%s.hairpin_sources[%d]" % (where, i), s, strict=False)) for i, s in enumerate(hairpin_sources)}, key=_net_sort_key)
+            sorted({str(check.network("%s.hairpin_sources[%d]" % (where, i), s, strict=False)) for i, s in enumerate(hairpin_sources)}, key=network_sort_key)
         )
     return {
         "protocol": protocol,
@@ -168,7 +168,8 @@ def parse_port_forward(index, raw):
     }
 
 
-def _net_sort_key(text):
+def network_sort_key(text):
+    """Networks in numeric order, IPv4 before IPv6: the one order of every address list."""
     net = ipaddress.ip_network(text)
     return (net.version, int(net.network_address), net.prefixlen)
 
@@ -212,7 +213,7 @@ def complete_port_forward(where, partial, base=None, connected=()):
         if value is None:
             continue
         if name == "allowed_sources" and base:
-            value = tuple(sorted(set(value) | set(base.allowed_sources), key=_net_sort_key))
+            value = tuple(sorted(set(value) | set(base.allowed_sources), key=network_sort_key))
         merged[name] = value
     if not merged.get("destination"):
         raise ValidationError(where + ".destination", None, "destination is required")

@@ -17,6 +17,7 @@ from ansible_collections.hypervisor.network.plugins.module_utils._netfilter_mode
     PROTOCOLS,
     Masquerade,
     PortForward,
+    dedupe,
     sort_items,
 )
 
@@ -131,12 +132,7 @@ def canonical(rules):
 
 
 def _unique(rules):
-    seen, out = set(), []
-    for rule in rules:
-        if rule not in seen:
-            seen.add(rule)
-            out.append(rule)
-    return canonical(out)
+    return canonical(dedupe(rules))
 
 
 def _ports(rule_ports, fallback):

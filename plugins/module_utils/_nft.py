@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 
+from ansible_collections.hypervisor.network.plugins.module_utils._netfilter_model import network_sort_key
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter_rules import (
     ACCEPT,
     DNAT,
@@ -173,7 +174,7 @@ def _parse_match(match, fields):
             fields["family"] = 4 if proto == "ip" else 6
             if name == "saddr" and op == "==":
                 items = right["set"] if isinstance(right, dict) and "set" in right else [right]
-                fields["saddr"] = tuple(sorted((_net(i) for i in items), key=_net_order))
+                fields["saddr"] = tuple(sorted((_net(i) for i in items), key=network_sort_key))
             elif name == "daddr" and op in ("==", "!="):
                 negated = op == "!="
                 fields["daddr"] = _net(right) if negated or isinstance(right, dict) else _address_text(right)
@@ -192,11 +193,6 @@ def _parse_match(match, fields):
         fields["ct_dnat"] = True
     else:
         raise _Unknown(match)
-
-
-def _net_order(text):
-    net = ipaddress.ip_network(text)
-    return (net.version, int(net.network_address), net.prefixlen)
 
 
 def parse_rule(chain, obj):
