@@ -12,6 +12,9 @@ Cases, each a whole run timed by the wall clock (time.monotonic around the subpr
            Ansible's fixed cost (the baseline of the target)
   ping     for information: a one-task playbook running ansible.builtin.ping in the namespace,
            the fixed cost plus that of shipping and starting any module (AnsiballZ)
+  floor    for information: port_forward with its work cut out: the same module file, argument
+           spec and AnsiballZ payload, given the same N forwards, validating them and returning
+           at once. What any module with this interface costs before it does anything.
 
 Each case runs twice: "first" (into a network namespace made fresh for that case, so that the
 first apply really is first) and "re-run" (the same thing again, nothing to change). Every
@@ -50,7 +53,7 @@ ANSIBLE_PLAYBOOK = VENV_BIN / "ansible-playbook" if (VENV_BIN / "ansible-playboo
 COLLECTIONS = REPO / "build" / "collections"
 RESULTS = Path(__file__).resolve().parent / "results"
 
-CASES = ("module", "loop", "nft", "noop", "ping")
+CASES = ("module", "loop", "nft", "noop", "ping", "floor")
 LOOP_MAX_N = 100  # the loop costs about 0.4 s per forward: 80 s per run at N = 100
 TARGET_LOOP_OVER_MODULE = 40.0  # at N = 100, first apply and re-run
 TARGET_MODULE_OVER_BASE = 1.5  # at N = 1000: module / (noop + nft), first apply and re-run
@@ -154,6 +157,18 @@ PLAYBOOKS = {
       ansible.builtin.ping:
 """,
 }
+# The floor case runs port_forward's own file with the call that does the work replaced.
+PLAYBOOKS["floor"] = PLAYBOOKS["module"].replace("hypervisor.network.port_forward:", "port_forward_floor:")
+MODULE_SOURCE = REPO / "plugins" / "modules" / "port_forward.py"
+MODULE_WORK = re.compile(r"run_module_main\(module, .*\)\n")
+
+
+def floor_module_source():
+    """port_forward.py whose main() validates its arguments and returns without doing anything."""
+    source, count = MODULE_WORK.subn("module.exit_json(changed=False, invocation={})\n", MODULE_SOURCE.read_text())
+    if count != 1:
+        raise RuntimeError("%s: expected one run_module_main(module, ...) call in main(), found %d" % (MODULE_SOURCE, count))
+    return source
 
 
 def ansible_env():
@@ -205,6 +220,10 @@ def run_ansible_case(case, n, workdir):
     try:
         (tmp / "forwards.yml").write_text(yaml_list("forwards", forwards(n)))
         (tmp / "play.yml").write_text(PLAYBOOKS[case])
+        if case == "floor":
+            # a library/ next to the playbook is on Ansible's module path
+            (tmp / "library").mkdir()
+            (tmp / "library" / "port_forward_floor.py").write_text(floor_module_source())
         # The host is named after its namespace too, so that connection plugins from before
         # 6317711 (where inventory_hostname beat ansible_netns_name) find it as well.
         (tmp / "inventory.yml").write_text(json.dumps({"all": {"hosts": {ns: {
@@ -220,7 +239,7 @@ def run_ansible_case(case, n, workdir):
             times.append(seconds)
             changed.append(recap_changed(proc.stdout, ns))
         rules = count_rules(ns, case) if case in ("module", "loop") else 0
-        expected = {"module": (1, 0), "loop": (2, 0), "noop": (0, 0), "ping": (0, 0)}[case]
+        expected = {"module": (1, 0), "loop": (2, 0), "noop": (0, 0), "ping": (0, 0), "floor": (0, 0)}[case]
         if tuple(changed) != expected:
             raise RuntimeError("%s N=%d: changed counts %s, expected %s" % (case, n, changed, expected))
         # The loop makes exactly a DNAT and an ACCEPT per forward; the module at least those
@@ -313,9 +332,10 @@ def ratios(results):
                 target = "<= %g" % TARGET_MODULE_OVER_BASE if n == 1000 else None
                 verdict = None if target is None else ("PASS" if value <= TARGET_MODULE_OVER_BASE else "FAIL")
                 out.append({"n": n, "phase": phase, "name": "module / (noop + nft)", "value": value, "target": target, "verdict": verdict})
-            if all(c in cases for c in ("module", "ping", "nft")):
-                value = cases["module"][phase] / (cases["ping"][phase] + cases["nft"][phase])
-                out.append({"n": n, "phase": phase, "name": "module / (ping + nft)", "value": value, "target": None, "verdict": None})
+            for top, base in (("module", "ping"), ("floor", "noop"), ("module", "floor")):
+                if all(c in cases for c in (top, base, "nft")):
+                    value = cases[top][phase] / (cases[base][phase] + cases["nft"][phase])
+                    out.append({"n": n, "phase": phase, "name": "%s / (%s + nft)" % (top, base), "value": value, "target": None, "verdict": None})
     return out
 
 
