@@ -4,6 +4,8 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
+# guest_image (the QEMU guest builder) ships with the sandbox; the tests boot the same guest.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "playbooks", "sandbox"))
 
 from netlab import Lab, ensure_collection_link  # noqa: E402
 

@@ -1,83 +1,84 @@
-#!/usr/bin/env python
-"""Build the sandbox's QEMU guest: a Debian cloud kernel and a busybox initramfs.
+"""A bootable QEMU guest without an image download: Debian's cloud kernel plus a busybox initramfs.
 
-Nothing is downloaded but two Debian packages through apt (``apt-get download``): the cloud
-kernel (``linux-image-*-cloud-amd64``, unpacked with ``dpkg -x``) and, when the machine has no
-``busybox-static``, that one. The initramfs holds busybox, the virtio network modules and an
-``/init`` that gets a DHCP lease, runs the sandbox's checks from inside the guest, prints them on
-the serial console as ``HNCHECK <name> PASS|FAIL <detail>`` lines and then serves
-``guest=<name>`` over HTTP on port 80 for the inbound port-forward check.
+    kernel, initrd = build_guest_image(init_snippet=MY_SHELL_SNIPPET)
+    xml = domain_xml("vm1", kernel, initrd, network="default", serial_log="/tmp/vm1.log")
 
-Usage: guest_image.py OUTDIR   (prints the paths of vmlinuz and initrd.img as JSON; cached)
+The one builder of the sandbox's QEMU guest (sandbox.py, behind make demo and the Molecule
+scenarios) and of the tests' guests (tests/integration/test_libvirt_guest.py).
+
+Nothing is downloaded but Debian packages through apt (``apt-get download``): the cloud kernel
+(``linux-image-*-cloud-amd64``, unpacked with ``dpkg-deb -x``) and, when the machine has no
+``busybox-static``, that one. The initramfs holds busybox, the virtio network modules (insmod in
+dependency order) and an ``/init`` that brings up lo and eth0, runs ``init_snippet`` (busybox sh)
+and powers off; a snippet that never returns keeps the guest running. ``/etc/udhcpc.sh`` in the
+guest configures eth0 from a lease and prints ``GUEST-LEASE ip=... mask=... router=... dns=...``.
+Output goes to the serial console, so boot the guest with ``console=ttyS0`` and a serial log file
+(``domain_xml`` does both), and read the log.
+
+Everything is cached under build/guest-image/<kernel version>/: the kernel once, one initrd per
+distinct snippet and extra files, so later runs (and the other callers) reuse them. Writes are
+atomic, so parallel runs can share the cache.
 """
 
 from __future__ import annotations
 
-import glob
+import gzip
 import hashlib
-import json
 import lzma
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
+from pathlib import Path
 
-# virtio is modular in the Debian cloud kernel; load order matters.
-MODULES = ["virtio_ring", "virtio", "virtio_pci_modern_dev", "virtio_pci_legacy_dev", "virtio_pci",
-           "failover", "net_failover", "virtio_net"]
+REPO = Path(__file__).resolve().parents[2]
+DEFAULT_CACHE = REPO / "build" / "guest-image"
+KERNEL_METAPACKAGE = "linux-image-cloud-amd64"
+# virtio is modular in Debian's cloud kernel; each module needs the ones before it.
+VIRTIO_NET_MODULES = (
+    "virtio_ring", "virtio", "virtio_pci_modern_dev", "virtio_pci_legacy_dev", "virtio_pci",
+    "failover", "net_failover", "virtio_net",
+)
 
-INIT = r"""#!/bin/busybox sh
-/bin/busybox --install -s /bin
-export PATH=/bin
-mount -t proc proc /proc
-mount -t sysfs sys /sys
-mount -t devtmpfs dev /dev 2>/dev/null
-arg() { tr ' ' '\n' < /proc/cmdline | sed -n "s/^hn\.$1=//p"; }
-NAME=$(arg name); PRIVATE=$(arg private); PUBLIC=$(arg public); HTTP=$(arg http)
-hostname "$NAME"
-for m in %(modules)s; do insmod /lib/modules/$m.ko 2>/dev/null; done
-ip link set lo up
-ip link set eth0 up
-say() { echo "HNCHECK $*"; }
-LEASE=$(udhcpc -i eth0 -n -q -f -t 15 -T 2 -s /udhcpc.sh 2>/dev/null | grep '^LEASE ')
-IP=$(echo "$LEASE" | sed -n 's/.* ip=\([^ ]*\).*/\1/p')
-GW=$(echo "$LEASE" | sed -n 's/.* router=\([^ ]*\).*/\1/p')
-DNS=$(echo "$LEASE" | sed -n 's/.* dns=\([^ ]*\).*/\1/p')
-if [ -n "$IP" ]; then say dhcp PASS "ip=$IP router=$GW dns=$DNS"; else say dhcp FAIL "no lease"; fi
-retry() { i=0; while [ $i -lt 10 ]; do "$@" && return 0; i=$((i+1)); sleep 1; done; return 1; }
-if retry ping -c 1 -W 2 "$GW" >/dev/null 2>&1; then say ping_gateway PASS "$GW"; else say ping_gateway FAIL "$GW"; fi
-lookup() { nslookup "$1" "$DNS" 2>&1 | sed -n '/^Name:/,$p' | sed -n 's/^Address[^:]*: *\([0-9.]*\).*/\1/p' | head -n 1; }
-A=""; i=0; while [ -z "$A" ] && [ $i -lt 10 ]; do A=$(lookup "$PRIVATE"); i=$((i+1)); [ -z "$A" ] && sleep 1; done
-if [ -n "$A" ]; then say dns_private PASS "$PRIVATE=$A"; else say dns_private FAIL "$PRIVATE: $(nslookup "$PRIVATE" "$DNS" 2>&1 | tail -n 1)"; fi
-A=""; i=0; while [ -z "$A" ] && [ $i -lt 10 ]; do A=$(lookup "$PUBLIC"); i=$((i+1)); [ -z "$A" ] && sleep 1; done
-if [ -n "$A" ]; then say dns_public PASS "$PUBLIC=$A"; else say dns_public FAIL "$PUBLIC: $(nslookup "$PUBLIC" "$DNS" 2>&1 | tail -n 1)"; fi
-# (busybox-static's wget segfaults here; nc speaks HTTP/1.0 well enough)
-get() { printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 3 "$1" "$2" 2>/dev/null | tail -n 1; }
-OUT=""; i=0; while [ -z "$OUT" ] && [ $i -lt 10 ]; do OUT=$(get "$HTTP" 80); i=$((i+1)); [ -z "$OUT" ] && sleep 1; done
-if [ -n "$OUT" ]; then say nat_out PASS "$OUT"; else say nat_out FAIL "no answer from http://$HTTP/"; fi
-mkdir -p /www
-echo "guest=$NAME" > /www/index.html
-httpd -p 80 -h /www
-say done PASS "$NAME"
-while true; do sleep 3600; done
-"""
-
-UDHCPC = r"""#!/bin/sh
+UDHCPC_SCRIPT = """#!/bin/sh
 case "$1" in
   bound|renew)
     ip addr flush dev "$interface"
     ip addr add "$ip/$mask" dev "$interface"
     for r in $router; do ip route replace default via "$r"; break; done
-    set -- $dns
-    echo "LEASE ip=$ip mask=$mask router=$router dns=$1"
+    : > /etc/resolv.conf
+    for d in $dns; do echo "nameserver $d" >> /etc/resolv.conf; done
+    echo "GUEST-LEASE ip=$ip mask=$mask router=$router dns=$dns"
     ;;
 esac
 """
 
+INIT_TEMPLATE = """#!/bin/busybox sh
+/bin/busybox --install -s /bin
+export PATH=/bin
+mkdir -p /proc /sys /dev /tmp /etc
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+for m in {modules}; do insmod /lib/modules/$m.ko || echo "GUEST-INSMOD-FAILED $m"; done
+ip link set lo up
+ip link set eth0 up
+echo GUEST-BOOTED
+{snippet}
+echo GUEST-DONE
+sync
+poweroff -f
+"""
 
-def run(argv, **kw):
-    return subprocess.run(argv, check=True, capture_output=True, text=True, **kw)
+# What a guest does when the caller gives no snippet: get a lease and show it.
+DEFAULT_SNIPPET = "udhcpc -i eth0 -n -q -t 10 -T 1 -s /etc/udhcpc.sh"
+
+
+def _run(argv, cwd=None):
+    proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError("%s failed (rc=%s): %s" % (" ".join(argv), proc.returncode, proc.stderr.strip()))
+    return proc.stdout
 
 
 def apt_update_once(_done=[]):  # pylint: disable=dangerous-default-value
@@ -85,97 +86,157 @@ def apt_update_once(_done=[]):  # pylint: disable=dangerous-default-value
     if _done:
         return False
     _done.append(True)
-    run(["apt-get", "update", "-qq"])
+    _run(["apt-get", "update", "-qq"])
     return True
 
 
-def kernel_package():
+def kernel_package(metapackage=KERNEL_METAPACKAGE):
+    """The versioned kernel package the metapackage points at, e.g. linux-image-6.1.0-56-cloud-amd64."""
     while True:
-        proc = subprocess.run(["apt-cache", "depends", "linux-image-cloud-amd64"], capture_output=True, text=True,
-                              check=False)
+        proc = subprocess.run(["apt-cache", "depends", metapackage], capture_output=True, text=True, check=False)
         for line in proc.stdout.splitlines():
-            line = line.strip()
-            if line.startswith("Depends:") and "linux-image-" in line:
-                return line.split()[-1]
+            name = line.split(":", 1)[-1].strip()
+            if line.strip().startswith("Depends:") and name.startswith("linux-image-"):
+                return name
         if not apt_update_once():
-            raise SystemExit("no linux-image-*-cloud-amd64 package known to apt")
+            raise RuntimeError("apt knows no kernel behind %s" % metapackage)
 
 
 def download(package, into):
-    proc = subprocess.run(["apt-get", "download", package], cwd=into, capture_output=True, text=True, check=False)
+    """``apt-get download`` one package into the directory ``into``; return the .deb's path."""
+    os.chmod(into, 0o755)  # apt's _apt user downloads into it
+    proc = subprocess.run(["apt-get", "download", "-q", package], cwd=into, capture_output=True, text=True,
+                          check=False)
     if proc.returncode != 0 and apt_update_once():
-        proc = subprocess.run(["apt-get", "download", package], cwd=into, capture_output=True, text=True, check=False)
-    debs = glob.glob(os.path.join(into, package + "_*.deb"))
-    if not debs:
-        raise SystemExit("apt-get download %s failed: %s" % (package, proc.stderr.strip()))
-    return debs[0]
+        proc = subprocess.run(["apt-get", "download", "-q", package], cwd=into, capture_output=True, text=True,
+                              check=False)
+    deb = next(Path(into).glob(package + "_*.deb"), None)
+    if deb is None:
+        raise RuntimeError("apt-get download %s failed: %s" % (package, proc.stderr.strip()))
+    return deb
+
+
+def fetch_kernel(cache_dir=DEFAULT_CACHE):
+    """Download and unpack the kernel package once; return its cache directory
+    (holding vmlinuz and modules/<name>.ko for those virtio network modules that are not built in)."""
+    package = kernel_package()
+    version = package[len("linux-image-"):]
+    target = Path(cache_dir) / version
+    vmlinuz = target / "vmlinuz"
+    if vmlinuz.exists():
+        return target
+    with tempfile.TemporaryDirectory(prefix="guest-kernel-") as tmp:
+        deb = download(package, tmp)
+        unpacked = Path(tmp) / "root"
+        _run(["dpkg-deb", "-x", str(deb), str(unpacked)])
+        (target / "modules").mkdir(parents=True, exist_ok=True)
+        modules_root = unpacked / "lib" / "modules" / version
+        for module in VIRTIO_NET_MODULES:
+            found = next(modules_root.rglob("%s.ko*" % module), None)
+            if found is not None:  # else built into this kernel
+                _install(found, target / "modules" / ("%s.ko" % module))
+        _install(unpacked / "boot" / ("vmlinuz-%s" % version), vmlinuz)  # last: marks the cache complete
+    return target
+
+
+def _install(source, dest):
+    """Copy (unpacking a .xz module) then rename, so another run reading the cache never sees half a file."""
+    partial = dest.with_name(dest.name + ".%d.tmp" % os.getpid())
+    opener = lzma.open if source.suffix == ".xz" else open
+    with opener(source, "rb") as src, open(partial, "wb") as out:
+        shutil.copyfileobj(src, out)
+    partial.rename(dest)
 
 
 def busybox_binary(work):
-    """A static busybox: the machine's busybox-static, or that package unpacked."""
-    installed = subprocess.run(["dpkg-query", "-W", "-f=${Status}", "busybox-static"], capture_output=True, text=True, check=False)
+    """A static busybox: the machine's busybox-static, or that package unpacked under ``work``."""
+    installed = subprocess.run(["dpkg-query", "-W", "-f=${Status}", "busybox-static"], capture_output=True,
+                               text=True, check=False)
     if "install ok installed" in installed.stdout and os.path.exists("/bin/busybox"):
-        return "/bin/busybox"
-    deb_dir = os.path.join(work, "bb")
-    os.makedirs(deb_dir)
-    deb = download("busybox-static", deb_dir)
-    run(["dpkg", "-x", deb, os.path.join(deb_dir, "x")])
-    return os.path.join(deb_dir, "x", "bin", "busybox")
+        return Path("/bin/busybox")
+    unpacked = Path(work) / "busybox-static"
+    _run(["dpkg-deb", "-x", str(download("busybox-static", work)), str(unpacked)])
+    return unpacked / "bin" / "busybox"
 
 
-def build(out):
-    vmlinuz, initrd = os.path.join(out, "vmlinuz"), os.path.join(out, "initrd.img")
-    stamp = hashlib.sha256((INIT + UDHCPC + " ".join(MODULES)).encode()).hexdigest()[:16]
-    stamp_file = os.path.join(out, "stamp")
-    if os.path.exists(vmlinuz) and os.path.exists(initrd) and os.path.exists(stamp_file):
-        with open(stamp_file) as handle:
-            if handle.read().strip() == stamp:
-                return vmlinuz, initrd
-    os.makedirs(out, exist_ok=True)
-    work = tempfile.mkdtemp(prefix="hn-guest-", dir=out)
-    try:
-        deb = download(kernel_package(), work)
-        kroot = os.path.join(work, "k")
-        run(["dpkg", "-x", deb, kroot])
-        kernel = sorted(glob.glob(os.path.join(kroot, "boot", "vmlinuz-*")))[0]
-        version = os.path.basename(kernel)[len("vmlinuz-"):]
-        root = os.path.join(work, "root")
-        for sub in ("bin", "proc", "sys", "dev", "lib/modules", "www", "tmp"):
-            os.makedirs(os.path.join(root, sub), exist_ok=True)
-        shutil.copy(busybox_binary(work), os.path.join(root, "bin", "busybox"))
-        os.chmod(os.path.join(root, "bin", "busybox"), 0o755)
-        os.symlink("busybox", os.path.join(root, "bin", "sh"))
-        moddir = os.path.join(kroot, "lib", "modules", version)
-        for name in MODULES:
-            found = list(glob.glob(os.path.join(moddir, "**", name + ".ko*"), recursive=True))
-            if not found:
-                continue  # built in
-            src, dst = found[0], os.path.join(root, "lib", "modules", name + ".ko")
-            if src.endswith(".xz"):
-                with lzma.open(src) as handle, open(dst, "wb") as target:
-                    target.write(handle.read())
-            else:
-                shutil.copy(src, dst)
-        with open(os.path.join(root, "init"), "w") as handle:
-            handle.write(INIT % {"modules": " ".join(MODULES)})
-        with open(os.path.join(root, "udhcpc.sh"), "w") as handle:
-            handle.write(UDHCPC)
-        os.chmod(os.path.join(root, "init"), 0o755)
-        os.chmod(os.path.join(root, "udhcpc.sh"), 0o755)
-        files = subprocess.run("find . | cpio -o -H newc --quiet | gzip -1", shell=True, cwd=root,
-                               check=True, capture_output=True).stdout
-        with open(initrd + ".tmp", "wb") as handle:
-            handle.write(files)
-        shutil.copy(kernel, vmlinuz + ".tmp")
-        os.replace(initrd + ".tmp", initrd)
-        os.replace(vmlinuz + ".tmp", vmlinuz)
-        with open(stamp_file, "w") as handle:
-            handle.write(stamp + "\n")
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return vmlinuz, initrd
+def build_initrd(kernel_dir, init_snippet=DEFAULT_SNIPPET, extra_files=None):
+    """An initramfs (gzip'd newc cpio) whose /init runs ``init_snippet``; cached by content."""
+    modules_dir = Path(kernel_dir) / "modules"
+    modules = [m for m in VIRTIO_NET_MODULES if (modules_dir / ("%s.ko" % m)).exists()]
+    init = INIT_TEMPLATE.format(modules=" ".join(modules), snippet=init_snippet)
+    extra_files = dict(extra_files or {})
+    extra_files.setdefault("etc/udhcpc.sh", UDHCPC_SCRIPT)
+    digest = hashlib.sha256((init + repr(sorted(extra_files.items()))).encode()).hexdigest()[:16]
+    initrd = Path(kernel_dir) / ("initrd-%s.img" % digest)
+    if initrd.exists():
+        return initrd
+    with tempfile.TemporaryDirectory(prefix="guest-initrd-") as tmp:
+        root = Path(tmp) / "root"
+        for sub in ("bin", "lib/modules", "etc", "proc", "sys", "dev", "tmp"):
+            (root / sub).mkdir(parents=True, exist_ok=True)
+        shutil.copy(busybox_binary(tmp), root / "bin" / "busybox")
+        (root / "bin" / "busybox").chmod(0o755)
+        (root / "bin" / "sh").symlink_to("busybox")
+        for module in modules:
+            shutil.copy2(modules_dir / ("%s.ko" % module), root / "lib" / "modules")
+        (root / "init").write_text(init)
+        (root / "init").chmod(0o755)
+        for relative, content in extra_files.items():
+            path = root / relative
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(content)
+            path.chmod(0o755)
+        files = subprocess.run(["find", "."], cwd=root, capture_output=True, text=True, check=True).stdout
+        archive = subprocess.run(["cpio", "-o", "-H", "newc", "--quiet"], cwd=root, input=files.encode(),
+                                 capture_output=True, check=True).stdout
+        partial = initrd.with_name(initrd.name + ".%d.tmp" % os.getpid())
+        partial.write_bytes(gzip.compress(archive, compresslevel=6))
+        partial.rename(initrd)  # atomic, so a concurrent reader never sees half an image
+    return initrd
 
 
-if __name__ == "__main__":
-    kernel_path, initrd_path = build(os.path.abspath(sys.argv[1]))
-    print(json.dumps({"kernel": kernel_path, "initrd": initrd_path}))
+def build_guest_image(dest_dir=DEFAULT_CACHE, init_snippet=DEFAULT_SNIPPET, extra_files=None):
+    """Return (kernel_path, initrd_path) of a guest whose init runs ``init_snippet`` (busybox sh).
+
+    ``extra_files`` maps paths inside the initramfs to their content (made executable).
+    """
+    kernel_dir = fetch_kernel(dest_dir)
+    return kernel_dir / "vmlinuz", build_initrd(kernel_dir, init_snippet, extra_files)
+
+
+def domain_xml(name, kernel, initrd, network, serial_log, mac="52:54:00:aa:00:01", memory_mib=256, queues=None,
+               cmdline=""):
+    """A TCG (``type='qemu'``) domain booting ``kernel``/``initrd`` with one virtio NIC on ``network``
+    and the serial console written to ``serial_log``; ``cmdline`` is appended to the kernel command
+    line (the guest's init reads its parameters from /proc/cmdline). Nested KVM hangs on this kind
+    of host."""
+    driver = "<driver queues='%d'/>" % queues if queues else ""
+    return """<domain type='qemu'>
+  <name>{name}</name>
+  <memory unit='MiB'>{memory}</memory>
+  <vcpu>1</vcpu>
+  <os>
+    <type arch='x86_64' machine='pc'>hvm</type>
+    <kernel>{kernel}</kernel>
+    <initrd>{initrd}</initrd>
+    <cmdline>{cmdline}</cmdline>
+  </os>
+  <on_poweroff>destroy</on_poweroff>
+  <on_reboot>destroy</on_reboot>
+  <on_crash>destroy</on_crash>
+  <devices>
+    <interface type='network'>
+      <source network='{network}'/>
+      <mac address='{mac}'/>
+      <model type='virtio'/>
+      {driver}
+    </interface>
+    <serial type='file'>
+      <source path='{log}'/>
+      <target port='0'/>
+    </serial>
+    <memballoon model='none'/>
+  </devices>
+</domain>
+""".format(name=name, memory=memory_mib, kernel=kernel, initrd=initrd, network=network, log=serial_log, mac=mac,
+           driver=driver, cmdline=" ".join(filter(None, ("console=ttyS0 panic=-1 quiet", cmdline))))

@@ -39,6 +39,8 @@ import sys
 import time
 from pathlib import Path
 
+import guest_image  # the sibling module (a script's own directory is first on sys.path)
+
 REPO = Path(__file__).resolve().parents[2]
 ROOT = REPO / "build" / "sandbox"
 PYTHON = sys.executable
@@ -72,30 +74,37 @@ http.server.ThreadingHTTPServer.allow_reuse_address = True
 http.server.ThreadingHTTPServer((sys.argv[1], 80), H).serve_forever()
 """
 
-DOMAIN_XML = """<domain type='qemu'>
-  <name>{name}</name>
-  <memory unit='MiB'>192</memory>
-  <vcpu>1</vcpu>
-  <os>
-    <type arch='x86_64' machine='pc'>hvm</type>
-    <kernel>{kernel}</kernel>
-    <initrd>{initrd}</initrd>
-    <cmdline>console=ttyS0 quiet panic=-1 hn.name={name} hn.private={private} hn.public={public} hn.http={http}</cmdline>
-  </os>
-  <on_reboot>destroy</on_reboot>
-  <devices>
-    <interface type='network'>
-      <source network='{network}'/>
-      <mac address='{mac}'/>
-      <model type='virtio'/>
-    </interface>
-    <serial type='file'>
-      <source path='{log}'/>
-      <target port='0'/>
-    </serial>
-    <memballoon model='none'/>
-  </devices>
-</domain>
+# The QEMU guest's init (after guest_image.py's common start: busybox, virtio modules, lo and eth0
+# up): read its parameters from the kernel command line (hn.*, set in the domain XML), run the
+# checks from inside the guest, print them on the serial console as ``HNCHECK <name> PASS|FAIL
+# <detail>`` lines (console_checks reads them) and then serve ``guest=<name>`` over HTTP on port 80
+# for the inbound port-forward check, never powering off.
+GUEST_CHECKS = r"""
+arg() { tr ' ' '\n' < /proc/cmdline | sed -n "s/^hn\.$1=//p"; }
+NAME=$(arg name); PRIVATE=$(arg private); PUBLIC=$(arg public); HTTP=$(arg http)
+hostname "$NAME"
+say() { echo "HNCHECK $*"; }
+LEASE=$(udhcpc -i eth0 -n -q -f -t 15 -T 2 -s /etc/udhcpc.sh 2>/dev/null | grep '^GUEST-LEASE ')
+IP=$(echo "$LEASE" | sed -n 's/.* ip=\([^ ]*\).*/\1/p')
+GW=$(echo "$LEASE" | sed -n 's/.* router=\([^ ]*\).*/\1/p')
+DNS=$(echo "$LEASE" | sed -n 's/.* dns=\([^ ]*\).*/\1/p')
+if [ -n "$IP" ]; then say dhcp PASS "ip=$IP router=$GW dns=$DNS"; else say dhcp FAIL "no lease"; fi
+retry() { i=0; while [ $i -lt 10 ]; do "$@" && return 0; i=$((i+1)); sleep 1; done; return 1; }
+if retry ping -c 1 -W 2 "$GW" >/dev/null 2>&1; then say ping_gateway PASS "$GW"; else say ping_gateway FAIL "$GW"; fi
+lookup() { nslookup "$1" "$DNS" 2>&1 | sed -n '/^Name:/,$p' | sed -n 's/^Address[^:]*: *\([0-9.]*\).*/\1/p' | head -n 1; }
+A=""; i=0; while [ -z "$A" ] && [ $i -lt 10 ]; do A=$(lookup "$PRIVATE"); i=$((i+1)); [ -z "$A" ] && sleep 1; done
+if [ -n "$A" ]; then say dns_private PASS "$PRIVATE=$A"; else say dns_private FAIL "$PRIVATE: $(nslookup "$PRIVATE" "$DNS" 2>&1 | tail -n 1)"; fi
+A=""; i=0; while [ -z "$A" ] && [ $i -lt 10 ]; do A=$(lookup "$PUBLIC"); i=$((i+1)); [ -z "$A" ] && sleep 1; done
+if [ -n "$A" ]; then say dns_public PASS "$PUBLIC=$A"; else say dns_public FAIL "$PUBLIC: $(nslookup "$PUBLIC" "$DNS" 2>&1 | tail -n 1)"; fi
+# (busybox-static's wget segfaults here; nc speaks HTTP/1.0 well enough)
+get() { printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 3 "$1" "$2" 2>/dev/null | tail -n 1; }
+OUT=""; i=0; while [ -z "$OUT" ] && [ $i -lt 10 ]; do OUT=$(get "$HTTP" 80); i=$((i+1)); [ -z "$OUT" ] && sleep 1; done
+if [ -n "$OUT" ]; then say nat_out PASS "$OUT"; else say nat_out FAIL "no answer from http://$HTTP/"; fi
+mkdir -p /www
+echo "guest=$NAME" > /www/index.html
+httpd -p 80 -h /www
+say done PASS "$NAME"
+while true; do sleep 3600; done
 """
 
 
@@ -175,7 +184,7 @@ class Sandbox:
         self.save()
 
     # -- building ----------------------------------------------------------------------------
-    def up(self, kvm, bridge, qemu_guests, guest_image):
+    def up(self, kvm, bridge, qemu_guests, image):
         if self.state_file.exists() and self.state["namespaces"]:
             raise SystemExit("sandbox: lab %r exists; run 'sandbox.py down --lab %s' first" % (self.lab, self.lab))
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -184,7 +193,7 @@ class Sandbox:
         upstream = self.upstream()
         for index in range(1, kvm + 1):
             self.hypervisor("kvm%d" % index, "kvm_hosts", 10 + index, upstream, libvirt=True,
-                            qemu=index <= qemu_guests, guest_image=guest_image)
+                            qemu=index <= qemu_guests, image=image)
         for index in range(1, bridge + 1):
             self.hypervisor("bridge%d" % index, "bridge_hosts", 100 + index, upstream, libvirt=False)
         self.state["built_seconds"] = round(time.monotonic() - started, 1)
@@ -216,7 +225,7 @@ class Sandbox:
         out = self.run(ns, ["ss", "-Hln" + proto], check=False).stdout
         return " ".join(line for line in out.split("\n") if address + ":" in line) + " "
 
-    def hypervisor(self, name, group, octet, upstream, libvirt, qemu=False, guest_image=None):
+    def hypervisor(self, name, group, octet, upstream, libvirt, qemu=False, image=None):
         hv = self.ns(name)
         self.veth(hv, "eth0", upstream, "u-" + name)
         self.run(upstream, ["ip", "link", "set", "u-" + name, "master", "br0"])
@@ -259,9 +268,9 @@ class Sandbox:
             hostvars["ansible_netns_mount_namespace"] = "/proc/%d/ns/mnt" % holder
             if qemu:
                 log = hostdir / "vm1-console.log"
-                xml = DOMAIN_XML.format(name="vm1", kernel=guest_image["kernel"], initrd=guest_image["initrd"],
-                                        private=PRIVATE_NAME, public=PUBLIC_NAME, http=HTTP_ADDR, network="lab",
-                                        mac=VM_MAC, log=log)
+                xml = guest_image.domain_xml(
+                    "vm1", image[0], image[1], "lab", log, mac=VM_MAC, memory_mib=192,
+                    cmdline="hn.name=vm1 hn.private=%s hn.public=%s hn.http=%s" % (PRIVATE_NAME, PUBLIC_NAME, HTTP_ADDR))
                 (hostdir / "vm1.xml").write_text(xml)
                 # defined and started by guests.yml, once the role has libvirtd running
                 hostvars["sandbox_guests"].append({"name": "vm1", "kind": "qemu", "console": str(log),
@@ -478,18 +487,15 @@ def main(argv=None):
     parser.add_argument("--details", action="store_true", help="report: what each check saw")
     parser.add_argument("--start-libvirtd", action="store_true",
                         help="start virtlogd and libvirtd in the KVM hosts (by default kvm_host does)")
-    parser.add_argument("--guest-image", default=str(REPO / "build" / "sandbox-cache" / "guest"))
+    parser.add_argument("--guest-image", default=str(guest_image.DEFAULT_CACHE),
+                        help="up: the QEMU guest image cache (kernel and initrds, shared with the tests)")
     args = parser.parse_args(argv)
     box = Sandbox(args.lab)
     box.start_libvirtd = args.start_libvirtd
     if args.action == "up":
         image = None
         if args.qemu_guests and args.kvm:
-            sys.path.insert(0, str(Path(__file__).parent))
-            import guest_image  # noqa: E402  (the sibling script)
-
-            kernel, initrd = guest_image.build(os.path.abspath(args.guest_image))
-            image = {"kernel": kernel, "initrd": initrd}
+            image = guest_image.build_guest_image(os.path.abspath(args.guest_image), init_snippet=GUEST_CHECKS)
         box.up(args.kvm, args.bridge, args.qemu_guests, image)
         print(json.dumps({"lab": args.lab, "built_seconds": box.state["built_seconds"],
                           "hosts": sorted(box.state["hosts"])}))

@@ -1,10 +1,10 @@
 """A real QEMU guest (TCG) on a libvirt network, and libvirt_interface on its NIC.
 
-The guest's init (tests/guest_image.py) gets a lease, pings the gateway, then asks the gateway for
-a public name every second and prints the answer on its serial console. The host's first
-nameserver refuses public names, so the guest sees REFUSED until libvirt_network sets forwarders;
-that restarts the network, which must re-attach the guest's tap, after which the same running guest
-resolves the public and the private name.
+The guest's init (playbooks/sandbox/guest_image.py, the sandbox's builder) gets a lease, pings the
+gateway, then asks the gateway for a public name every second and prints the answer on its serial
+console. The host's first nameserver refuses public names, so the guest sees REFUSED until
+libvirt_network sets forwarders; that restarts the network, which must re-attach the guest's tap,
+after which the same running guest resolves the public and the private name.
 """
 
 from __future__ import annotations
