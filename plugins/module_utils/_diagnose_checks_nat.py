@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from ansible_collections.hypervisor.network.plugins.module_utils import _diagnose_netfilter as nf
+from ansible_collections.hypervisor.network.plugins.module_utils import _netfilter_chains as nf
 from ansible_collections.hypervisor.network.plugins.module_utils._diagnose_model import (
     FAIL,
     OK,

@@ -17,7 +17,7 @@ import struct
 import time
 
 from ansible_collections.hypervisor.network.plugins.module_utils import _diagnose_dns as dns
-from ansible_collections.hypervisor.network.plugins.module_utils import _diagnose_netfilter as nf
+from ansible_collections.hypervisor.network.plugins.module_utils import _netfilter_chains as nf
 from ansible_collections.hypervisor.network.plugins.module_utils._sysctl import IPV4_FORWARD, IPV6_FORWARD, read_value
 
 STAT_KEYS = ("rx_dropped", "tx_dropped", "rx_packets", "tx_packets")
@@ -156,17 +156,7 @@ def netfilter(runner):
             errors.append("nft -j list ruleset printed no valid JSON: %s" % exc)
     elif not runner.has("iptables-nft-save"):
         errors.append("neither nft nor iptables-nft-save is installed: the rules were not read")
-    # Reading legacy tables that do not exist yet would create them: look only when loaded.
-    for binary, names, family in (("iptables-legacy-save", "/proc/net/ip_tables_names", "ip"),
-                                  ("ip6tables-legacy-save", "/proc/net/ip6_tables_names", "ip6")):
-        try:
-            with open(names, "r", encoding="ascii") as handle:
-                loaded = handle.read().split()
-        except OSError:
-            loaded = []
-        text = read([binary]) if loaded and runner.has(binary) else None
-        if text is not None:
-            chains.update(nf.chains_from_save(text, family, "legacy", table_prefix="legacy-"))
+    chains.update(nf.legacy_chains(nf.read_legacy(runner, read)))
     return chains, nf.nat_rules(chains), nf.port_forwards(chains), errors
 
 

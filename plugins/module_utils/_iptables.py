@@ -149,6 +149,13 @@ def render_restore(kind, family, rules, have_jumps):
     return "\n".join(out) + "\n"
 
 
+def jumps_of(kind, family, rules):
+    """The (table, parent, chain) jumps from built-in chains that render_restore leaves for ``rules``."""
+    lines = render_lines(kind, family, rules)
+    return {(table, parent, chain) for table, chain, parent in CHAINS[kind].values()
+            if parent in BUILTIN and (table, chain) in lines}
+
+
 def boot_script(kind, family, rules):
     """What a boot loads: our chains and rules and the jumps, onto empty built-in chains."""
     if not any(rule.family == family for rule in rules):

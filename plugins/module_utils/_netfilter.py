@@ -105,19 +105,23 @@ def run(module, kind):
     routes = _routes(runner) if kind is PORT_FORWARD else []
     items = _desired(kind, state, partials, have_items, rules_ir.connected_subnets(routes))
     wanted = kind.compile(items)
-    report, companion, companion_have, companion_want = [], None, [], []
+    report, companions, legacy = [], [], {}
     if kind is PORT_FORWARD:
-        report, needs_opening = coexist.assess(
-            ruleset, items, params["coexistence"], routes, jump_always_there=isinstance(backend, IptablesBackend))
-        if isinstance(backend, NftBackend) and runner.has("iptables-nft-restore"):
-            companion = IptablesBackend(runner, "port_forward_accept", dict(params, iptables_variant="nft"))
-            companion_have = rules_ir.canonical(companion.gather())
-            if needs_opening:
-                companion_want = [r for r in wanted if r.chain in (rules_ir.FORWARD, rules_ir.HAIRPIN_FORWARD)]
+        chains, legacy = coexist.read_chains(runner, ruleset)
+        nft_backend = isinstance(backend, NftBackend)
+        variants = _companion_variants(runner, legacy) if nft_backend else ()
+        report, needs = coexist.assess(chains, items, params["coexistence"], routes, companions=variants,
+                                       ours=None if nft_backend else backend.variant)
+        for variant in variants:
+            companion = _companion(runner, params, variant, legacy)
+            have = rules_ir.canonical(companion.gather())
+            want = [r for r in wanted if r.chain in (rules_ir.FORWARD, rules_ir.HAIRPIN_FORWARD)
+                    and (variant, r.family) in needs]
+            companions.append((companion, have, want))
 
-    stale = _stale_owners(runner, backend, kind, params)
+    stale = _stale_owners(runner, backend, kind, params, legacy)
     runtime_changed = wanted != have_rules
-    companion_changed = companion is not None and companion_want != companion_have
+    companions_changed = [c for c in companions if c[2] != c[1]]
     persisted = None
     persist_changed = False
     with host_lock(params.get("lock_file")):
@@ -127,19 +131,20 @@ def run(module, kind):
             other.apply([])
             if params["persist"]:
                 other.persist([])
-        if companion_changed:
-            _apply_companion(backend, companion, companion_want, have_rules, runtime_changed)
+        if companions_changed:
+            _apply_companions(backend, companions_changed, have_rules, runtime_changed)
         if params["persist"]:
             persist_changed, persisted = backend.persist(wanted)
-            if companion is not None and (companion_want or companion_have):
-                companion_persisted, companion_files = companion.persist(companion_want)
-                persist_changed |= companion_persisted
-                persisted["companion"] = companion_files
+            for companion, have, want in companions:
+                if want or have:
+                    companion_persisted, companion_files = companion.persist(want)
+                    persist_changed |= companion_persisted
+                    persisted["companion" if companion.variant == "nft" else "legacy_companion"] = companion_files
 
     after_rules = backend.gather() if runtime_changed and not runner.check_mode else wanted
     after_items = kind.decompile(after_rules)[0]
     result = {
-        "changed": runtime_changed or companion_changed or persist_changed or bool(stale),
+        "changed": runtime_changed or bool(companions_changed) or persist_changed or bool(stale),
         "commands": runner.commands,
         "before": before,
         "after": [item.to_dict() for item in after_items],
@@ -162,9 +167,32 @@ def run(module, kind):
     return result
 
 
-def _stale_owners(runner, backend, kind, params):
+def _companion_variants(runner, legacy):
+    """The iptables variants a companion chain can go into next to the nftables backend: nft
+    where its restore is installed, legacy only where legacy tables are loaded (``legacy``, the
+    saves read for the coexistence walk) and its restore is installed."""
+    variants = []
+    if runner.has("iptables-nft-restore"):
+        variants.append("nft")
+    if legacy and runner.has("iptables-legacy-restore"):
+        variants.append("legacy")
+    return variants
+
+
+def _companion(runner, params, variant, legacy):
+    """Our FORWARD accepts in the iptables ``variant``. The legacy one parses the save already
+    read (no table-by-table listing, which would load legacy tables) and persists beside the
+    main iptables files under names of its own, loaded by its own boot unit."""
+    if variant == "legacy":
+        return IptablesBackend(runner, "port_forward_accept", dict(params, iptables_variant="legacy"),
+                               saved=legacy, boot_tag="legacy")
+    return IptablesBackend(runner, "port_forward_accept", dict(params, iptables_variant="nft"))
+
+
+def _stale_owners(runner, backend, kind, params, legacy):
     """Our rules left in the other backend (the host switched backend, or a forward chain for
-    the nftables backend is no longer needed): they are removed in the same apply."""
+    the nftables backend is no longer needed): they are removed in the same apply. Companions
+    next to the nftables backend are kept or emptied by the companion plan itself."""
     candidates = []
     if isinstance(backend, NftBackend) and runner.has("iptables-nft-save"):
         # the nft flavour, the one whose tables the companion reads too (one iptables-save)
@@ -172,7 +200,9 @@ def _stale_owners(runner, backend, kind, params):
     if isinstance(backend, IptablesBackend) and runner.has("nft"):
         candidates.append(NftBackend(runner, kind.name, params))
         if kind is PORT_FORWARD and runner.has("iptables-nft-save"):
-            candidates.append(IptablesBackend(runner, "port_forward_accept", dict(params, iptables_variant="nft")))
+            candidates.append(_companion(runner, params, "nft", legacy))
+    if isinstance(backend, IptablesBackend) and kind is PORT_FORWARD and legacy:
+        candidates.append(_companion(runner, params, "legacy", legacy))
     return [other for other in candidates if _holds_rules(other)]
 
 
@@ -180,13 +210,20 @@ def _holds_rules(other):
     return bool(other.gather()) or any(getattr(other, "jumps", {}).values())
 
 
-def _apply_companion(backend, companion, rules, old_rules, table_changed):
-    """The iptables half of an nftables apply; if it fails, our table goes back as it was."""
+def _apply_companions(backend, companions, old_rules, table_changed):
+    """The iptables half of an nftables apply; if one fails, the companions applied before it
+    and our table go back as they were, so that the run changes all or nothing."""
+    done = []
     try:
-        companion.apply(rules)
+        for companion, have, want in companions:
+            companion.apply(want)
+            done.append((companion, have))
     except HypervisorNetworkError:
-        if table_changed and not companion.runner.check_mode:
-            backend.apply(old_rules)
+        if not backend.runner.check_mode:
+            for companion, have in reversed(done):
+                companion.apply(have)
+            if table_changed:
+                backend.apply(old_rules)
         raise
 
 

@@ -112,11 +112,15 @@ class NftBackend:
 class IptablesBackend:
     name = "iptables"
 
-    def __init__(self, runner, kind, params):
+    def __init__(self, runner, kind, params, saved=None, boot_tag=None):
+        """``saved`` ({"ip": text, "ip6": text}, whole iptables-save output already read) is
+        parsed instead of listing table by table: listing a legacy table loads it.
+        ``boot_tag`` gives the persisted files and the boot unit names of their own, for rules
+        that live beside those of the host's main iptables variant (the legacy companion)."""
         self.runner = runner
         self.kind = kind
-        variant = params.get("iptables_variant") or "auto"
-        suffix = "" if variant == "auto" else "-%s" % variant
+        self.requested_variant = params.get("iptables_variant") or "auto"
+        suffix = "" if self.requested_variant == "auto" else "-%s" % self.requested_variant
         self.tools = {
             4: ("iptables%s-save" % suffix, "iptables%s-restore" % suffix),
             6: ("ip6tables%s-save" % suffix, "ip6tables%s-restore" % suffix),
@@ -124,13 +128,28 @@ class IptablesBackend:
         self.persist_dir = params.get("persist_dir") or "/etc/iptables"
         self.unit_dir = params.get("systemd_unit_dir") or "/etc/systemd/system"
         self.jumps = {4: set(), 6: set()}
+        self.saved = saved
+        self.boot_tag = boot_tag
+        self.unit = IPTABLES_UNIT if not boot_tag else "hypervisor-network-iptables-%s.service" % boot_tag
+
+    @property
+    def variant(self):
+        """'nft' or 'legacy': with 'auto', the one the system's iptables-restore is (Debian's
+        alternatives link to xtables-legacy-multi or xtables-nft-multi), without a process."""
+        if self.requested_variant != "auto":
+            return self.requested_variant
+        path = self.runner.binary(self.tools[4][1], required=False)
+        return "legacy" if path and "legacy" in os.path.basename(os.path.realpath(path)) else "nft"
 
     def gather(self, ruleset=None):
         rules = []
         for family, (save, _restore) in self.tools.items():
-            if family == 6 and not self.runner.has(save):
+            if self.saved is not None:
+                text = self.saved.get("ip" if family == 4 else "ip6", "")
+            elif family == 6 and not self.runner.has(save):
                 continue
-            text = "".join(self.runner.read([save, "-t", table], cached=True)[1] for table in ipt.TABLES)
+            else:
+                text = "".join(self.runner.read([save, "-t", table], cached=True)[1] for table in ipt.TABLES)
             family_rules, self.jumps[family] = ipt.parse_save(self.kind, family, text)
             rules.extend(family_rules)
         return rules
@@ -149,6 +168,9 @@ class IptablesBackend:
                 continue
             script = ipt.render_restore(self.kind, family, rules, self.jumps[family])
             self.runner.change([restore, "--noflush"], data=script, shown="%s --noflush <<EOF\n%sEOF" % (restore, script))
+            if not self.runner.check_mode:
+                # what is there now, so that a rollback after a later failure removes our jumps
+                self.jumps[family] = ipt.jumps_of(self.kind, family, rules)
 
     def persist(self, rules):
         """Write a boot-time restore file per family and a oneshot unit that loads them."""
@@ -156,22 +178,32 @@ class IptablesBackend:
         files = []
         base = os.path.join(self.persist_dir, "hypervisor-network-%s" % self.kind.replace("_", "-"))
         for family, (_save, restore) in self.tools.items():
-            path = "%s.v%d" % (base, family)
+            path = "%s.%s" % (base, self._suffix(family))
             script = ipt.boot_script(self.kind, family, rules)
             if script:
                 changed |= self.runner.write_file(path, script, mode=0o600)
                 files.append(path)
             else:
                 changed |= self.runner.remove_file(path)
-        unit = os.path.join(self.unit_dir, IPTABLES_UNIT)
+        unit = os.path.join(self.unit_dir, self.unit)
+        if self.boot_tag and not files:
+            # the tagged unit loads only the tagged files: with none left, it goes too
+            link = os.path.join(self.unit_dir, "multi-user.target.wants", self.unit)
+            changed |= self.runner.remove_file(link) | self.runner.remove_file(unit)
+            return changed, {"file": None, "loader": None, "service": None}
         changed |= self.runner.write_file(unit, self.unit_text())
-        _enable_unit(self.runner, self.unit_dir, IPTABLES_UNIT, "multi-user.target", source=unit)
+        _enable_unit(self.runner, self.unit_dir, self.unit, "multi-user.target", source=unit)
         return changed, {"file": files or None, "loader": unit, "service": unit}
+
+    def _suffix(self, family):
+        # The main unit loads *.v4 with its own variant's restore: tagged files must not match.
+        return "%s-v%d" % (self.boot_tag, family) if self.boot_tag else "v%d" % family
 
     def unit_text(self):
         loops = []
         for family, (_save, restore) in self.tools.items():
-            loops.append('for f in %s/hypervisor-network-*.v%d; do [ -e "$f" ] && %s --noflush "$f"; done' % (self.persist_dir, family, restore))
+            loops.append('for f in %s/hypervisor-network-*.%s; do [ -e "$f" ] && %s --noflush "$f"; done' % (
+                self.persist_dir, self._suffix(family), restore))
         return (
             "# Managed by hypervisor.network.\n[Unit]\nDescription=hypervisor.network iptables rules\n"
             "# After libvirtd and Docker, so that our FORWARD jumps stand above theirs.\n"

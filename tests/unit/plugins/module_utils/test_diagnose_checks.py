@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.hypervisor.network.plugins.module_utils import _diagnose_netfilter as nf
+from ansible_collections.hypervisor.network.plugins.module_utils import _netfilter_chains as nf
 from ansible_collections.hypervisor.network.plugins.module_utils._diagnose import CHECKS, run_checks, select_networks
 from ansible_collections.hypervisor.network.plugins.module_utils._diagnose_checks_dns import (
     check_dhcp_duplicates,

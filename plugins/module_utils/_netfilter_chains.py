@@ -3,12 +3,21 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Everything netfilter holds, read into one small rule form, and a walk of the forward hook.
 
+The one reader and walker of the collection: diagnose's forward_path check and port_forward's
+coexistence check (see _coexist) both ask it whether a forwarded packet gets through.
+
 Native nftables tables come from `nft -j list ruleset`. Tables that iptables-nft owns are read
-from `iptables-nft-save` instead: nft's JSON shows their conntrack and comment matches only as
-opaque "xt" expressions, while the save format spells them out. iptables-legacy tables come from
-`iptables-legacy-save`. A rule is a list of matches (key, negated, value) and a verdict; a match
-the walk does not understand never matches, and the walk says how many it met, so a finding
-never claims more certainty than it has.
+either from that same JSON (port_forward: it has the JSON anyway and must not spend another
+process per run) or from `iptables-nft-save` (diagnose: nft's JSON shows their conntrack and
+comment matches only as opaque "xt" expressions, while the save format spells them out), never
+from both. iptables-legacy tables live in the kernel's x_tables, which nft cannot see: they come
+from `iptables-legacy-save`, read only when the kernel lists legacy tables, because listing them
+would otherwise load the legacy modules on a host that does not use them.
+
+A rule is a list of matches (key, negated, value) and a verdict; a match the walk does not
+understand never matches, and the walk says which rules it met that way (``notes``, and
+``doubts`` for those that could have dropped or diverted the packet), so a finding never claims
+more certainty than it has.
 """
 
 from __future__ import annotations
@@ -18,6 +27,13 @@ import shlex
 
 TERMINAL = ("accept", "drop", "reject")
 IPTABLES_TABLES = ("filter", "nat", "mangle", "raw", "security")
+# Legacy tables are keyed "legacy-filter" and so on: iptables-nft may hold a "filter" table of
+# the same family at the same time, and both are walked.
+LEGACY_PREFIX = "legacy-"
+LEGACY_NAMES = {"ip": "/proc/net/ip_tables_names", "ip6": "/proc/net/ip6_tables_names"}
+LEGACY_SAVE = {"ip": "iptables-legacy-save", "ip6": "ip6tables-legacy-save"}
+# Verdicts that, taken by a rule the walk could not decide, might have stopped the packet.
+_DOUBTFUL = ("drop", "reject", "jump", "goto", "vmap", "unknown")
 
 
 def rule(matches, verdict, target=None, where="", text="", nat=None):
@@ -73,6 +89,7 @@ def _nft_match(match):
 
 def _nft_rule(obj, where):
     matches, verdict, target, nat = [], None, None, None
+    xt_conntrack = False
     for expr in obj.get("expr", []):
         name = next(iter(expr))
         if name == "match":
@@ -90,16 +107,25 @@ def _nft_rule(obj, where):
         elif name == "xt":
             if expr["xt"].get("type") == "target":
                 verdict = {"REJECT": "reject", "DROP": "drop", "ACCEPT": "accept"}.get(expr["xt"].get("name"), "unknown")
+            elif expr["xt"].get("name") in ("conntrack", "state"):
+                xt_conntrack = True
             else:
                 matches.append(("unknown", False, ["xt " + str(expr["xt"].get("name"))]))
-        elif name in ("counter", "log", "comment", "limit"):
+        elif name in ("counter", "log", "comment", "limit", "mangle"):  # statements, not matches
             continue
         elif name == "vmap":  # a verdict map (firewalld's zone dispatch): where it jumps is not followed
             verdict = "vmap"
             matches.append(("unknown", False, ["vmap"]))
         else:
             matches.append(("unknown", False, [name]))
-    return rule(matches, verdict, target, where, "handle %s" % obj.get("handle"), nat)
+    if xt_conntrack:
+        # iptables-nft hides xt options from JSON. An accept behind a conntrack match in a
+        # forward chain is the RELATED,ESTABLISHED accept of libvirt, Docker and ufw, which a new
+        # forwarded connection does not match; anything else behind one stays not understood.
+        matches.append(("ct", False, ["established", "related"]) if verdict == "accept"
+                       else ("unknown", False, ["xt conntrack"]))
+    text = "handle %s%s" % (obj.get("handle"), " (%s)" % obj["comment"] if obj.get("comment") else "")
+    return rule(matches, verdict, target, where, text, nat)
 
 
 def chains_from_nft(document, skip_tables=()):
@@ -212,6 +238,45 @@ def save_tables(text, family):
     return {(family, line[1:].strip()) for line in (text or "").splitlines() if line.startswith("*")}
 
 
+def legacy_loaded(family):
+    """Does the kernel hold iptables-legacy tables of ``family`` in this network namespace?"""
+    try:
+        with open(LEGACY_NAMES[family], "r", encoding="ascii") as handle:
+            return bool(handle.read().split())
+    except OSError:  # the legacy modules are not loaded at all
+        return False
+
+
+def read_legacy(runner, read=None):
+    """{family: iptables-legacy-save output} of the families whose legacy tables are loaded, one
+    process per family at most. ``read(argv)`` returns the text or None (diagnose collects
+    errors); without it a failing save raises. Cached, so that the companion chain's gather
+    parses the same text instead of listing table by table (which would load the legacy nat
+    table on a host that has only filter)."""
+    saves = {}
+    for family, binary in sorted(LEGACY_SAVE.items()):
+        if not legacy_loaded(family) or not runner.has(binary):
+            continue
+        text = read([binary]) if read is not None else runner.read([binary], cached=True)[1]
+        if text is not None:
+            saves[family] = text
+    return saves
+
+
+def legacy_chains(saves):
+    chains = {}
+    for family, text in sorted(saves.items()):
+        chains.update(chains_from_save(text, family, "legacy", table_prefix=LEGACY_PREFIX))
+    return chains
+
+
+def variant_of(table):
+    """Which iptables holds a table of the chain map: 'legacy', 'nft', or None (native nft)."""
+    if table.startswith(LEGACY_PREFIX):
+        return "legacy"
+    return "nft" if table in IPTABLES_TABLES else None
+
+
 # -- what the rules say -----------------------------------------------------------------------
 
 def nat_rules(chains):
@@ -257,7 +322,7 @@ def _match_one(key, values, packet):
     """True/False, or None when the match is not understood. A field the packet leaves open
     (None: any outside client, any client port) is taken to be in no specific set."""
     have = packet.get(key)
-    if key == "unknown":
+    if key == "unknown" or key in packet.get("unknown_fields", ()):
         return None
     if have is None:
         return False
@@ -272,9 +337,12 @@ def _match_one(key, values, packet):
                 return True
         elif key in ("saddr", "daddr"):
             try:
-                if ipaddress.ip_address(have) in ipaddress.ip_network(str(value), strict=False):
+                if isinstance(value, tuple):
+                    if ipaddress.ip_address(value[0]) <= ipaddress.ip_address(have) <= ipaddress.ip_address(value[1]):
+                        return True
+                elif ipaddress.ip_address(have) in ipaddress.ip_network(str(value), strict=False):
                     return True
-            except ValueError:
+            except (ValueError, TypeError):
                 continue
         elif key in ("dport", "sport"):
             low, high = value if isinstance(value, tuple) else (value, value)
@@ -303,21 +371,26 @@ def rule_matches(item, packet):
     return certain, certain
 
 
-def _walk(chains, family, table, name, packet, notes, depth=0):
+def _walk(chains, family, table, name, packet, notes, doubts, depth=0):
     """(verdict, rule) of the first terminal verdict in this chain and the chains it jumps to."""
     body = chains.get((family, table, name))
-    if body is None or depth > 16:
+    if body is None:
+        return None
+    if depth > 16:
+        doubts.append("jumps nested too deep below %s %s %s" % (family, table, name))
         return None
     for item in body["rules"]:
         matched, certain = rule_matches(item, packet)
         if not certain and item["verdict"] is not None:
             notes.append("not understood, assumed not to match: %s: %s" % (item["where"], item["text"]))
+            if item["verdict"] in _DOUBTFUL:
+                doubts.append("%s: %s" % (item["where"], item["text"]))
         if not matched:
             continue
         if item["verdict"] in TERMINAL:
             return item["verdict"], item
         if item["verdict"] in ("jump", "goto"):
-            inner = _walk(chains, family, table, item["target"], packet, notes, depth + 1)
+            inner = _walk(chains, family, table, item["target"], packet, notes, doubts, depth + 1)
             if inner is not None or item["verdict"] == "goto":
                 return inner
         elif item["verdict"] == "return":
@@ -325,18 +398,27 @@ def _walk(chains, family, table, name, packet, notes, depth=0):
     return None
 
 
-def forward_verdicts(chains, packet):
-    """The verdict of every base chain on the forward hook for ``packet`` (it must pass all)."""
+def forward_bases(chains):
+    """The base chains of the forward hook in the order the kernel runs them: index once, ask
+    about many packets."""
+    return [(key, body) for key, body in sorted(chains.items(), key=lambda kv: (kv[1].get("prio") or 0, kv[0]))
+            if body["hook"] == "forward" and body.get("type") in (None, "filter")]
+
+
+def forward_verdicts(chains, packet, bases=None):
+    """The verdict of every base chain on the forward hook for ``packet`` (it must pass all).
+    ``bases`` is forward_bases(chains) when the caller asks about many packets."""
     families = ("ip", "inet") if packet["nfproto"] == "ipv4" else ("ip6", "inet")
     results = []
-    for (family, table, name), body in sorted(chains.items(), key=lambda kv: (kv[1].get("prio") or 0, kv[0])):
-        if body["hook"] != "forward" or family not in families or body.get("type") not in (None, "filter"):
+    for (family, table, name), body in (forward_bases(chains) if bases is None else bases):
+        if family not in families:
             continue
-        notes = []
-        found = _walk(chains, family, table, name, packet, notes)
+        notes, doubts = [], []
+        found = _walk(chains, family, table, name, packet, notes, doubts)
         if found is None:
             verdict, by = (body["policy"] or "accept"), "policy of %s %s %s" % (family, table, name)
         else:
             verdict, by = found[0], "%s: %s" % (found[1]["where"], found[1]["text"])
-        results.append({"chain": "%s %s %s" % (family, table, name), "verdict": verdict, "by": by, "notes": notes})
+        results.append({"chain": "%s %s %s" % (family, table, name), "key": (family, table, name), "verdict": verdict,
+                        "by": by, "by_policy": found is None, "notes": notes, "doubts": doubts})
     return results
