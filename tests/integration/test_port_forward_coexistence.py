@@ -124,3 +124,74 @@ def test_firewalld_reject_fails_with_the_commands_to_run(lab):
     result = forward(lab, topo, "nftables", [WEB])
     assert {"managers": ["firewalld"]} in result["coexistence"]
     assert lab.connect(topo.upstream, HV_UPLINK, 8080) == "peer=%s" % UPSTREAM
+
+
+# Docker on iptables-legacy: its FORWARD policy DROP lives in the kernel's legacy x_tables, which
+# `nft list ruleset` does not show, and the kernel runs those hooks too.
+LEGACY_DOCKER = """*filter
+:FORWARD DROP [0:0]
+:DOCKER-USER - [0:0]
+:DOCKER - [0:0]
+-A FORWARD -j DOCKER-USER
+-A FORWARD -o docker0 -j DOCKER
+-A DOCKER-USER -j RETURN
+COMMIT
+"""
+
+# A plain DNAT and forward accept in nftables, with nothing in the legacy tables.
+PLAIN_NFT_FORWARD = """table ip hnet_baseline {
+  chain baseline_pre { type nat hook prerouting priority dstnat; tcp dport 8080 dnat to 10.0.0.2:80; }
+  chain baseline_fwd { type filter hook forward priority filter; ct status dnat accept; }
+}
+"""
+
+
+def legacy_rules(lab, ns):
+    """Chains, policies and rules of the legacy tables, without counters."""
+    lines = lab.run(ns, ["iptables-legacy-save"]).stdout.splitlines()
+    return [line.rsplit(" [", 1)[0] if line.startswith(":") else line for line in lines if line.startswith(("-A", ":"))]
+
+
+def test_legacy_docker_drop_policy_is_opened_in_the_legacy_tables(lab):
+    topo = build(lab)
+    lab.serve_tcp(topo.g1, 80)
+    lab.run(topo.hv, ["iptables-legacy-restore", "--noflush"], input=LEGACY_DOCKER)
+    # baseline: an nftables DNAT and accept alone do not get through the legacy FORWARD policy
+    lab.run(topo.hv, ["nft", "-f", "-"], input=PLAIN_NFT_FORWARD)
+    assert lab.connect(topo.upstream, HV_UPLINK, 8080) is None, "baseline: legacy FORWARD DROP swallows the forward"
+    lab.run(topo.hv, ["nft", "delete", "table", "ip", "hnet_baseline"])
+    legacy_before = legacy_rules(lab, topo.hv)
+
+    before = ruleset(lab, topo.hv)
+    failed = forward(lab, topo, "nftables", [WEB], extra={"coexistence": "fail"}, expect_fail=True)
+    assert "iptables-legacy table filter chain FORWARD, policy drop" in failed["msg"]
+    assert "iptables-legacy -I FORWARD 1 -d 10.0.0.2 -p tcp --dport 80 -m conntrack --ctstate DNAT -j ACCEPT" in failed["msg"]
+    assert "Nothing was changed" in failed["msg"]
+    assert ruleset(lab, topo.hv) == before and legacy_rules(lab, topo.hv) == legacy_before
+
+    opened = forward(lab, topo, "nftables", [WEB])
+    assert opened["changed"]
+    assert {"managers": ["docker"]} in opened["coexistence"]
+    (entry,) = [e for e in opened["coexistence"] if e.get("outcome") == "blocked"]
+    assert entry["where"] == "iptables-legacy table filter chain FORWARD, policy drop"
+    assert entry["action"] == "opened by our chain jumped to from the top of iptables-legacy FORWARD"
+    assert lab.connect(topo.upstream, HV_UPLINK, 8080) == "peer=%s" % UPSTREAM
+    forward_rules = [line for line in legacy_rules(lab, topo.hv) if line.startswith("-A FORWARD ")]
+    assert forward_rules[0] == "-A FORWARD -j HNET-PFA-FORWARD", "our chain first, ahead of Docker's"
+    assert "HNET" not in lab.run(topo.hv, ["iptables-nft-save"]).stdout, "no iptables-nft companion was needed"
+    files = opened["persisted"]["legacy_companion"]["file"]
+    assert files == [str(lab.tmp / "persist" / "hypervisor-network-port-forward-accept.legacy-v4")]
+    boot = (lab.tmp / "persist" / "hypervisor-network-port-forward-accept.legacy-v4").read_text()
+    assert "-I FORWARD 1 -j HNET-PFA-FORWARD" in boot
+    unit = (lab.tmp / "units" / "hypervisor-network-iptables-legacy.service").read_text()
+    assert "iptables-legacy-restore --noflush" in unit and ".legacy-v4" in unit
+
+    again = forward(lab, topo, "nftables", [WEB])
+    assert again["changed"] is False and again["commands"] == []
+
+    removed = forward(lab, topo, "nftables", [], extra={"state": "overridden"})
+    assert removed["changed"]
+    assert legacy_rules(lab, topo.hv) == legacy_before, "the legacy companion is gone, Docker's chains untouched"
+    assert not (lab.tmp / "persist" / "hypervisor-network-port-forward-accept.legacy-v4").exists()
+    assert not (lab.tmp / "units" / "hypervisor-network-iptables-legacy.service").exists()
+    assert forward(lab, topo, "nftables", [], extra={"state": "overridden"})["changed"] is False
