@@ -79,11 +79,18 @@ options:
     description:
       - What to do when another rule owner would drop the forwarded traffic. Every forward is
         walked through the forward-hook chains of the others (libvirt, Docker, ufw, firewalld,
-        any nftables table); an accept in our table cannot beat a drop in theirs.
+        any nftables table, iptables-nft chains, and iptables-legacy chains, which nftables does
+        not show but the kernel runs too); an accept in our table cannot beat a drop in theirs.
+        The same walk is the C(forward_path) check of M(hypervisor.network.diagnose).
       - C(open) opens drops in an iptables C(FORWARD) chain (libvirt's reject rules, Docker's
         DROP policy, ufw) with a chain of ours jumped to from the top of C(FORWARD), which those
-        managers leave in place when they rebuild their own chains; for a drop elsewhere (such as
-        firewalld's table) the task fails before changing anything and says what to run.
+        managers leave in place when they rebuild their own chains. With the nftables backend
+        that chain goes into the iptables variant that holds the drop (iptables-nft, or
+        iptables-legacy, persisted as C(hypervisor-network-port-forward-accept.legacy-v4|v6)
+        loaded by C(hypervisor-network-iptables-legacy.service)); with the iptables backend it is
+        the backend's own chain, so a drop in the other iptables variant is refused with what to
+        run. For a drop elsewhere (such as firewalld's table) the task fails before changing
+        anything and says what to run.
       - C(fail) fails on any drop, with the same instructions. C(ignore) only reports.
       - RV(coexistence) says what was found and done.
     type: str
@@ -169,7 +176,8 @@ backend:
   type: str
 persisted:
   description: The persistent file(s), the configuration or unit that loads them at boot, and
-    the enabled service link.
+    the enabled service link; C(companion) and C(legacy_companion) for the iptables-nft and
+    iptables-legacy chains that open other owners' drops next to the nftables backend.
   returned: when O(persist) is true and the rules were applied
   type: dict
 coexistence:
