@@ -6,7 +6,7 @@ Cases, each a whole run timed by the wall clock (time.monotonic around the subpr
   module   one hypervisor.network.port_forward task with N forwards (nftables backend,
            persisted into a temporary directory, never /etc)
   loop     ansible.builtin.iptables looped: per forward a DNAT task in nat PREROUTING and an
-           ACCEPT task in filter FORWARD (N = 10 and 100 only; about 0.4 s per forward)
+           ACCEPT task in filter FORWARD (N = 10 and 100 only; 0.4 to 1.3 s per forward)
   nft      a raw `nft -f` of the very script the module loads (taken from state=rendered)
   noop     a one-task playbook that does nothing (ansible.builtin.debug), loading the same vars:
            Ansible's fixed cost (the baseline of the target)
@@ -54,7 +54,7 @@ COLLECTIONS = REPO / "build" / "collections"
 RESULTS = Path(__file__).resolve().parent / "results"
 
 CASES = ("module", "loop", "nft", "noop", "ping", "floor")
-LOOP_MAX_N = 100  # the loop costs about 0.4 s per forward: 80 s per run at N = 100
+LOOP_MAX_N = 100  # the loop costs 0.4 to 1.3 s per forward: 80 to 130 s per run at N = 100
 TARGET_LOOP_OVER_MODULE = 40.0  # at N = 100, first apply and re-run
 TARGET_MODULE_OVER_BASE = 1.5  # at N = 1000: module / (noop + nft), first apply and re-run
 
