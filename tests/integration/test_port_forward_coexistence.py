@@ -126,17 +126,9 @@ def test_firewalld_reject_fails_with_the_commands_to_run(lab):
     assert lab.connect(topo.upstream, HV_UPLINK, 8080) == "peer=%s" % UPSTREAM
 
 
-# Docker on iptables-legacy: its FORWARD policy DROP lives in the kernel's legacy x_tables, which
-# `nft list ruleset` does not show, and the kernel runs those hooks too.
-LEGACY_DOCKER = """*filter
-:FORWARD DROP [0:0]
-:DOCKER-USER - [0:0]
-:DOCKER - [0:0]
--A FORWARD -j DOCKER-USER
--A FORWARD -o docker0 -j DOCKER
--A DOCKER-USER -j RETURN
-COMMIT
-"""
+# Docker on iptables-legacy: the same chains, but its FORWARD policy DROP lives in the kernel's
+# legacy x_tables, which `nft list ruleset` does not show, and the kernel runs those hooks too.
+LEGACY_DOCKER = DOCKER_CHAINS
 
 # A plain DNAT and forward accept in nftables, with nothing in the legacy tables.
 PLAIN_NFT_FORWARD = """table ip hnet_baseline {
