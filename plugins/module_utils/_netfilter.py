@@ -8,6 +8,7 @@ from __future__ import annotations
 from ansible_collections.hypervisor.network.plugins.module_utils import _netfilter_model as model
 from ansible_collections.hypervisor.network.plugins.module_utils import _netfilter_rules as rules_ir
 from ansible_collections.hypervisor.network.plugins.module_utils import _coexist as coexist
+from ansible_collections.hypervisor.network.plugins.module_utils import _netfilter_chains as chains_reader
 from ansible_collections.hypervisor.network.plugins.module_utils._errors import HypervisorNetworkError, ValidationError
 from ansible_collections.hypervisor.network.plugins.module_utils._lock import host_lock
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter_backend import (
@@ -105,7 +106,7 @@ def run(module, kind):
     routes = _routes(runner) if kind is PORT_FORWARD else []
     items = _desired(kind, state, partials, have_items, rules_ir.connected_subnets(routes))
     wanted = kind.compile(items)
-    report, companions, legacy = [], [], {}
+    report, companions = [], []
     if kind is PORT_FORWARD:
         chains, legacy = coexist.read_chains(runner, ruleset)
         nft_backend = isinstance(backend, NftBackend)
@@ -118,6 +119,8 @@ def run(module, kind):
             want = [r for r in wanted if r.chain in (rules_ir.FORWARD, rules_ir.HAIRPIN_FORWARD)
                     and (variant, r.family) in needs]
             companions.append((companion, have, want))
+    else:
+        legacy = chains_reader.read_legacy(runner)
 
     stale = _stale_owners(runner, backend, kind, params, legacy)
     runtime_changed = wanted != have_rules
@@ -151,7 +154,7 @@ def run(module, kind):
         "backend": backend.name,
         "persisted": persisted,
         "coexistence": report,
-        "removed_stale": ["%s (%s)" % (other.kind, other.name) for other in stale],
+        "removed_stale": ["%s (%s)" % (other.kind, _placement(other)) for other in stale],
     }
     # The arguments as given: a thousand forwards with every unset suboption spelled out as
     # null would double what Ansible must carry back and scrub.
@@ -190,20 +193,29 @@ def _companion(runner, params, variant, legacy):
 
 
 def _stale_owners(runner, backend, kind, params, legacy):
-    """Our rules left in the other backend (the host switched backend, or a forward chain for
-    the nftables backend is no longer needed): they are removed in the same apply. Companions
-    next to the nftables backend are kept or emptied by the companion plan itself."""
+    """Our rules left where this run does not put them (the host switched backend or iptables
+    variant, or a companion chain is no longer needed): they are removed in the same apply.
+    ``legacy`` are the iptables-legacy saves already read (empty where no legacy table is
+    loaded: listing one would load it). Companions next to the nftables backend are kept or
+    emptied by the companion plan itself."""
+    ours = backend.variant if isinstance(backend, IptablesBackend) else None
     candidates = []
-    if isinstance(backend, NftBackend) and runner.has("iptables-nft-save"):
-        # the nft flavour, the one whose tables the companion reads too (one iptables-save)
-        candidates.append(IptablesBackend(runner, kind.name, dict(params, iptables_variant="nft")))
-    if isinstance(backend, IptablesBackend) and runner.has("nft"):
+    if ours is not None and runner.has("nft"):
         candidates.append(NftBackend(runner, kind.name, params))
-        if kind is PORT_FORWARD and runner.has("iptables-nft-save"):
+    if ours != "nft" and runner.has("iptables-nft-save"):
+        candidates.append(IptablesBackend(runner, kind.name, dict(params, iptables_variant="nft")))
+    if ours != "legacy" and legacy:
+        candidates.append(IptablesBackend(runner, kind.name, dict(params, iptables_variant="legacy"), saved=legacy))
+    if ours is not None and kind is PORT_FORWARD:
+        if runner.has("iptables-nft-save"):
             candidates.append(_companion(runner, params, "nft", legacy))
-    if isinstance(backend, IptablesBackend) and kind is PORT_FORWARD and legacy:
-        candidates.append(_companion(runner, params, "legacy", legacy))
+        if legacy:
+            candidates.append(_companion(runner, params, "legacy", legacy))
     return [other for other in candidates if _holds_rules(other)]
+
+
+def _placement(owner):
+    return owner.name if isinstance(owner, NftBackend) else "iptables-%s" % owner.variant
 
 
 def _holds_rules(other):

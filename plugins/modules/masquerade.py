@@ -112,6 +112,14 @@ persisted:
     the enabled service link.
   returned: when O(persist) is true and the rules were applied
   type: dict
+removed_stale:
+  description: Rules of this module found where this run does not put them (the host switched
+    O(backend) or O(iptables_variant)), removed in the same run; each entry names the module and
+    where the rules were, for example C(masquerade (iptables-legacy)).
+  returned: when state is merged, replaced, overridden or deleted
+  type: list
+  elements: str
+  sample: ["masquerade (iptables-nft)"]
 """
 
 from ansible.module_utils.basic import AnsibleModule

@@ -180,6 +180,14 @@ persisted:
     iptables-legacy chains that open other owners' drops next to the nftables backend.
   returned: when O(persist) is true and the rules were applied
   type: dict
+removed_stale:
+  description: Rules of this module found where this run does not put them (the host switched
+    O(backend) or O(iptables_variant)), removed in the same run; each entry names the module and
+    where the rules were, for example C(port_forward (iptables-legacy)).
+  returned: when state is merged, replaced, overridden or deleted
+  type: list
+  elements: str
+  sample: ["port_forward (iptables-nft)"]
 coexistence:
   description: What was found of other rule owners (libvirt, Docker, firewalld, ufw) on the
     forward path, and what was done about it.

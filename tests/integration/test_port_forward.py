@@ -227,16 +227,43 @@ def test_lock_serialises_applies(lab):
     assert "hypervisor_network_port_forward" in ruleset(lab, topo.hv)
 
 
-def test_switching_backend_removes_our_rules_from_the_old_one(lab):
+@pytest.mark.parametrize("old", ["iptables-nft", "iptables-legacy"])
+def test_switching_backend_removes_our_rules_from_the_old_one(lab, old):
     topo = build(lab)
     lab.serve_tcp(topo.g1, 80)
-    forward(lab, topo, BACKENDS["iptables-nft"], [WEB])
-    assert "HNET-PF-PREROUTING" in lab.run(topo.hv, ["iptables-nft-save"]).stdout
+    save = ["%s-save" % old]  # iptables-nft-save, iptables-legacy-save
+    forward(lab, topo, BACKENDS[old], [WEB])
+    assert "HNET-PF-PREROUTING" in lab.run(topo.hv, save).stdout
     switched = forward(lab, topo, BACKENDS["nftables"], [WEB])
-    assert switched["changed"] and switched["removed_stale"] == ["port_forward (iptables)"]
-    assert "HNET-PF" not in lab.run(topo.hv, ["iptables-nft-save"]).stdout
+    assert switched["changed"] and switched["removed_stale"] == ["port_forward (%s)" % old]
+    assert "HNET-PF" not in lab.run(topo.hv, save).stdout
     assert lab.connect(topo.upstream, HV_UPLINK, 8080) == "peer=%s" % UPSTREAM
     assert forward(lab, topo, BACKENDS["nftables"], [WEB])["changed"] is False
-    back = forward(lab, topo, BACKENDS["iptables-nft"], [WEB])
+    back = forward(lab, topo, BACKENDS[old], [WEB])
     assert back["removed_stale"] == ["port_forward (nftables)"]
     assert "hypervisor_network_port_forward" not in lab.run(topo.hv, ["nft", "list", "tables"]).stdout
+    assert lab.connect(topo.upstream, HV_UPLINK, 8080) == "peer=%s" % UPSTREAM
+
+
+def test_switching_iptables_variant_removes_our_chains_from_the_other(lab):
+    topo = build(lab)
+    lab.serve_tcp(topo.g1, 80)
+    forward(lab, topo, BACKENDS["iptables-legacy"], [WEB])
+    switched = forward(lab, topo, BACKENDS["iptables-nft"], [WEB])
+    assert switched["changed"] and switched["removed_stale"] == ["port_forward (iptables-legacy)"]
+    assert "HNET-PF" not in lab.run(topo.hv, ["iptables-legacy-save"]).stdout
+    assert "HNET-PF-PREROUTING" in lab.run(topo.hv, ["iptables-nft-save"]).stdout
+    assert lab.connect(topo.upstream, HV_UPLINK, 8080) == "peer=%s" % UPSTREAM
+    again = forward(lab, topo, BACKENDS["iptables-nft"], [WEB])
+    assert again["changed"] is False and again["removed_stale"] == []
+
+
+def test_masquerade_switching_backend_removes_our_rules_from_the_old_one(lab):
+    topo = build(lab)
+    lab.serve_tcp(topo.upstream, 9000)
+    masquerade(lab, topo, BACKENDS["iptables-legacy"], [{"source": "10.0.0.0/24", "out_interface": "eth0"}])
+    assert "HNET-MASQ" in lab.run(topo.hv, ["iptables-legacy-save"]).stdout
+    switched = masquerade(lab, topo, BACKENDS["nftables"], [{"source": "10.0.0.0/24", "out_interface": "eth0"}])
+    assert switched["changed"] and switched["removed_stale"] == ["masquerade (iptables-legacy)"]
+    assert "HNET-MASQ" not in lab.run(topo.hv, ["iptables-legacy-save"]).stdout
+    assert lab.connect(topo.g1, UPSTREAM, 9000) == "peer=%s" % HV_UPLINK
