@@ -42,8 +42,10 @@ options:
     description:
       - Make the rules survive a reboot. With nftables, the table goes to an include file in
         O(persist_dir) that the system's nftables configuration (O(nftables_conf)) includes, and
-        the C(nftables) service is enabled. With iptables, a restore file per IP family goes to
-        O(persist_dir) and a C(hypervisor-network-iptables.service) unit loads them at boot.
+        the C(nftables) service is enabled. With iptables, a restore file per IP family, named after
+        the iptables variant (C(hypervisor-network-<module>.nft-v4), C(.legacy-v6), ...), goes to
+        O(persist_dir) and a C(hypervisor-network-iptables.service) unit loads each at boot with
+        its variant's C(iptables-restore); the unit is the same whichever module writes it.
       - RV(persisted) names the files.
     type: bool
     default: true

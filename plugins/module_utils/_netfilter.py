@@ -184,11 +184,9 @@ def _companion_variants(runner, legacy):
 
 def _companion(runner, params, variant, legacy):
     """Our FORWARD accepts in the iptables ``variant``. The legacy one parses the save already
-    read (no table-by-table listing, which would load legacy tables) and persists beside the
-    main iptables files under names of its own, loaded by its own boot unit."""
+    read (no table-by-table listing, which would load legacy tables)."""
     if variant == "legacy":
-        return IptablesBackend(runner, "port_forward_accept", dict(params, iptables_variant="legacy"),
-                               saved=legacy, boot_tag="legacy")
+        return IptablesBackend(runner, "port_forward_accept", dict(params, iptables_variant="legacy"), saved=legacy)
     return IptablesBackend(runner, "port_forward_accept", dict(params, iptables_variant="nft"))
 
 

@@ -112,11 +112,9 @@ class NftBackend:
 class IptablesBackend:
     name = "iptables"
 
-    def __init__(self, runner, kind, params, saved=None, boot_tag=None):
+    def __init__(self, runner, kind, params, saved=None):
         """``saved`` ({"ip": text, "ip6": text}, whole iptables-save output already read) is
-        parsed instead of listing table by table: listing a legacy table loads it.
-        ``boot_tag`` gives the persisted files and the boot unit names of their own, for rules
-        that live beside those of the host's main iptables variant (the legacy companion)."""
+        parsed instead of listing table by table: listing a legacy table loads it."""
         self.runner = runner
         self.kind = kind
         self.requested_variant = params.get("iptables_variant") or "auto"
@@ -129,8 +127,6 @@ class IptablesBackend:
         self.unit_dir = params.get("systemd_unit_dir") or "/etc/systemd/system"
         self.jumps = {4: set(), 6: set()}
         self.saved = saved
-        self.boot_tag = boot_tag
-        self.unit = IPTABLES_UNIT if not boot_tag else "hypervisor-network-iptables-%s.service" % boot_tag
 
     @property
     def variant(self):
@@ -173,37 +169,44 @@ class IptablesBackend:
                 self.jumps[family] = ipt.jumps_of(self.kind, family, rules)
 
     def persist(self, rules):
-        """Write a boot-time restore file per family and a oneshot unit that loads them."""
+        """Write a boot-time restore file per family, named after the variant that must load
+        it, and the oneshot unit that loads them all."""
         changed = False
         files = []
         base = os.path.join(self.persist_dir, "hypervisor-network-%s" % self.kind.replace("_", "-"))
-        for family, (_save, restore) in self.tools.items():
-            path = "%s.%s" % (base, self._suffix(family))
+        variant = self.variant
+        for family in self.tools:
+            path = "%s.%s-v%d" % (base, variant, family)
             script = ipt.boot_script(self.kind, family, rules)
             if script:
                 changed |= self.runner.write_file(path, script, mode=0o600)
                 files.append(path)
             else:
                 changed |= self.runner.remove_file(path)
-        unit = os.path.join(self.unit_dir, self.unit)
-        if self.boot_tag and not files:
-            # the tagged unit loads only the tagged files: with none left, it goes too
-            link = os.path.join(self.unit_dir, "multi-user.target.wants", self.unit)
-            changed |= self.runner.remove_file(link) | self.runner.remove_file(unit)
-            return changed, {"file": None, "loader": None, "service": None}
+        unit = os.path.join(self.unit_dir, IPTABLES_UNIT)
         changed |= self.runner.write_file(unit, self.unit_text())
-        _enable_unit(self.runner, self.unit_dir, self.unit, "multi-user.target", source=unit)
+        _enable_unit(self.runner, self.unit_dir, IPTABLES_UNIT, "multi-user.target", source=unit)
         return changed, {"file": files or None, "loader": unit, "service": unit}
 
-    def _suffix(self, family):
-        # The main unit loads *.v4 with its own variant's restore: tagged files must not match.
-        return "%s-v%d" % (self.boot_tag, family) if self.boot_tag else "v%d" % family
+    def _restore_for(self, variant, family):
+        """The restore command of ``variant`` on this host, or None where it has none."""
+        prefix = "iptables" if family == 4 else "ip6tables"
+        if self.runner.has("%s-%s-restore" % (prefix, variant)):
+            return "%s-%s-restore" % (prefix, variant)
+        plain = self.runner.binary("%s-restore" % prefix, required=False)
+        plain_variant = "legacy" if plain and "legacy" in os.path.basename(os.path.realpath(plain)) else "nft"
+        return "%s-restore" % prefix if plain and plain_variant == variant else None
 
     def unit_text(self):
+        """The same text whichever module and variant writes it (every module of the host
+        shares the unit), so that runs of different variants do not undo each other."""
         loops = []
-        for family, (_save, restore) in self.tools.items():
-            loops.append('for f in %s/hypervisor-network-*.%s; do [ -e "$f" ] && %s --noflush "$f"; done' % (
-                self.persist_dir, self._suffix(family), restore))
+        for variant in ("nft", "legacy"):
+            for family in (4, 6):
+                restore = self._restore_for(variant, family)
+                if restore:
+                    loops.append('for f in %s/hypervisor-network-*.%s-v%d; do [ -e "$f" ] && %s --noflush "$f"; done' % (
+                        self.persist_dir, variant, family, restore))
         return (
             "# Managed by hypervisor.network.\n[Unit]\nDescription=hypervisor.network iptables rules\n"
             "# After libvirtd and Docker, so that our FORWARD jumps stand above theirs.\n"

@@ -86,8 +86,8 @@ options:
         DROP policy, ufw) with a chain of ours jumped to from the top of C(FORWARD), which those
         managers leave in place when they rebuild their own chains. With the nftables backend
         that chain goes into the iptables variant that holds the drop (iptables-nft, or
-        iptables-legacy, persisted as C(hypervisor-network-port-forward-accept.legacy-v4|v6)
-        loaded by C(hypervisor-network-iptables-legacy.service)); with the iptables backend it is
+        iptables-legacy, persisted as C(hypervisor-network-port-forward-accept.<variant>-v4|-v6)
+        loaded by C(hypervisor-network-iptables.service)); with the iptables backend it is
         the backend's own chain, so a drop in the other iptables variant is refused with what to
         run. For a drop elsewhere (such as firewalld's table) the task fails before changing
         anything and says what to run.

@@ -267,3 +267,32 @@ def test_masquerade_switching_backend_removes_our_rules_from_the_old_one(lab):
     assert switched["changed"] and switched["removed_stale"] == ["masquerade (iptables-legacy)"]
     assert "HNET-MASQ" not in lab.run(topo.hv, ["iptables-legacy-save"]).stdout
     assert lab.connect(topo.g1, UPSTREAM, 9000) == "peer=%s" % HV_UPLINK
+
+
+def boot(lab, unit_path):
+    """What the oneshot unit runs at boot, run in a fresh namespace (an empty netfilter)."""
+    fresh = lab.ns("boot")
+    exec_start = open(unit_path).read().split("ExecStart=", 1)[1].splitlines()[0]
+    lab.run(fresh, ["/bin/sh", "-c", exec_start.split(" -c ", 1)[1].strip("'")])
+    return fresh
+
+
+def test_iptables_variants_side_by_side_persist_once_and_boot_into_their_own_tables(lab):
+    """masquerade on iptables-legacy and port_forward on iptables-nft share the boot unit: each
+    run must leave the other's persistence alone, and boot must load each into its variant."""
+    topo = build(lab)
+    masq = [{"source": "10.0.0.0/24", "out_interface": "eth0"}]
+    masquerade(lab, topo, BACKENDS["iptables-legacy"], masq)
+    applied = forward(lab, topo, BACKENDS["iptables-nft"], [WEB])
+    assert masquerade(lab, topo, BACKENDS["iptables-legacy"], masq)["changed"] is False
+    assert forward(lab, topo, BACKENDS["iptables-nft"], [WEB])["changed"] is False
+    fresh = boot(lab, applied["persisted"]["loader"])
+    assert "HNET-MASQ-POSTROUTING" in lab.run(fresh, ["iptables-legacy-save"]).stdout
+    assert "HNET-MASQ" not in lab.run(fresh, ["iptables-nft-save"]).stdout
+    assert "HNET-PF-PREROUTING" in lab.run(fresh, ["iptables-nft-save"]).stdout
+    assert "HNET-PF" not in lab.run(fresh, ["iptables-legacy-save"]).stdout
+    gathered = dict(state="gathered", **persist_args(lab))
+    assert lab.module(fresh, "port_forward", dict(BACKENDS["iptables-nft"], **gathered))["gathered"] == applied["after"]
+    assert lab.module(fresh, "masquerade", dict(BACKENDS["iptables-legacy"], **gathered))["gathered"] == [
+        {"source": "10.0.0.0/24", "out_interface": "eth0", "exclude_own_subnet": True}
+    ]
