@@ -126,15 +126,12 @@ def test_persistent_file_restores_what_was_applied(lab, backend):
     persisted = applied["persisted"]
     assert persisted["file"]
     # A reboot: empty netfilter, then what boot loads.
-    fresh = lab.ns("boot")
     if backend["backend"] == "nftables":
-        boot = lab.run(fresh, ["nft", "-f", persisted["loader"]], check=False)
-        assert boot.returncode == 0, boot.stderr
+        fresh = lab.ns("boot")
+        loaded = lab.run(fresh, ["nft", "-f", persisted["loader"]], check=False)
+        assert loaded.returncode == 0, loaded.stderr
     else:
-        unit = open(persisted["loader"]).read()
-        exec_start = unit.split("ExecStart=", 1)[1].splitlines()[0]
-        command = exec_start.split(" -c ", 1)[1].strip("'")
-        lab.run(fresh, ["/bin/sh", "-c", command])
+        fresh = boot(lab, persisted["loader"])
     args = dict(backend, state="gathered", **persist_args(lab))
     assert lab.module(fresh, "port_forward", args)["gathered"] == applied["after"]
     assert lab.module(fresh, "masquerade", args)["gathered"] == [
