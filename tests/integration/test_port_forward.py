@@ -231,7 +231,12 @@ def test_switching_backend_removes_our_rules_from_the_old_one(lab, old):
     save = ["%s-save" % old]  # iptables-nft-save, iptables-legacy-save
     forward(lab, topo, BACKENDS[old], [WEB])
     assert "HNET-PF-PREROUTING" in lab.run(topo.hv, save).stdout
+    preview = forward(lab, topo, BACKENDS["nftables"], [WEB], check_mode=True)
+    assert preview["changed"] and preview["removed_stale"] == ["port_forward (%s)" % old]
+    assert any(command.startswith("%s-restore --noflush" % old) for command in preview["commands"]), preview["commands"]
+    assert "HNET-PF-PREROUTING" in lab.run(topo.hv, save).stdout, "check mode changed nothing"
     switched = forward(lab, topo, BACKENDS["nftables"], [WEB])
+    assert switched["commands"] == preview["commands"], "check mode announced exactly what the run did"
     assert switched["changed"] and switched["removed_stale"] == ["port_forward (%s)" % old]
     assert "HNET-PF" not in lab.run(topo.hv, save).stdout
     assert lab.connect(topo.upstream, HV_UPLINK, 8080) == "peer=%s" % UPSTREAM
