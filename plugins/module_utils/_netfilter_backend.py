@@ -134,8 +134,14 @@ class IptablesBackend:
         alternatives link to xtables-legacy-multi or xtables-nft-multi), without a process."""
         if self.requested_variant != "auto":
             return self.requested_variant
-        path = self.runner.binary(self.tools[4][1], required=False)
-        return "legacy" if path and "legacy" in os.path.basename(os.path.realpath(path)) else "nft"
+        return self._plain_variant("iptables-restore") or "nft"
+
+    def _plain_variant(self, command):
+        """The variant the unsuffixed ``command`` runs, or None where it is not installed."""
+        path = self.runner.binary(command, required=False)
+        if not path:
+            return None
+        return "legacy" if "legacy" in os.path.basename(os.path.realpath(path)) else "nft"
 
     def gather(self, ruleset=None):
         rules = []
@@ -193,9 +199,7 @@ class IptablesBackend:
         prefix = "iptables" if family == 4 else "ip6tables"
         if self.runner.has("%s-%s-restore" % (prefix, variant)):
             return "%s-%s-restore" % (prefix, variant)
-        plain = self.runner.binary("%s-restore" % prefix, required=False)
-        plain_variant = "legacy" if plain and "legacy" in os.path.basename(os.path.realpath(plain)) else "nft"
-        return "%s-restore" % prefix if plain and plain_variant == variant else None
+        return "%s-restore" % prefix if self._plain_variant("%s-restore" % prefix) == variant else None
 
     def unit_text(self):
         """The same text whichever module and variant writes it (every module of the host
