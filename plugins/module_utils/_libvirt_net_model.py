@@ -58,6 +58,9 @@ class IpConfig:
     dhcp_ranges: Tuple[DhcpRange, ...] = ()
     dhcp_hosts: Tuple[DhcpHost, ...] = ()
 
+    def __post_init__(self):
+        _keep_sorted(self, "dhcp_ranges", "dhcp_hosts")
+
     @property
     def family(self):
         return "ipv6" if ":" in self.address else "ipv4"
@@ -106,6 +109,9 @@ class Dns:
     srvs: Tuple[DnsSrv, ...] = ()
     txts: Tuple[DnsTxt, ...] = ()
 
+    def __post_init__(self):
+        _keep_sorted(self, "hosts", "srvs", "txts")
+
 
 @dataclasses.dataclass(frozen=True)
 class Network:
@@ -129,10 +135,16 @@ class Network:
         return dataclasses.asdict(self)
 
 
-def sort_key(item):
-    """Lists whose order means nothing to libvirt or dnsmasq are kept sorted, so two
-    definitions that differ only in order compare equal."""
+def _sort_key(item):
     return tuple("" if v is None else str(v) for v in dataclasses.astuple(item))
+
+
+def _keep_sorted(instance, *fields):
+    """Lists whose order means nothing to libvirt or dnsmasq are kept sorted, however the
+    instance was made (module options, libvirt's XML, a planner's replace()), so two
+    definitions that differ only in order compare equal."""
+    for name in fields:
+        object.__setattr__(instance, name, tuple(sorted(getattr(instance, name), key=_sort_key)))
 
 
 # -- validation of module options ------------------------------------------------------------
@@ -238,8 +250,8 @@ def _ip(index, opts):
     return IpConfig(
         address=address.compressed,
         prefix=prefix,
-        dhcp_ranges=tuple(sorted(ranges, key=sort_key)),
-        dhcp_hosts=tuple(sorted(hosts, key=sort_key)),
+        dhcp_ranges=tuple(ranges),
+        dhcp_hosts=tuple(hosts),
     )
 
 
@@ -293,9 +305,9 @@ def _dns(opts):
         enable=opts.get("enable"),
         forward_plain_names=opts.get("forward_plain_names"),
         forwarders=tuple(forwarders),
-        hosts=tuple(sorted(hosts, key=sort_key)),
-        srvs=tuple(sorted(srvs, key=sort_key)),
-        txts=tuple(sorted(txts, key=sort_key)),
+        hosts=tuple(hosts),
+        srvs=tuple(srvs),
+        txts=tuple(txts),
     )
 
 

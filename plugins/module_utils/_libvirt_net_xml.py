@@ -24,7 +24,6 @@ from ansible_collections.hypervisor.network.plugins.module_utils._libvirt_net_mo
     Forward,
     IpConfig,
     Network,
-    sort_key,
 )
 
 DNSMASQ_NS = "http://libvirt.org/schemas/network/dnsmasq/1.0"
@@ -184,8 +183,8 @@ def _parse_ip(element):
     return IpConfig(
         address=address.compressed,
         prefix=prefix,
-        dhcp_ranges=tuple(sorted(ranges, key=sort_key)),
-        dhcp_hosts=tuple(sorted(hosts, key=sort_key)),
+        dhcp_ranges=tuple(ranges),
+        dhcp_hosts=tuple(hosts),
     )
 
 
@@ -205,32 +204,22 @@ def _parse_dns(root):
             for f in element.findall("forwarder")
         ),
         hosts=tuple(
-            sorted(
-                (
-                    DnsHost(ip=ipaddress.ip_address(h.get("ip")).compressed, hostnames=tuple(sorted(n.text for n in h.findall("hostname"))))
-                    for h in element.findall("host")
-                ),
-                key=sort_key,
-            )
+            DnsHost(ip=ipaddress.ip_address(h.get("ip")).compressed, hostnames=tuple(sorted(n.text for n in h.findall("hostname"))))
+            for h in element.findall("host")
         ),
         srvs=tuple(
-            sorted(
-                (
-                    DnsSrv(
-                        service=s.get("service"),
-                        protocol=s.get("protocol"),
-                        domain=s.get("domain"),
-                        target=s.get("target"),
-                        port=_int(s.get("port")),
-                        priority=_int(s.get("priority")),
-                        weight=_int(s.get("weight")),
-                    )
-                    for s in element.findall("srv")
-                ),
-                key=sort_key,
+            DnsSrv(
+                service=s.get("service"),
+                protocol=s.get("protocol"),
+                domain=s.get("domain"),
+                target=s.get("target"),
+                port=_int(s.get("port")),
+                priority=_int(s.get("priority")),
+                weight=_int(s.get("weight")),
             )
+            for s in element.findall("srv")
         ),
-        txts=tuple(sorted((DnsTxt(name=t.get("name"), value=t.get("value")) for t in element.findall("txt")), key=sort_key)),
+        txts=tuple(DnsTxt(name=t.get("name"), value=t.get("value")) for t in element.findall("txt")),
     )
 
 

@@ -196,3 +196,28 @@ def networks(draw):
 @given(networks())
 def test_render_parse_round_trip(net):
     assert netxml.parse(netxml.render(net)) == net
+
+
+def test_lists_whose_order_means_nothing_compare_equal_in_any_order():
+    """Options in one order, libvirt's XML in another, a planner's replace() in a third: the
+    DHCP hosts and ranges and the DNS hosts, SRV and TXT records are one set, the forwarders
+    (asked in turn by dnsmasq) keep their order."""
+    hosts = [dict(mac="52:54:00:00:00:0%d" % i, name="h%d" % i, ip="10.77.0.1%d" % i) for i in (3, 1, 2)]
+    ranges = [dict(start="10.77.0.200", end="10.77.0.210"), dict(start="10.77.0.100", end="10.77.0.110")]
+    txts = [dict(name="b", value="2"), dict(name="a", value="1")]
+    given_order = with_change(("ips",), [dict(GOOD["ips"][0], dhcp_hosts=hosts, dhcp_ranges=ranges)])
+    given_order["dns"] = dict(GOOD["dns"], txt=txts, hosts=[dict(ip="10.77.0.6", hostnames=["b"]), dict(ip="10.77.0.5", hostnames=["a"])])
+    reversed_order = copy.deepcopy(given_order)
+    reversed_order["ips"][0]["dhcp_hosts"].reverse()
+    reversed_order["ips"][0]["dhcp_ranges"].reverse()
+    reversed_order["dns"]["txt"].reverse()
+    reversed_order["dns"]["hosts"].reverse()
+    net = network_from_params(given_order)
+    assert net == network_from_params(reversed_order)
+    assert [h.name for h in net.ips[0].dhcp_hosts] == ["h1", "h2", "h3"]
+    assert netxml.parse(netxml.render(net)) == net
+    ip = net.ips[0]
+    assert IpConfig(ip.address, ip.prefix, tuple(reversed(ip.dhcp_ranges)), tuple(reversed(ip.dhcp_hosts))) == ip
+    dns = net.dns
+    assert Dns(dns.enable, dns.forward_plain_names, dns.forwarders, tuple(reversed(dns.hosts)), dns.srvs, tuple(reversed(dns.txts))) == dns
+    assert [f.domain for f in net.dns.forwarders] == ["corp.example", None]
