@@ -10,6 +10,7 @@ in its pid file, never by name.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -248,3 +249,16 @@ def dhcp_lease(lab: Lab, guest: str, timeout_tries=15):
 
 def ping(lab: Lab, ns: str, address: str):
     return lab.run(ns, ["busybox", "ping", "-c", "1", "-W", "2", address], check=False).returncode == 0  # no iputils here
+
+
+@contextlib.contextmanager
+def libvirt_host(lab: Lab, **host_options):
+    """libvirtd in ``lab``'s namespace "hv" with the upstream namespace (start_upstream) behind
+    it: yields (host, upstream namespace) and stops the host afterwards, whatever happened."""
+    hv_ns = lab.ns("hv")
+    upstream = start_upstream(lab, hv_ns)
+    host = LibvirtHost(lab, hv_ns, **host_options).start()
+    try:
+        yield host, upstream
+    finally:
+        host.stop()

@@ -17,10 +17,9 @@ from libvirt_lab import (
     PUBLIC_DNS,
     PUBLIC_NAME,
     REFUSING_RESOLV_CONF,
-    LibvirtHost,
     attach_guest_ns,
     dig,
-    start_upstream,
+    libvirt_host,
 )
 
 pytestmark = pytest.mark.slow
@@ -46,10 +45,7 @@ def findings_of(result, check):
 
 
 def test_refused_upstream_found_on_host_and_in_guest_then_fixed(lab):
-    hv_ns = lab.ns("hv")
-    start_upstream(lab, hv_ns)
-    host = LibvirtHost(lab, hv_ns, resolv_conf=REFUSING_RESOLV_CONF).start()
-    try:
+    with libvirt_host(lab, resolv_conf=REFUSING_RESOLV_CONF) as (host, _upstream):
         host.module("libvirt_network", NETWORK)
         guest = attach_guest_ns(lab, host, "virbr81", "g1", "gport1")
         lab.addr(guest, "eth0", "10.78.1.10/24")
@@ -83,5 +79,3 @@ def test_refused_upstream_found_on_host_and_in_guest_then_fixed(lab):
         probe = lab.module(guest, "guest_probe", probe_args)
         assert probe["dns"]["success_rate"] == 1.0 and probe["summary"]["fail"] == 0, probe["findings"]
         assert probe["dns"]["latency_ms"]["p99"] is not None
-    finally:
-        host.stop()

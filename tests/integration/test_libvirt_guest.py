@@ -14,7 +14,7 @@ import time
 import pytest
 
 from guest_image import build_guest_image, domain_xml
-from libvirt_lab import PRIVATE_DNS, PUBLIC_DNS, REFUSING_RESOLV_CONF, LibvirtHost, start_upstream
+from libvirt_lab import PRIVATE_DNS, PUBLIC_DNS, REFUSING_RESOLV_CONF, libvirt_host
 from netlab import Lab
 
 pytestmark = pytest.mark.slow
@@ -48,19 +48,14 @@ ping -c 2 -W 2 $GW >/dev/null 2>&1 && echo GUEST-PING2-OK || echo GUEST-PING2-FA
 @pytest.fixture(scope="module")
 def hv():
     lab = Lab(tag="lvg")
-    host = None
     try:
-        hv_ns = lab.ns("hv")
-        start_upstream(lab, hv_ns)
-        host = LibvirtHost(lab, hv_ns, resolv_conf=REFUSING_RESOLV_CONF).start()
-        host.module("libvirt_network", dict(
-            name=NETWORK, bridge=dict(name=BRIDGE),
-            ips=[dict(address=GATEWAY, prefix=24, dhcp_ranges=[dict(start="10.77.8.100", end="10.77.8.150")])],
-        ))
-        yield host
+        with libvirt_host(lab, resolv_conf=REFUSING_RESOLV_CONF) as (host, _upstream):
+            host.module("libvirt_network", dict(
+                name=NETWORK, bridge=dict(name=BRIDGE),
+                ips=[dict(address=GATEWAY, prefix=24, dhcp_ranges=[dict(start="10.77.8.100", end="10.77.8.150")])],
+            ))
+            yield host
     finally:
-        if host is not None:
-            host.stop()
         lab.close()
 
 

@@ -16,12 +16,11 @@ from libvirt_lab import (
     PUBLIC_DNS,
     PUBLIC_NAME,
     REFUSING_RESOLV_CONF,
-    LibvirtHost,
     attach_guest_ns,
     dhcp_lease,
     dig,
+    libvirt_host,
     ping,
-    start_upstream,
 )
 from netlab import Lab
 
@@ -31,15 +30,10 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def hv():
     lab = Lab(tag="lvn")
-    host = None
     try:
-        hv_ns = lab.ns("hv")
-        start_upstream(lab, hv_ns)
-        host = LibvirtHost(lab, hv_ns, resolv_conf=REFUSING_RESOLV_CONF).start()
-        yield host
+        with libvirt_host(lab, resolv_conf=REFUSING_RESOLV_CONF) as (host, _upstream):
+            yield host
     finally:
-        if host is not None:
-            host.stop()
         lab.close()
 
 

@@ -8,7 +8,7 @@ import json
 import time
 
 import pytest
-from libvirt_lab import LibvirtHost, attach_guest_ns, dhcp_lease, start_upstream
+from libvirt_lab import attach_guest_ns, dhcp_lease, libvirt_host
 from netlab import Lab
 
 pytestmark = pytest.mark.slow
@@ -21,22 +21,17 @@ BRIDGE = "virbr7"
 @pytest.fixture(scope="module")
 def setup():
     lab = Lab(tag="lpf")
-    host = None
     try:
-        hv = lab.ns("hv")
-        upstream = start_upstream(lab, hv)
-        host = LibvirtHost(lab, hv).start()
-        host.module("libvirt_network", dict(
-            name="pfnet", bridge=dict(name=BRIDGE),
-            ips=[dict(address="10.20.0.1", prefix=24, dhcp_ranges=[dict(start="10.20.0.100", end="10.20.0.150")])],
-        ))
-        guest = attach_guest_ns(lab, host, BRIDGE, "g1", "vnet-g1")
-        lease = dhcp_lease(lab, guest)
-        lab.serve_tcp(guest, 80)
-        yield lab, host, hv, upstream, guest, lease["ip"]
+        with libvirt_host(lab) as (host, upstream):
+            host.module("libvirt_network", dict(
+                name="pfnet", bridge=dict(name=BRIDGE),
+                ips=[dict(address="10.20.0.1", prefix=24, dhcp_ranges=[dict(start="10.20.0.100", end="10.20.0.150")])],
+            ))
+            guest = attach_guest_ns(lab, host, BRIDGE, "g1", "vnet-g1")
+            lease = dhcp_lease(lab, guest)
+            lab.serve_tcp(guest, 80)
+            yield lab, host, host.ns, upstream, guest, lease["ip"]
     finally:
-        if host is not None:
-            host.stop()
         lab.close()
 
 
