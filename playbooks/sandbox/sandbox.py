@@ -244,26 +244,11 @@ class Sandbox:
         hostdir.mkdir(parents=True, exist_ok=True)
         hostvars = {"ansible_connection": "hypervisor.network.netns", "ansible_netns_name": hv,
                     "sandbox_uplink_address": address, "sandbox_dir": str(hostdir), "sandbox_guests": []}
-        # namespace guest g1 on port vg1
-        guest = self.ns(name + "-g1")
-        self.veth(guest, "eth0", hv, "vg1", mac_a=GUEST_MAC)
-        self.spawn(guest, [PYTHON, "-c", HTTP_SERVER, "0.0.0.0", "guest=%s-g1" % name], name + "-g1-http.log")
-        self.add_host(guest, "sandbox_guests", {
-            "ansible_connection": "hypervisor.network.netns", "ansible_netns_name": guest,
-            "sandbox_hypervisor": hv, "sandbox_port": "vg1", "sandbox_mac": GUEST_MAC})
-        hostvars["sandbox_guests"].append({"name": guest, "kind": "namespace", "port": "vg1", "forward_port": 8080,
-                                           "service": "guest=%s-g1" % name})
+        hostvars["sandbox_guests"].append(self.namespace_guest(hv, name, 1, GUEST_MAC, 8080))
         if libvirt:
-            # namespace guest g2 on port vg2, for the routed network (masqueraded by the role)
+            # g2 for the routed network (masqueraded by the role)
             hostvars["sandbox_guests"][0]["network"] = "lab"
-            guest = self.ns(name + "-g2")
-            self.veth(guest, "eth0", hv, "vg2", mac_a=ROUTED_GUEST_MAC)
-            self.spawn(guest, [PYTHON, "-c", HTTP_SERVER, "0.0.0.0", "guest=%s-g2" % name], name + "-g2-http.log")
-            self.add_host(guest, "sandbox_guests", {
-                "ansible_connection": "hypervisor.network.netns", "ansible_netns_name": guest,
-                "sandbox_hypervisor": hv, "sandbox_port": "vg2", "sandbox_mac": ROUTED_GUEST_MAC})
-            hostvars["sandbox_guests"].append({"name": guest, "kind": "namespace", "port": "vg2", "forward_port": 8082,
-                                               "service": "guest=%s-g2" % name, "network": "routed"})
+            hostvars["sandbox_guests"].append(dict(self.namespace_guest(hv, name, 2, ROUTED_GUEST_MAC, 8082), network="routed"))
             holder = self.libvirtd(name, hv, hostdir)
             hostvars["ansible_netns_mount_namespace"] = "/proc/%d/ns/mnt" % holder
             if qemu:
@@ -278,6 +263,18 @@ class Sandbox:
                                                    "mac": VM_MAC, "forward_port": 8081, "service": "guest=vm1",
                                                    "network": "lab"})
         self.add_host(hv, group, hostvars)
+
+    def namespace_guest(self, hv, name, index, mac, forward_port):
+        """Guest g<index> of hypervisor ``name``: a namespace on the hypervisor's port
+        vg<index>, serving HTTP; returns its entry of the hypervisor's sandbox_guests."""
+        port, service = "vg%d" % index, "guest=%s-g%d" % (name, index)
+        guest = self.ns("%s-g%d" % (name, index))
+        self.veth(guest, "eth0", hv, port, mac_a=mac)
+        self.spawn(guest, [PYTHON, "-c", HTTP_SERVER, "0.0.0.0", service], "%s-g%d-http.log" % (name, index))
+        self.add_host(guest, "sandbox_guests", {
+            "ansible_connection": "hypervisor.network.netns", "ansible_netns_name": guest,
+            "sandbox_hypervisor": hv, "sandbox_port": port, "sandbox_mac": mac})
+        return {"name": guest, "kind": "namespace", "port": port, "forward_port": forward_port, "service": service}
 
     def libvirtd(self, name, hv, hostdir):
         tree = hostdir / "libvirt"
