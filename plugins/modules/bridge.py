@@ -225,7 +225,7 @@ uplink_check:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.hypervisor.network.plugins.module_utils._bridge_apply import run
+from ansible_collections.hypervisor.network.plugins.module_utils._bridge.apply import run
 from ansible_collections.hypervisor.network.plugins.module_utils._errors import run_module_main
 
 _VLAN_OPTIONS = dict(vlans=dict(type="list", elements="str"), pvid=dict(type="int"), untagged=dict(type="list", elements="str"))

@@ -182,7 +182,7 @@ port_forwards:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.hypervisor.network.plugins.module_utils._diagnose import ARGUMENT_SPEC, run
+from ansible_collections.hypervisor.network.plugins.module_utils._diagnose.module import ARGUMENT_SPEC, run
 from ansible_collections.hypervisor.network.plugins.module_utils._errors import run_module_main
 
 

@@ -108,7 +108,7 @@ summary:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.hypervisor.network.plugins.module_utils._errors import run_module_main
-from ansible_collections.hypervisor.network.plugins.module_utils._guest_probe import ARGUMENT_SPEC, run
+from ansible_collections.hypervisor.network.plugins.module_utils._diagnose.probe import ARGUMENT_SPEC, run
 
 
 def main():

@@ -126,7 +126,7 @@ diff:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hypervisor.network.plugins.module_utils._errors import run_module_main
-from ansible_collections.hypervisor.network.plugins.module_utils._libvirt_iface import tune_interface
+from ansible_collections.hypervisor.network.plugins.module_utils._libvirt.interface_module import tune_interface
 from ansible_collections.hypervisor.network.plugins.module_utils._runner import Runner
 
 ARGUMENT_SPEC = dict(

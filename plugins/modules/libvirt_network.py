@@ -355,7 +355,7 @@ diff:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hypervisor.network.plugins.module_utils._errors import run_module_main
-from ansible_collections.hypervisor.network.plugins.module_utils._libvirt_network import ARGUMENT_SPEC, libvirt_network
+from ansible_collections.hypervisor.network.plugins.module_utils._libvirt.network_module import ARGUMENT_SPEC, libvirt_network
 
 
 def main():

@@ -123,7 +123,7 @@ removed_stale:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.hypervisor.network.plugins.module_utils import _netfilter as netfilter
+from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import module as netfilter
 from ansible_collections.hypervisor.network.plugins.module_utils._errors import run_module_main
 
 ITEM_OPTIONS = dict(

@@ -17,7 +17,7 @@ from netlab import COLLECTIONS, PYTHON
 # A pinger in the hypervisor namespace: one line per probe, "TIME 1" answered, "TIME 0" not.
 PINGER = (
     "import sys,time\n"
-    "from ansible_collections.hypervisor.network.plugins.module_utils._bridge_uplink import answers\n"
+    "from ansible_collections.hypervisor.network.plugins.module_utils._bridge.uplink import answers\n"
     "out=open(sys.argv[2],'a',buffering=1)\n"
     "while True:\n"
     "    out.write('%.3f %d\\n'%(time.time(), answers(sys.argv[1], 0.2, interval=0.2)))\n"

@@ -10,10 +10,10 @@ import subprocess
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from ansible_collections.hypervisor.network.plugins.module_utils import _iptables as ipt
-from ansible_collections.hypervisor.network.plugins.module_utils import _netfilter_model as model
-from ansible_collections.hypervisor.network.plugins.module_utils import _netfilter_rules as ir
-from ansible_collections.hypervisor.network.plugins.module_utils import _nft as nft
+from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import iptables as ipt
+from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import model
+from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import rules as ir
+from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import nft
 from netlab import Lab
 
 TABLE = "hypervisor_network_port_forward"

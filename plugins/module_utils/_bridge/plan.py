@@ -1,0 +1,339 @@
+# -*- coding: utf-8 -*-
+# Copyright: hypervisor.network developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The bridge planner: checks the desired state against the host, then plan(want, host) gives the
+ordered ``ip`` / ``bridge`` commands. Pure: it reads the model and touches nothing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ansible_collections.hypervisor.network.plugins.module_utils._bridge.module import PORT_MARK, vlan_ranges
+from ansible_collections.hypervisor.network.plugins.module_utils._errors import ValidationError
+
+# What a new bridge starts with, so creation passes only the options that differ (a kernel built
+# without VLAN filtering refuses even "vlan_filtering 0").
+KERNEL_DEFAULTS = {"stp": False, "forward_delay": 15, "vlan_filtering": False, "default_pvid": 1}
+# Routes the kernel or router advertisements maintain by themselves; moving them would be noise.
+SELF_MAINTAINED_PROTOCOLS = ("kernel", "ra")
+
+
+@dataclass
+class Step:
+    argv: list
+    data: str = None  # standard input, for ``ip -batch -``
+    undo: "Step" = None  # the step that reverts this one, if it can be reverted
+
+    @property
+    def shown(self):
+        if self.data is None:
+            return " ".join(self.argv)
+        return "%s <<< %s" % (" ".join(self.argv), "; ".join(self.data.strip().splitlines()))
+
+
+@dataclass
+class UplinkMove:
+    """A port that carries the host's addresses or routes: they go to the bridge in one batch."""
+
+    port: str
+    addresses: list
+    routes: list
+    gateway: str = None  # a default gateway it carried: the default reachability target
+
+
+@dataclass
+class Plan:
+    steps: list = field(default_factory=list)
+    moves: list = field(default_factory=list)
+    created: bool = False
+
+    def add(self, *argv, undo=None):
+        self.steps.append(Step(list(argv), undo=Step(list(undo)) if undo else None))
+
+    def undo(self, done=None):
+        """The steps that revert the first ``done`` steps (all by default), newest first. VLAN
+        table changes have none: the tables stay as the run left them."""
+        done = len(self.steps) if done is None else done
+        return [step.undo for step in reversed(self.steps[:done]) if step.undo is not None]
+
+    @property
+    def rollback(self):
+        return self.undo()
+
+
+def validate_against_host(want, host, claims=None):
+    """Refuse, naming the field, what the host cannot take. ``claims`` maps a port to the bridge
+    whose persisted configuration already owns it."""
+    bridge = host.links.get(want.name)
+    if bridge is not None and bridge.kind != "bridge":
+        raise ValidationError("name", want.name, "an interface of this name exists and is a %s, not a bridge" % (bridge.kind or "plain link"))
+    if want.state == "absent":
+        return
+    for index, port in enumerate(want.ports or []):
+        prefix = "ports[%d]" % index
+        link = host.links.get(port.name)
+        if link is None:
+            if port.vlan_parent is None:
+                raise ValidationError(prefix + ".name", port.name, "no such interface (give vlan_parent to create a VLAN sub-interface)")
+            parent = host.links.get(port.vlan_parent)
+            if parent is None:
+                raise ValidationError(prefix + ".vlan_parent", port.vlan_parent, "no such interface")
+            if want.mtu and parent.mtu and want.mtu > parent.mtu:
+                reason = "a VLAN sub-interface cannot exceed the MTU %s of %s, and mtu is %s" % (parent.mtu, parent.name, want.mtu)
+                raise ValidationError(prefix + ".name", port.name, reason)
+            continue
+        if port.vlan_parent and (link.kind != "vlan" or link.vlan_parent != port.vlan_parent or link.vlan_id != port.vlan_id):
+            raise ValidationError(prefix + ".name", port.name, "exists but is not VLAN %s on %s" % (port.vlan_id, port.vlan_parent))
+        if link.kind == "bridge":
+            raise ValidationError(prefix + ".name", port.name, "is a bridge; a bridge cannot be a port of another bridge")
+        claimed_by = (claims or {}).get(port.name)
+        marked_for = link.alias[len(PORT_MARK):] if link.alias and link.alias.startswith(PORT_MARK) else None
+        for owner in (claimed_by, marked_for):
+            if owner and owner != want.name:
+                reason = "is claimed by bridge %s managed by this collection; remove it from that bridge's ports first" % owner
+                raise ValidationError(prefix + ".name", port.name, reason)
+        if link.master and link.master != want.name and not want.steal:
+            raise ValidationError(prefix + ".name", port.name, "is already a port of %s (set steal: true to move it)" % link.master)
+        if want.mtu and link.max_mtu and not link.min_mtu <= want.mtu <= link.max_mtu:
+            raise ValidationError("mtu", want.mtu, "port %s takes an MTU of %s-%s only" % (port.name, link.min_mtu, link.max_mtu))
+        lower = host.links.get(link.lower) if link.lower else None
+        if want.mtu and lower is not None and lower.mtu and want.mtu > lower.mtu - link.headroom:
+            raise ValidationError("mtu", want.mtu, "port %s is a %s on %s and takes an MTU of %s at most (%s's MTU is %s)"
+                                  % (port.name, link.kind, lower.name, lower.mtu - link.headroom, lower.name, lower.mtu))
+
+
+def plan(want, host):
+    """The ordered commands that take ``host`` to ``want``."""
+    result = Plan()
+    if want.state == "absent":
+        _plan_absent(want, host, result)
+        return result
+    bridge = host.links.get(want.name)
+    result.created = bridge is None
+    _plan_vlan_links(want, host, result)
+    _plan_bridge_link(want, bridge, result)
+    members = set(host.ports_of(want.name))
+    _plan_release(want, host, members, result)
+    for port in want.ports or []:
+        link = host.links.get(port.name)
+        if want.mtu and (link is None or link.mtu != want.mtu):
+            undo = ["ip", "link", "set", "dev", port.name, "mtu", str(link.mtu)] if link else None
+            result.add("ip", "link", "set", "dev", port.name, "mtu", str(want.mtu), undo=undo)
+    if bridge is None or not bridge.up:
+        result.add("ip", "link", "set", "dev", want.name, "up", undo=bridge and ["ip", "link", "set", "dev", want.name, "down"])
+    moved_addresses = _plan_ports(want, host, members, result)
+    if want.mtu and (bridge is None or bridge.mtu != want.mtu):
+        undo = ["ip", "link", "set", "dev", want.name, "mtu", str(bridge.mtu)] if bridge else None
+        result.add("ip", "link", "set", "dev", want.name, "mtu", str(want.mtu), undo=undo)
+    _plan_vlan_tables(want, host, members, result)
+    _plan_addresses(want, bridge, moved_addresses, result)
+    return result
+
+
+def _plan_absent(want, host, result):
+    bridge = host.links.get(want.name)
+    mark = PORT_MARK + want.name
+    for name in sorted(host.links):
+        if host.links[name].alias == mark:
+            result.add("ip", "link", "set", "dev", name, "alias", "")
+    if bridge is not None:
+        result.add("ip", "link", "del", "dev", want.name)
+    for port in want.ports or []:
+        link = host.links.get(port.name)
+        if port.vlan_parent and link is not None and link.kind == "vlan":
+            result.add("ip", "link", "del", "dev", port.name)
+
+
+def _plan_vlan_links(want, host, result):
+    for port in want.ports or []:
+        if port.vlan_parent and port.name not in host.links:
+            result.add("ip", "link", "add", "link", port.vlan_parent, "name", port.name, "type", "vlan", "id", str(port.vlan_id),
+                       undo=["ip", "link", "del", "dev", port.name])
+
+
+_BRIDGE_OPTIONS = (("stp", "stp_state"), ("forward_delay", "forward_delay"), ("vlan_filtering", "vlan_filtering"), ("default_pvid", "vlan_default_pvid"))
+
+
+def _option_argv(values):
+    """``type bridge`` arguments for a {key: value} dict of Link.bridge keys."""
+    argv = []
+    for key, option in _BRIDGE_OPTIONS:
+        if values.get(key) is not None:
+            value = values[key]
+            if key == "forward_delay":
+                value *= 100  # the kernel counts 1/100 s
+            argv += [option, str(int(value))]
+    return argv
+
+
+def _bridge_changes(want, current):
+    """{key: wanted value} for the bridge settings that differ from ``current`` (a Link.bridge dict)."""
+    return dict((key, getattr(want, key)) for key, _option in _BRIDGE_OPTIONS
+                if getattr(want, key) is not None and current.get(key) != getattr(want, key))
+
+
+def _plan_bridge_link(want, bridge, result):
+    if bridge is None:
+        options = _option_argv(_bridge_changes(want, KERNEL_DEFAULTS))
+        result.add("ip", "link", "add", "name", want.name, "type", "bridge", *options, undo=["ip", "link", "del", "dev", want.name])
+    else:
+        changes = _bridge_changes(want, bridge.bridge)
+        if changes:
+            old = _option_argv(dict((key, bridge.bridge.get(key)) for key in changes))
+            undo = ["ip", "link", "set", "dev", want.name, "type", "bridge"] + old if old else None
+            result.add("ip", "link", "set", "dev", want.name, "type", "bridge", *_option_argv(changes), undo=undo)
+    if want.mac and (bridge is None or bridge.mac != want.mac):
+        undo = ["ip", "link", "set", "dev", want.name, "address", bridge.mac] if bridge else None
+        result.add("ip", "link", "set", "dev", want.name, "address", want.mac, undo=undo)
+
+
+def _plan_release(want, host, members, result):
+    if want.ports is None:
+        return
+    mark = PORT_MARK + want.name
+    for name in sorted(members - set(want.port_names())):
+        link = host.links[name]
+        if want.exclusive_ports or link.alias == mark:
+            result.add("ip", "link", "set", "dev", name, "nomaster", undo=["ip", "link", "set", "dev", name, "master", want.name])
+        if link.alias == mark:
+            result.add("ip", "link", "set", "dev", name, "alias", "", undo=["ip", "link", "set", "dev", name, "alias", mark])
+
+
+def _routes_on(host, port):
+    routes = []
+    for route in host.routes:
+        dst = route.get("dst", "")
+        if route.get("dev") != port or route.get("protocol") in SELF_MAINTAINED_PROTOCOLS:
+            continue
+        if dst.startswith("fe80") or dst.startswith("ff00") or route.get("type") in ("multicast", "broadcast", "local"):
+            continue
+        routes.append(route)
+    return routes
+
+
+def route_spec(route, dev):
+    spec = [route.get("dst", "default")]
+    if route.get("gateway"):
+        spec += ["via", route["gateway"]]
+    spec += ["dev", dev]
+    if route.get("protocol") and route["protocol"] not in ("boot",):
+        spec += ["proto", str(route["protocol"])]
+    if route.get("metric"):
+        spec += ["metric", str(route["metric"])]
+    return spec
+
+
+def _uplink_move(want, host, port):
+    link = host.links.get(port.name)
+    if link is None:
+        return None
+    routes = _routes_on(host, port.name)
+    if not link.addresses and not routes:
+        return None
+    gateways = [r["gateway"] for r in routes if r.get("dst") == "default" and r.get("gateway")]
+    gateways.sort(key=lambda gw: ":" in gw)  # IPv4 first
+    move = UplinkMove(port=port.name, addresses=list(link.addresses), routes=routes, gateway=(gateways or [None])[0])
+    forward = ["link set dev %s master %s" % (port.name, want.name)]
+    back = ["link set dev %s nomaster" % port.name]
+    # Deleting a primary IPv4 address drops its secondaries, so delete from the last one up.
+    for cidr in reversed(move.addresses):
+        forward.append("addr del %s dev %s" % (cidr, port.name))
+        back.append("addr del %s dev %s" % (cidr, want.name))
+    for cidr in move.addresses:
+        # The address was in use on this very segment a moment ago: no need to wait for DAD.
+        forward.append("addr add %s dev %s%s" % (cidr, want.name, " nodad" if ":" in cidr else ""))
+        back.append("addr add %s dev %s%s" % (cidr, port.name, " nodad" if ":" in cidr else ""))
+    for route in routes:
+        forward.append("route replace %s" % " ".join(route_spec(route, want.name)))
+        back.append("route replace %s" % " ".join(route_spec(route, port.name)))
+    # -force: the way back goes on past errors, so a batch that stopped halfway is undone too.
+    return move, Step(["ip", "-batch", "-"], "\n".join(forward) + "\n", undo=Step(["ip", "-force", "-batch", "-"], "\n".join(back) + "\n"))
+
+
+def _plan_ports(want, host, members, result):
+    """Enslave the wanted ports; the ones carrying the host's addresses or routes in one batch.
+    Returns the addresses that a move puts on the bridge."""
+    moved = []
+    mark = PORT_MARK + want.name
+    for port in want.ports or []:
+        link = host.links.get(port.name)
+        if port.name not in members:
+            move = _uplink_move(want, host, port)
+            if move:
+                result.moves.append(move[0])
+                result.steps.append(move[1])
+                moved += move[0].addresses
+            else:
+                result.add("ip", "link", "set", "dev", port.name, "master", want.name, undo=["ip", "link", "set", "dev", port.name, "nomaster"])
+        if link is None or not link.alias:
+            result.add("ip", "link", "set", "dev", port.name, "alias", mark, undo=["ip", "link", "set", "dev", port.name, "alias", ""])
+        if link is None or not link.up:
+            result.add("ip", "link", "set", "dev", port.name, "up", undo=link and ["ip", "link", "set", "dev", port.name, "down"])
+    return moved
+
+
+def _table_after_join(want, host):
+    """The VLAN table the kernel gives a port when it joins: the default PVID, egress untagged."""
+    bridge = host.links.get(want.name)
+    default = want.default_pvid
+    if default is None:
+        default = bridge.bridge.get("default_pvid") if bridge is not None else None
+    if default is None:
+        default = 1
+    return {default: (True, True)} if default else {}
+
+
+def vlan_table_steps(dev, have, want_table, own):
+    """``bridge vlan`` commands taking ``have`` {vid: (pvid, untagged)} to ``want_table``."""
+    extra = ["self"] if own else []
+    steps = []
+    for text in vlan_ranges(vid for vid in have if vid not in want_table):
+        steps.append(["bridge", "vlan", "del", "dev", dev, "vid", text] + extra)
+    changed = [vid for vid, flags in want_table.items() if have.get(vid) != flags]
+    plain = [vid for vid in changed if want_table[vid] == (False, False)]
+    for text in vlan_ranges(plain):
+        steps.append(["bridge", "vlan", "add", "dev", dev, "vid", text] + extra)
+    for vid in sorted(set(changed) - set(plain)):
+        is_pvid, untagged = want_table[vid]
+        steps.append(["bridge", "vlan", "add", "dev", dev, "vid", str(vid)] + (["pvid"] if is_pvid else []) + (["untagged"] if untagged else []) + extra)
+    return steps
+
+
+def _plan_vlan_tables(want, host, members, result):
+    if not want.vlan_filtering:
+        return
+    joined = _table_after_join(want, host)
+    bridge = host.links.get(want.name)
+    old_default = bridge.bridge.get("default_pvid") if bridge is not None else None
+    for port in want.ports or []:
+        if port.vlans is None:
+            continue
+        have = dict(host.vlans.get(port.name, {})) if port.name in members else dict(joined)
+        _follow_default_pvid(have, old_default, want.default_pvid)
+        for argv in vlan_table_steps(port.name, have, port.vlans, own=False):
+            result.add(*argv)
+    if want.vlans is not None:
+        have = dict(host.vlans.get(want.name, {})) if bridge is not None else dict(joined)
+        _follow_default_pvid(have, old_default, want.default_pvid)
+        for argv in vlan_table_steps(want.name, have, want.vlans, own=True):
+            result.add(*argv)
+
+
+def _follow_default_pvid(table, old, new):
+    """The kernel moves entries that still hold the old default PVID to the new one."""
+    if old is None or new is None or old == new or table.get(old) != (True, True):
+        return
+    del table[old]
+    if new and new not in table:
+        table[new] = (True, True)
+
+
+def _plan_addresses(want, bridge, moved, result):
+    if want.addresses is None:
+        return
+    have = set(bridge.addresses if bridge is not None else []) | set(moved)
+    for cidr in sorted(have - set(want.addresses)):
+        result.add("ip", "addr", "del", cidr, "dev", want.name, undo=["ip", "addr", "add", cidr, "dev", want.name])
+    for cidr in want.addresses:
+        if cidr not in have:
+            result.add("ip", "addr", "add", cidr, "dev", want.name, undo=["ip", "addr", "del", cidr, "dev", want.name])

@@ -1,0 +1,286 @@
+# -*- coding: utf-8 -*-
+# Copyright: hypervisor.network developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""iptables backend (iptables-nft and iptables-legacy): dedicated chains, one
+`iptables-restore --noflush` per family, read back from `iptables-save`.
+
+iptables-save is the format iptables-restore reads, so it is parsed as argv tokens (shlex),
+option by option, not scraped with patterns.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import shlex
+
+from ansible_collections.hypervisor.network.plugins.module_utils._netfilter.model import network_sort_key
+from ansible_collections.hypervisor.network.plugins.module_utils._netfilter.rules import (
+    ACCEPT,
+    DNAT,
+    FORWARD,
+    HAIRPIN_FORWARD,
+    HAIRPIN_PREROUTING,
+    MASQUERADE,
+    OUTPUT,
+    POSTROUTING,
+    PREROUTING,
+    Rule,
+)
+
+# Our chain per rule chain, keyed by module kind: (table, chain name, chain that jumps to it).
+CHAINS = {
+    "port_forward": {
+        PREROUTING: ("nat", "HNET-PF-PREROUTING", "PREROUTING"),
+        HAIRPIN_PREROUTING: ("nat", "HNET-PF-HAIRPIN", "HNET-PF-PREROUTING"),
+        OUTPUT: ("nat", "HNET-PF-OUTPUT", "OUTPUT"),
+        POSTROUTING: ("nat", "HNET-PF-POSTROUTING", "POSTROUTING"),
+        FORWARD: ("filter", "HNET-PF-FORWARD", "FORWARD"),
+        HAIRPIN_FORWARD: ("filter", "HNET-PF-HAIRPIN-FWD", "HNET-PF-FORWARD"),
+    },
+    "masquerade": {
+        POSTROUTING: ("nat", "HNET-MASQ-POSTROUTING", "POSTROUTING"),
+    },
+    # With the nftables backend: the accept rules again, in the iptables FORWARD chain, where
+    # libvirt's rejects and Docker's DROP policy stand (see _netfilter/coexist.py).
+    "port_forward_accept": {
+        FORWARD: ("filter", "HNET-PFA-FORWARD", "FORWARD"),
+        HAIRPIN_FORWARD: ("filter", "HNET-PFA-HAIRPIN", "HNET-PFA-FORWARD"),
+    },
+}
+TABLES = ("nat", "filter")
+MULTI_SOURCE_KINDS = {"port_forward", "port_forward_accept"}
+BUILTIN = {"PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"}
+ACTIONS = {ACCEPT: "ACCEPT", MASQUERADE: "MASQUERADE", DNAT: "DNAT"}
+
+
+def _ports(ports, sep="-"):
+    low, high = ports
+    return str(low) if low == high else "%d%s%d" % (low, sep, high)
+
+
+def _rule_args(rule, saddr):
+    args = []
+    if rule.iif:
+        args += ["-i", rule.iif]
+    if rule.oif:
+        args += ["-o", rule.oif]
+    if saddr:
+        args += ["-s", saddr]
+    if rule.daddr:
+        args += (["!"] if rule.daddr_negated else []) + ["-d", rule.daddr]
+    if rule.proto:
+        args += ["-p", rule.proto]
+        if rule.dport or rule.sport:
+            args += ["-m", rule.proto]
+        if rule.sport:
+            args += ["--sport", _ports(rule.sport, ":")]
+        if rule.dport:
+            args += ["--dport", _ports(rule.dport, ":")]
+    if rule.daddr_local:
+        args += ["-m", "addrtype", "--dst-type", "LOCAL"]
+    if rule.ct_dnat:
+        args += ["-m", "conntrack", "--ctstate", "DNAT"]
+    if rule.comment:
+        args += ["-m", "comment", "--comment", rule.comment]
+    args += ["-j", ACTIONS[rule.action]]
+    if rule.action == DNAT:
+        target = rule.to_addr
+        if rule.to_port:
+            target = "%s:%s" % ("[%s]" % target if rule.family == 6 else target, _ports(rule.to_port))
+        args += ["--to-destination", target]
+    return args
+
+
+def _quote(args):
+    # iptables-restore splits on white space and honours double quotes only.
+    return " ".join('"%s"' % a if (" " in a or "'" in a or not a) else a for a in args)
+
+
+def render_lines(kind, family, rules):
+    """`-A CHAIN ...` lines per (table, chain) for ``rules`` of one family; one line per source,
+    since iptables matches one source network per rule."""
+    lines = {}
+    for rule in rules:
+        if rule.family != family:
+            continue
+        table, chain, _parent = CHAINS[kind][rule.chain]
+        for saddr in rule.saddr or (None,):
+            lines.setdefault((table, chain), []).append("-A %s %s" % (chain, _quote(_rule_args(rule, saddr))))
+    return lines
+
+
+def render_restore(kind, family, rules, have_jumps):
+    """The iptables-restore --noflush script that makes our chains hold exactly ``rules``.
+
+    ``have_jumps`` is the set of (table, parent, chain) jumps already present, so that the
+    jumps are inserted once. With no rules at all, our chains and jumps are removed.
+    """
+    lines = render_lines(kind, family, rules)
+    wanted = set(lines)
+    for table, chain, parent in CHAINS[kind].values():
+        if (table, chain) in wanted and parent not in BUILTIN:
+            wanted.add((table, parent))
+    out = []
+    for table in TABLES:
+        chains = [(c, p) for (t, c, p) in CHAINS[kind].values() if t == table]
+        if not chains:
+            continue
+        body = []
+        keep = [(c, p) for c, p in chains if (table, c) in wanted]
+        drop = [(c, p) for c, p in chains if (table, c) not in wanted]
+        for chain, parent in drop:
+            if (table, parent, chain) in have_jumps:
+                body.append("-D %s -j %s" % (parent, chain))
+        for chain, _parent in chains:
+            body.append(":%s - [0:0]" % chain)
+        for chain, parent in keep:
+            body.extend(lines.get((table, chain), []))
+        for chain, parent in keep:
+            if parent in BUILTIN:
+                if (table, parent, chain) not in have_jumps:
+                    body.append("-I %s 1 -j %s" % (parent, chain))
+            else:
+                body.append("-A %s -j %s" % (parent, chain))
+        for chain, _parent in drop:
+            body.append("-X %s" % chain)
+        out.append("*%s" % table)
+        out.extend(body)
+        out.append("COMMIT")
+    return "\n".join(out) + "\n"
+
+
+def jumps_of(kind, family, rules):
+    """The (table, parent, chain) jumps from built-in chains that render_restore leaves for ``rules``."""
+    lines = render_lines(kind, family, rules)
+    return {(table, parent, chain) for table, chain, parent in CHAINS[kind].values()
+            if parent in BUILTIN and (table, chain) in lines}
+
+
+def boot_script(kind, family, rules):
+    """What a boot loads: our chains and rules and the jumps, onto empty built-in chains."""
+    if not any(rule.family == family for rule in rules):
+        return None
+    return render_restore(kind, family, rules, have_jumps=set())
+
+
+# ---------------------------------------------------------------------------------------------
+# Read-back
+
+
+def _chain_roles(kind):
+    return {chain: (table, role) for role, (table, chain, _p) in CHAINS[kind].items()}
+
+
+def _net(text):
+    return str(ipaddress.ip_network(text, strict=False))
+
+
+def _parse_ports(text):
+    low, _sep, high = text.replace(":", "-").partition("-")
+    return (int(low), int(high or low))
+
+
+def _parse_target(text, family):
+    if family == 6 and text.startswith("["):
+        addr, _sep, rest = text[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else ""
+    elif family == 4 and ":" in text:
+        addr, _sep, port = text.partition(":")
+    else:
+        addr, port = text, ""
+    return str(ipaddress.ip_address(addr)), (_parse_ports(port) if port else None)
+
+
+def parse_rule(role, family, tokens):
+    """Tokens after `-A CHAIN` as a Rule (action 'unknown' for shapes we never write)."""
+    fields = {"chain": role, "family": family}
+    negate = False
+    i = 0
+    try:
+        while i < len(tokens):
+            tok = tokens[i]
+            arg = tokens[i + 1] if i + 1 < len(tokens) else None
+            i += 2
+            if tok == "!":
+                negate = True
+                i -= 1
+                continue
+            if tok == "-i":
+                fields["iif"] = arg
+            elif tok == "-o":
+                fields["oif"] = arg
+            elif tok == "-s" and not negate:
+                fields["saddr"] = (_net(arg),)
+            elif tok == "-d":
+                if negate:
+                    fields["daddr"], fields["daddr_negated"] = _net(arg), True
+                else:
+                    net = ipaddress.ip_network(arg, strict=False)
+                    fields["daddr"] = str(net.network_address) if net.prefixlen == net.max_prefixlen else str(net)
+            elif tok == "-p":
+                fields["proto"] = arg
+            elif tok == "-m" and arg in ("tcp", "udp", "addrtype", "conntrack", "comment"):
+                pass
+            elif tok in ("--dport", "--sport"):
+                fields[tok[2:]] = _parse_ports(arg)
+            elif tok == "--dst-type" and arg == "LOCAL":
+                fields["daddr_local"] = True
+            elif tok == "--ctstate" and arg == "DNAT":
+                fields["ct_dnat"] = True
+            elif tok == "--comment":
+                # iptables-save escapes quotes inside its double quotes; our comments hold no
+                # backslash, so every backslash here is such an escape.
+                fields["comment"] = arg.replace("\\", "")
+            elif tok == "-j" and arg in ("ACCEPT", "MASQUERADE", "DNAT"):
+                fields["action"] = {"ACCEPT": ACCEPT, "MASQUERADE": MASQUERADE, "DNAT": DNAT}[arg]
+            elif tok == "--to-destination":
+                fields["to_addr"], fields["to_port"] = _parse_target(arg, family)
+            else:
+                raise ValueError(tok)
+            negate = False
+        if "action" not in fields:
+            raise ValueError("no action")
+        return Rule(**fields)
+    except (ValueError, IndexError):
+        return Rule(chain=role, family=family, action="unknown", comment=" ".join(tokens)[:100])
+
+
+def parse_save(kind, family, text):
+    """(rules, jumps) from `iptables-save` output: our chains' rules, with lines that differ
+    only in their source regrouped into one rule again (port forwards only: their key makes such
+    lines one forward; masquerade rules are one source each); jumps as (table, parent, chain)."""
+    roles = _chain_roles(kind)
+    ours = set(roles)
+    rules, jumps = [], set()
+    table = None
+    for line in text.splitlines():
+        if line.startswith("*"):
+            table = line[1:].strip()
+            continue
+        if not line.startswith("-A "):
+            continue
+        tokens = shlex.split(line)
+        chain = tokens[1]
+        if tokens[2:] and tokens[2] == "-j" and len(tokens) == 4 and tokens[3] in ours:
+            jumps.add((table, chain, tokens[3]))
+            continue
+        if chain not in ours or roles[chain][0] != table:
+            continue
+        rule = parse_rule(roles[chain][1], family, tokens[2:])
+        if kind in MULTI_SOURCE_KINDS and rules and rule.saddr and rules[-1].saddr and _same_but_source(rules[-1], rule):
+            merged = tuple(sorted(set(rules[-1].saddr) | set(rule.saddr), key=network_sort_key))
+            rules[-1] = Rule(**dict(_as_dict(rule), saddr=merged))
+        else:
+            rules.append(rule)
+    return rules, jumps
+
+
+def _as_dict(rule):
+    return {name: getattr(rule, name) for name in Rule.__dataclass_fields__}
+
+
+def _same_but_source(a, b):
+    da, db = _as_dict(a), _as_dict(b)
+    da.pop("saddr")
+    db.pop("saddr")
+    return da == db and a.action != "unknown"

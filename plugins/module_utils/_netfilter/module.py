@@ -1,0 +1,243 @@
+# -*- coding: utf-8 -*-
+# Copyright: hypervisor.network developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""want / have / plan / apply for the rule-set modules masquerade and port_forward."""
+
+from __future__ import annotations
+
+from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import model
+from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import rules as rules_ir
+from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import coexist
+from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import foreign as chains_reader
+from ansible_collections.hypervisor.network.plugins.module_utils._errors import HypervisorNetworkError, ValidationError
+from ansible_collections.hypervisor.network.plugins.module_utils._lock import host_lock
+from ansible_collections.hypervisor.network.plugins.module_utils._netfilter.backend import (
+    IptablesBackend,
+    NftBackend,
+    select_backend,
+)
+from ansible_collections.hypervisor.network.plugins.module_utils._runner import Runner
+
+STATES = ["merged", "replaced", "overridden", "deleted", "gathered", "rendered"]
+
+
+class Kind:
+    """What differs between masquerade and port_forward."""
+
+    def __init__(self, name, parse, key_of, compile_rules, decompile):
+        self.name = name
+        self.parse = parse
+        self.key_of = key_of
+        self.compile = compile_rules
+        self.decompile = decompile
+
+
+MASQUERADE = Kind(
+    "masquerade", model.parse_masquerade, model.masquerade_key,
+    rules_ir.compile_masquerades, rules_ir.decompile_masquerades,
+)
+PORT_FORWARD = Kind(
+    "port_forward", model.parse_port_forward, model.port_forward_key,
+    rules_ir.compile_port_forwards, rules_ir.decompile_port_forwards,
+)
+
+
+def common_argument_spec(item_options):
+    return dict(
+        config=dict(type="list", elements="dict", options=item_options),
+        state=dict(type="str", default="merged", choices=STATES),
+        backend=dict(type="str", default="auto", choices=["auto", "nftables", "iptables"]),
+        iptables_variant=dict(type="str", default="auto", choices=["auto", "nft", "legacy"]),
+        persist=dict(type="bool", default=True),
+        persist_dir=dict(type="path"),
+        nftables_conf=dict(type="path"),
+        systemd_unit_dir=dict(type="path", default="/etc/systemd/system"),
+        lock_file=dict(type="path"),
+    )
+
+
+def _complete(kind, connected):
+    if kind is MASQUERADE:
+        return lambda index, partial, base: model.complete_masquerade(partial, base)
+    return lambda index, partial, base: model.complete_port_forward("config[%d]" % index, partial, base, connected)
+
+
+def _routes(runner):
+    routes = []
+    for family in (4, 6):
+        listed = runner.read_json(["ip", "-%d" % family, "-j", "route", "show", "table", "main"]) or []
+        routes.extend(dict(route, family=family) for route in listed)
+    return routes
+
+
+def _desired(kind, state, partials, have_items, connected):
+    items = model.desired_items(state, partials, have_items, kind.key_of, _complete(kind, connected))
+    items = model.dedupe(items)
+    if kind is PORT_FORWARD:
+        model.check_conflicts(items)
+    return model.sort_items(items)
+
+
+def run(module, kind):
+    params = module.params
+    runner = Runner(module)
+    state = params["state"]
+    config = params["config"]
+    if state in ("merged", "replaced", "rendered") and config is None:
+        raise ValidationError("config", None, "config is required with state=%s" % state)
+    partials = [kind.parse(index, dict(raw)) for index, raw in enumerate(config or [])]
+
+    if state == "rendered":
+        connected = rules_ir.connected_subnets(_routes(runner)) if runner.has("ip") else []
+        items = _desired(kind, "overridden", partials, [], connected)
+        backend = (IptablesBackend if params["backend"] == "iptables" else NftBackend)(runner, kind.name, params)
+        wanted = kind.compile(items)
+        return {"changed": False, "rendered": _rendered(backend, wanted), "commands": [], "backend": backend.name}
+
+    backend = select_backend(runner, params["backend"], kind.name, params)
+    # One `nft -j list ruleset` serves both our own rules and the coexistence walk.
+    ruleset = coexist.read_ruleset(runner) if kind is PORT_FORWARD and state != "gathered" else None
+    have_rules = rules_ir.canonical(backend.gather(ruleset if isinstance(backend, NftBackend) else None))
+    have_items, _unexplained = kind.decompile(have_rules)
+    before = [item.to_dict() for item in have_items]
+    if state == "gathered":
+        return {"changed": False, "gathered": before, "before": before, "commands": [], "backend": backend.name}
+
+    routes = _routes(runner) if kind is PORT_FORWARD else []
+    items = _desired(kind, state, partials, have_items, rules_ir.connected_subnets(routes))
+    wanted = kind.compile(items)
+    report, companions = [], []
+    if kind is PORT_FORWARD:
+        chains, legacy = coexist.read_chains(runner, ruleset)
+        nft_backend = isinstance(backend, NftBackend)
+        variants = _companion_variants(runner, legacy) if nft_backend else ()
+        report, needs = coexist.assess(chains, items, params["coexistence"], routes, companions=variants,
+                                       ours=None if nft_backend else backend.variant)
+        for variant in variants:
+            companion = _companion(runner, params, variant, legacy)
+            have = rules_ir.canonical(companion.gather())
+            want = [r for r in wanted if r.chain in (rules_ir.FORWARD, rules_ir.HAIRPIN_FORWARD)
+                    and (variant, r.family) in needs]
+            companions.append((companion, have, want))
+    else:
+        legacy = chains_reader.read_legacy(runner)
+
+    stale = _stale_owners(runner, backend, kind, params, legacy)
+    runtime_changed = wanted != have_rules
+    companions_changed = [c for c in companions if c[2] != c[1]]
+    persisted = None
+    persist_changed = False
+    with host_lock(params.get("lock_file")):
+        if runtime_changed:
+            backend.apply(wanted)
+        for other in stale:
+            other.apply([])
+            if params["persist"]:
+                other.persist([])
+        if companions_changed:
+            _apply_companions(backend, companions_changed, have_rules, runtime_changed)
+        if params["persist"]:
+            persist_changed, persisted = backend.persist(wanted)
+            for companion, have, want in companions:
+                if want or have:
+                    companion_persisted, companion_files = companion.persist(want)
+                    persist_changed |= companion_persisted
+                    persisted["companion" if companion.variant == "nft" else "legacy_companion"] = companion_files
+
+    after_rules = backend.gather() if runtime_changed and not runner.check_mode else wanted
+    after_items = kind.decompile(after_rules)[0]
+    result = {
+        "changed": runtime_changed or bool(companions_changed) or persist_changed or bool(stale),
+        "commands": runner.commands,
+        "before": before,
+        "after": [item.to_dict() for item in after_items],
+        "backend": backend.name,
+        "persisted": persisted,
+        "coexistence": report,
+        "removed_stale": ["%s (%s)" % (other.kind, _placement(other)) for other in stale],
+    }
+    # The arguments as given: a thousand forwards with every unset suboption spelled out as
+    # null would double what Ansible must carry back and scrub.
+    result["invocation"] = {"module_args": dict(params, config=[
+        {name: value for name, value in item.items() if value is not None} for item in config or []
+    ] if config is not None else None)}
+    if module._diff:
+        result["diff"] = {
+            "before": backend.show(have_rules), "after": backend.show(wanted),
+            "before_header": "%s rules (%s)" % (kind.name, backend.name),
+            "after_header": "%s rules (%s)" % (kind.name, backend.name),
+        }
+    return result
+
+
+def _companion_variants(runner, legacy):
+    """The iptables variants a companion chain can go into next to the nftables backend: nft
+    where its restore is installed, legacy only where legacy tables are loaded (``legacy``, the
+    saves read for the coexistence walk) and its restore is installed."""
+    variants = []
+    if runner.has("iptables-nft-restore"):
+        variants.append("nft")
+    if legacy and runner.has("iptables-legacy-restore"):
+        variants.append("legacy")
+    return variants
+
+
+def _companion(runner, params, variant, legacy):
+    """Our FORWARD accepts in the iptables ``variant``. The legacy one parses the save already
+    read (no table-by-table listing, which would load legacy tables)."""
+    if variant == "legacy":
+        return IptablesBackend(runner, "port_forward_accept", dict(params, iptables_variant="legacy"), saved=legacy)
+    return IptablesBackend(runner, "port_forward_accept", dict(params, iptables_variant="nft"))
+
+
+def _stale_owners(runner, backend, kind, params, legacy):
+    """Our rules left where this run does not put them (the host switched backend or iptables
+    variant, or a companion chain is no longer needed): they are removed in the same apply.
+    ``legacy`` are the iptables-legacy saves already read (empty where no legacy table is
+    loaded: listing one would load it). Companions next to the nftables backend are kept or
+    emptied by the companion plan itself."""
+    ours = backend.variant if isinstance(backend, IptablesBackend) else None
+    candidates = []
+    if ours is not None and runner.has("nft"):
+        candidates.append(NftBackend(runner, kind.name, params))
+    if ours != "nft" and runner.has("iptables-nft-save"):
+        candidates.append(IptablesBackend(runner, kind.name, dict(params, iptables_variant="nft")))
+    if ours != "legacy" and legacy:
+        candidates.append(IptablesBackend(runner, kind.name, dict(params, iptables_variant="legacy"), saved=legacy))
+    if ours is not None and kind is PORT_FORWARD:
+        if runner.has("iptables-nft-save"):
+            candidates.append(_companion(runner, params, "nft", legacy))
+        if legacy:
+            candidates.append(_companion(runner, params, "legacy", legacy))
+    return [other for other in candidates if _holds_rules(other)]
+
+
+def _placement(owner):
+    return owner.name if isinstance(owner, NftBackend) else "iptables-%s" % owner.variant
+
+
+def _holds_rules(other):
+    return bool(other.gather()) or any(getattr(other, "jumps", {}).values())
+
+
+def _apply_companions(backend, companions, old_rules, table_changed):
+    """The iptables half of an nftables apply; if one fails, the companions applied before it
+    and our table go back as they were, so that the run changes all or nothing."""
+    done = []
+    try:
+        for companion, have, want in companions:
+            companion.apply(want)
+            done.append((companion, have))
+    except HypervisorNetworkError:
+        if not backend.runner.check_mode:
+            for companion, have in reversed(done):
+                companion.apply(have)
+            if table_changed:
+                backend.apply(old_rules)
+        raise
+
+
+def _rendered(backend, wanted):
+    if isinstance(backend, NftBackend):
+        return [backend.script(wanted)]
+    return backend.show(wanted).splitlines()

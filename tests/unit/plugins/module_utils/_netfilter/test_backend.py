@@ -1,0 +1,139 @@
+"""Renderers and parsers of both backends, from real `nft -j` and `iptables-save` output
+captured in a namespace after the modules applied /tmp-free fixtures (see fixtures/)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import iptables as ipt
+from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import model
+from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import rules as ir
+from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import nft
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+
+# What the fixtures were made from.
+FORWARDS = [
+    {"host_port": "8080", "destination": "10.0.0.2", "destination_port": "80", "comment": "web",
+     "allowed_sources": ["198.51.100.0/24", "203.0.113.7"], "hairpin": True, "hairpin_sources": ["10.0.0.0/24"]},
+    {"protocol": "both", "host_port": "53", "destination": "10.0.0.3", "in_interface": "eth0"},
+    {"host_port": "2222", "destination": "fd00:10::5", "destination_port": "22", "host_address": "2001:db8::1"},
+    {"protocol": "udp", "host_port": "60000-60010", "destination": "10.0.0.4", "destination_port": "61000-61010"},
+]
+MASQUERADES = [
+    {"source": "10.0.0.0/24", "out_interface": "eth0", "comment": "lab"},
+    {"source": "fd00:10::/64"},
+    {"source": "10.1.0.0/16", "exclude_own_subnet": False},
+]
+
+
+def forwards():
+    return model.sort_items([model.complete_port_forward("c", model.parse_port_forward(i, r), None, ()) for i, r in enumerate(FORWARDS)])
+
+
+def masquerades():
+    return model.sort_items([model.complete_masquerade(model.parse_masquerade(i, r)) for i, r in enumerate(MASQUERADES)])
+
+
+def test_nft_read_back_is_the_model():
+    document = json.loads((FIXTURES / "nft_port_forward.json").read_text())
+    exists, rules = nft.parse_table(document, "hypervisor_network_port_forward")
+    assert exists
+    assert ir.canonical(rules) == ir.compile_port_forwards(forwards())
+    items, unexplained = ir.decompile_port_forwards(rules)
+    assert items == forwards() and unexplained == []
+
+
+def test_nft_masquerade_read_back():
+    document = json.loads((FIXTURES / "nft_masquerade.json").read_text())
+    _exists, rules = nft.parse_table(document, "hypervisor_network_masquerade")
+    items, unexplained = ir.decompile_masquerades(rules)
+    assert items == masquerades() and unexplained == []
+
+
+def test_iptables_read_back_is_the_model_for_both_families():
+    rules = []
+    for family in (4, 6):
+        text = (FIXTURES / ("iptables_save_v%d.txt" % family)).read_text()
+        family_rules, jumps = ipt.parse_save("port_forward", family, text)
+        rules.extend(family_rules)
+        assert ("nat", "PREROUTING", "HNET-PF-PREROUTING") in jumps
+        assert ("filter", "FORWARD", "HNET-PF-FORWARD") in jumps
+    assert ir.canonical(rules) == ir.compile_port_forwards(forwards())
+    masq_rules = []
+    for family in (4, 6):
+        masq_rules += ipt.parse_save("masquerade", family, (FIXTURES / ("iptables_save_v%d.txt" % family)).read_text())[0]
+    assert ir.decompile_masquerades(masq_rules)[0] == masquerades()
+
+
+def test_unknown_rule_in_our_table_is_drift():
+    document = json.loads((FIXTURES / "nft_port_forward.json").read_text())
+    rule = next(item["rule"] for item in document["nftables"] if "rule" in item)
+    rule["expr"].insert(0, {"match": {"op": "==", "left": {"meta": {"key": "mark"}}, "right": 1}})
+    _exists, rules = nft.parse_table(document, "hypervisor_network_port_forward")
+    assert any(r.action == "unknown" for r in rules)
+    assert ir.canonical(rules) != ir.compile_port_forwards(forwards())
+
+
+def test_nft_script_replaces_only_our_table_in_one_transaction():
+    script = nft.render_table("hypervisor_network_port_forward", ir.compile_port_forwards(forwards()))
+    lines = script.splitlines()
+    assert lines[:2] == ["table inet hypervisor_network_port_forward", "delete table inet hypervisor_network_port_forward"]
+    assert "flush ruleset" not in script
+    assert '    ip saddr { 198.51.100.0/24, 203.0.113.7 } fib daddr type local tcp dport 8080 dnat ip to 10.0.0.2:80 comment "web"' in lines
+    assert "    ip6 daddr 2001:db8::1 tcp dport 2222 dnat ip6 to [fd00:10::5]:22" in lines
+    assert '    iifname "eth0" meta nfproto ipv4 fib daddr type local udp dport 53 dnat ip to 10.0.0.3' not in lines
+    assert '    meta nfproto ipv4 iifname "eth0" fib daddr type local udp dport 53 dnat ip to 10.0.0.3' in lines
+    assert nft.render_table("t", []) == "table inet t\ndelete table inet t\n"
+
+
+def test_iptables_restore_inserts_jumps_once_and_removes_cleanly():
+    rules = ir.compile_port_forwards(forwards())
+    fresh = ipt.render_restore("port_forward", 4, rules, have_jumps=set())
+    assert "-I PREROUTING 1 -j HNET-PF-PREROUTING" in fresh and "-I FORWARD 1 -j HNET-PF-FORWARD" in fresh
+    assert fresh.count("-s 198.51.100.0/24") == 2 and fresh.count("-s 203.0.113.7/32") == 2
+    jumps = {("nat", "PREROUTING", "HNET-PF-PREROUTING"), ("nat", "OUTPUT", "HNET-PF-OUTPUT"),
+             ("nat", "POSTROUTING", "HNET-PF-POSTROUTING"), ("filter", "FORWARD", "HNET-PF-FORWARD")}
+    again = ipt.render_restore("port_forward", 4, rules, have_jumps=jumps)
+    assert "-I " not in again
+    removal = ipt.render_restore("port_forward", 4, [], have_jumps=jumps)
+    assert "-D PREROUTING -j HNET-PF-PREROUTING" in removal and "-X HNET-PF-PREROUTING" in removal
+    assert "-A " not in removal and "\n-F " not in removal
+    assert "-m comment --comment web" in fresh
+
+
+def test_iptables_comment_with_spaces_round_trips():
+    fwd = model.complete_port_forward("c", model.parse_port_forward(0, {"host_port": "80", "destination": "10.0.0.2", "comment": "guest web 'blue'"}), None, ())
+    rules = ir.compile_port_forwards([fwd])
+    lines = ipt.render_lines("port_forward", 4, rules)
+    text = "*nat\n%s\nCOMMIT\n*filter\n%s\nCOMMIT\n" % (
+        "\n".join(lines[("nat", "HNET-PF-PREROUTING")]), "\n".join(lines[("filter", "HNET-PF-FORWARD")]))
+    parsed, _jumps = ipt.parse_save("port_forward", 4, text)
+    assert ir.decompile_port_forwards(parsed)[0] == [fwd]
+
+
+def test_connected_subnets_from_ip_route_json():
+    routes = [
+        {"dst": "default", "gateway": "203.0.113.254", "dev": "eth0"},
+        {"dst": "10.0.0.0/24", "dev": "br0", "protocol": "kernel", "scope": "link", "prefsrc": "10.0.0.1"},
+        {"dst": "10.9.0.0/16", "gateway": "10.0.0.254", "dev": "br0"},
+        {"dst": "203.0.113.5", "dev": "eth0", "scope": "link"},
+    ]
+    assert [str(n) for n in ir.connected_subnets(routes)] == ["10.0.0.0/24"]
+
+
+def test_route_device_is_the_longest_prefix_match():
+    routes = [
+        {"dst": "default", "gateway": "203.0.113.254", "dev": "eth0"},
+        {"dst": "10.0.0.0/16", "dev": "br-wide"},
+        {"dst": "10.0.5.0/24", "dev": "br0", "scope": "link"},
+        {"dst": "fd00::/64", "dev": "br6"},
+    ]
+    assert ir.route_device(routes, "10.0.5.9") == "br0"
+    assert ir.route_device(routes, "10.0.9.9") == "br-wide"
+    assert ir.route_device(routes, "192.0.2.1") == "eth0"
+    assert ir.route_device(routes, "fd00::5") == "br6"
+    assert ir.route_device(routes, "2001:db8::1") is None
+    routes.append({"dst": "default", "dev": "uplink6", "family": 6})
+    assert ir.route_device(routes, "2001:db8::1") == "uplink6"
