@@ -90,6 +90,30 @@ def test_quote_macro_doubles_single_quotes():
     assert str(macros.q("$(x) `n")) == "'$(x) `n'"  # single quotes expand nothing
 
 
+@pytest.mark.parametrize("quote", ["\u2018", "\u2019", "\u201a", "\u201b"])
+def test_quote_macro_doubles_typographic_single_quotes(quote):
+    """PowerShell ends a single-quoted literal at any of these too; doubled, they stay text."""
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(ROLE / "templates")))
+    macros = env.get_template("_ps.j2").module
+    assert str(macros.q("x%s; Remove-Item C:\\ -Recurse; %s" % (quote, quote))) == (
+        "'x%s%s; Remove-Item C:\\ -Recurse; %s%s'" % (quote, quote, quote, quote))
+    assert str(macros.q("a'%sb" % quote)) == "'a''%s%sb'" % (quote, quote)
+
+
+@pytest.mark.parametrize("bad, variable", [
+    ('hyperv_host_switch_name: "hnet\\n"', "hyperv_host_switch_name"),
+    ('hyperv_host_address: "192.168.100.1\\n"', "hyperv_host_address"),
+])
+def test_a_trailing_newline_is_refused(tmp_path, bad, variable):
+    """The allow-list patterns end in \\Z: '$' would let a value ending in a newline through."""
+    vars_file = tmp_path / "bad.yml"
+    vars_file.write_text("---\n" + bad + "\n")
+    proc, out = render(tmp_path, vars_file, check=False)
+    assert proc.returncode != 0
+    assert variable in proc.stdout
+    assert not out.exists() or not any(out.iterdir())
+
+
 def _ansible_windows_collections():
     """A collections dir holding ansible.windows, unpacked from the ansible wheel if present."""
     target = REPO / "build" / "extra_collections"
