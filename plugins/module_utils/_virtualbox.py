@@ -27,10 +27,10 @@ RULE_NAME_MAX = 63  # VirtualBox keeps rule names in a 64-byte buffer (PF_NAMELE
 PROTOCOLS = ("tcp", "udp")
 _RULE = re.compile(
     r"^(?P<name>.*):(?P<protocol>tcp|udp):\[(?P<host_ip>[^\]]*)\]:(?P<host_port>\d+)"
-    r":\[(?P<guest_ip>[^\]]*)\]:(?P<guest_port>\d+)$",
+    r":\[(?P<guest_ip>[^\]]*)\]:(?P<guest_port>\d+)\Z",
     re.IGNORECASE,
 )
-_KEY_VALUE = re.compile(r"^(?P<key>[A-Za-z][A-Za-z0-9 ]*?):\s*(?P<value>.*)$")
+_KEY_VALUE = re.compile(r"^(?P<key>[A-Za-z][A-Za-z0-9 ]*?):\s*(?P<value>.*)\Z")
 _LIST_HEADERS = {
     "port-forwarding (ipv4)": "forwards4",
     "port-forwarding (ipv6)": "forwards6",

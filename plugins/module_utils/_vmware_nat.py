@@ -28,10 +28,10 @@ FORWARD_SECTIONS = {"tcp": "incomingtcp", "udp": "incomingudp"}
 DNS_POLICIES = ("order", "rotate", "burst")
 MAX_NAMESERVERS = 3
 DEFAULT_RESTART = ["vmware-networks --stop", "vmware-networks --start"]
-_SECTION = re.compile(r"^\s*\[(?P<name>[^\]]+)\]\s*$")
-_KEY_VALUE = re.compile(r"^\s*(?P<key>[^#;=\s][^=]*?)\s*=\s*(?P<value>.*?)\s*$")
-_TARGET = re.compile(r"^(?P<ip>[0-9.]+):(?P<port>\d+)$")
-_VMNET = re.compile(r"^vmnet\d{1,3}$")
+_SECTION = re.compile(r"^\s*\[(?P<name>[^\]]+)\]\s*\Z")
+_KEY_VALUE = re.compile(r"^\s*(?P<key>[^#;=\s][^=]*?)\s*=\s*(?P<value>.*?)\s*\Z")
+_TARGET = re.compile(r"^(?P<ip>[0-9.]+):(?P<port>\d+)\Z")
+_VMNET = re.compile(r"^vmnet\d{1,3}\Z")
 
 
 @dataclass(frozen=True, order=True)

@@ -16,7 +16,7 @@ from ansible_collections.hypervisor.network.plugins.module_utils._errors import 
 # The ifalias that marks a port as enslaved by this module for one bridge; it is how a later run
 # knows which ports it may release when they leave the list.
 PORT_MARK = "hypervisor.network:bridge="
-_MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+_MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}\Z")
 # Links stacked on a lower link, which refuse an MTU above the lower link's (less their headers);
 # max_mtu does not say so. vxlan's headroom is its outer IPv4 + UDP + VXLAN headers (IPv6: 70).
 STACKED_HEADROOM = {"vlan": 0, "macvlan": 0, "macvtap": 0, "ipvlan": 0, "vxlan": 50}

@@ -21,7 +21,7 @@ BACKENDS = ("networkd", "networkmanager", "ifupdown")
 HEADER = "# Managed by hypervisor.network: bridge="
 PORTS_HEADER = "# hypervisor.network ports:"
 # Names that are safe in every file format and shell line without quoting surprises.
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9_.-]+\Z")
 
 
 @dataclass

@@ -24,7 +24,7 @@ from ansible_collections.hypervisor.network.plugins.module_utils._lock import ho
 for _prefix, _uri in (("qemu", "http://libvirt.org/schemas/domain/qemu/1.0"),):
     ET.register_namespace(_prefix, _uri)
 
-_MODEL = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+_MODEL = re.compile(r"^[A-Za-z0-9_-]{1,32}\Z")
 QUEUE_SIZES = (256, 512, 1024)  # what QEMU's virtio-net accepts
 DOMAIN_XML_INACTIVE = 2
 DRIVER_ATTRS = ("queues", "rx_queue_size", "tx_queue_size")

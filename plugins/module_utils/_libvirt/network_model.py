@@ -20,10 +20,10 @@ from ansible_collections.hypervisor.network.plugins.module_utils._errors import 
 
 FORWARD_MODES = ("nat", "route", "open", "bridge", "isolated")
 LEASE_UNITS = ("seconds", "minutes", "hours")
-_MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+_MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}\Z")
 # A dnsmasq option is one line "key" or "key=value" of a config file: anything that could end the
 # line or start a comment would let a value inject further directives.
-_DNSMASQ_OPTION = re.compile(r"^[a-z][a-z0-9-]*(=[^\x00-\x1f\x7f#]*)?$")
+_DNSMASQ_OPTION = re.compile(r"^[a-z][a-z0-9-]*(=[^\x00-\x1f\x7f#]*)?\Z")
 
 
 @dataclasses.dataclass(frozen=True)
