@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
 
 from ansible_collections.hypervisor.network.plugins.module_utils._errors import (
@@ -15,6 +16,20 @@ from ansible_collections.hypervisor.network.plugins.module_utils._errors import 
 )
 
 C_LOCALE = {"LC_ALL": "C", "LANG": "C", "LANGUAGE": "C"}
+
+
+def _fsync_directory(directory):
+    """Make a rename in ``directory`` durable (the new directory entry reaches the disk)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems cannot fsync a directory; the rename is still atomic
+    finally:
+        os.close(fd)
 
 
 class Runner:
@@ -50,8 +65,11 @@ class Runner:
 
     def _run(self, argv, data=None, check_rc=True):
         argv = [self.binary(argv[0])] + list(argv[1:])
+        # expand_user_and_vars off: run_command would otherwise expand '$VAR' and '~' in every
+        # argv element, so a user's value would not reach the command as given
         rc, out, err = self.module.run_command(
-            argv, data=data, binary_data=data is not None, environ_update=C_LOCALE, check_rc=False
+            argv, data=data, binary_data=data is not None, environ_update=C_LOCALE, check_rc=False,
+            expand_user_and_vars=False,
         )
         if check_rc and rc != 0:
             raise CommandError(argv, rc, out, err)
@@ -88,27 +106,53 @@ class Runner:
         self._reads.clear()
         return self._run(argv, data=data)
 
-    def write_file(self, path, content, mode=0o644):
-        """Write ``content`` to ``path`` atomically, only when it differs. Returns True if changed."""
+    def write_file(self, path, content, mode=None):
+        """Write ``content`` to ``path`` atomically, only when it differs. Returns True if changed.
+
+        ``mode`` None keeps an existing file's mode (a file an admin made 0600 stays 0600) and
+        gives a new file 0644; a given ``mode`` is enforced, also when only the mode is wrong (a
+        NetworkManager keyfile that is not 0600 is ignored). The data is fsynced before the
+        rename, so a crash leaves the old file or the new one, never an empty one.
+        """
         try:
-            with open(path, "r", encoding="utf-8") as handle:
-                if handle.read() == content:
-                    return False
+            current_mode = stat.S_IMODE(os.stat(path).st_mode)
         except FileNotFoundError:
-            pass
+            current_mode = None
+        same = False
+        if current_mode is not None:
+            try:
+                with open(path, "r", encoding="utf-8") as handle:
+                    same = handle.read() == content
+            except UnicodeDecodeError:
+                same = False
+        wanted_mode = mode if mode is not None else (0o644 if current_mode is None else current_mode)
+        if same:
+            if current_mode == wanted_mode:
+                return False
+            self.commands.append("chmod %04o %s" % (wanted_mode, path))
+            if not self.check_mode:
+                os.chmod(path, wanted_mode)
+            return True
         self.commands.append("write %s" % path)
         if self.check_mode:
             return True
         directory = os.path.dirname(path) or "."
         os.makedirs(directory, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=".hnet-")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(content)
-        os.chmod(tmp, mode)
-        self.module.atomic_move(tmp, path)
-        # atomic_move gives a new file the umask's permissions: apply ``mode`` after it (a
-        # NetworkManager keyfile that is not 0600 is ignored).
-        os.chmod(path, mode)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(content)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(tmp, wanted_mode)
+            self.module.atomic_move(tmp, path)
+        finally:
+            if os.path.exists(tmp):  # atomic_move failed: leave no temp file behind
+                os.unlink(tmp)
+        # atomic_move copies the old file's attributes, or gives a new file the umask's
+        # permissions: set the wanted mode after it
+        os.chmod(path, wanted_mode)
+        _fsync_directory(directory)
         return True
 
     def remove_file(self, path):
