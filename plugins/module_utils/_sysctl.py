@@ -6,12 +6,20 @@
 Runtime values live in /proc/sys (per network namespace, bridge-nf-call-* too on current
 kernels); persistence is one file in /etc/sysctl.d plus, for bridge-nf-call-*, a
 modules-load.d file so br_netfilter is loaded before systemd-sysctl applies the file at boot.
+
+The module owns keys, not files: it edits the lines of the keys a task manages in place (as
+ansible.posix.sysctl does for one key) and keeps every other line, comment and their order, so
+two tasks that share a file (bridge_host's bridge-nf-call-* and a later ip_forward-only task), or
+a file such as /etc/sysctl.conf, keep what the other wrote. A file is removed only when it
+carries our header and nothing else is left in it.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+
+from ansible.module_utils.parsing.convert_bool import boolean
 
 from ansible_collections.hypervisor.network.plugins.module_utils._errors import (
     CommandError,
@@ -44,13 +52,18 @@ BRIDGE_KEYS = (BRIDGE_NF_IPTABLES, BRIDGE_NF_IP6TABLES, BRIDGE_NF_ARPTABLES)
 BR_NETFILTER = "br_netfilter"
 
 MANAGED_HEADER = "# Managed by hypervisor.network (ip_forward module). Local changes are overwritten.\n"
+# Marks the br_netfilter line the module adds to a modules-load file it did not create, so that
+# line, and no line someone else wrote, is what it takes out again.
+MODULE_MARK = "# br_netfilter: for net.bridge.bridge-nf-call-* (hypervisor.network ip_forward module)\n"
 
 DEFAULT_SYSCTL_FILE = "/etc/sysctl.d/90-hypervisor-network.conf"
 DEFAULT_MODULES_LOAD_FILE = "/etc/modules-load.d/hypervisor-network.conf"
 
 ARGUMENT_SPEC = dict(
     state=dict(type="str", default="present", choices=["present", "absent"]),
-    ipv4=dict(type="bool", default=True),
+    # raw, not bool: Ansible refuses an explicit null for a bool option that has a default, and
+    # null is how a task says "leave IPv4 forwarding alone" (want_from_params converts the value)
+    ipv4=dict(type="raw", default=True),
     ipv6=dict(type="bool"),
     bridge_nf_call_iptables=dict(type="bool"),
     bridge_nf_call_ip6tables=dict(type="bool"),
@@ -114,9 +127,19 @@ def _conf_path(field_name, value):
     return os.path.normpath(value)
 
 
+def _switch(field_name, value):
+    """True, False or None (leave alone), from what Ansible accepts as a boolean."""
+    if value is None or isinstance(value, bool):
+        return value
+    try:
+        return boolean(value, strict=True)
+    except TypeError:
+        raise ValidationError(field_name, value, "must be true, false or null (null leaves it alone)")
+
+
 def want_from_params(params):
     """Validate module parameters and build the desired state, before anything is touched."""
-    settings = dict((key, params.get(option)) for option, key in OPTION_KEYS)
+    settings = dict((key, _switch(option, params.get(option))) for option, key in OPTION_KEYS)
     sysctl_file = _conf_path("sysctl_file", params["sysctl_file"])
     modules_load_file = _conf_path("modules_load_file", params["modules_load_file"])
     if sysctl_file == modules_load_file:
@@ -169,35 +192,109 @@ def gather(want, root=PROC_SYS):
 
 # -- render and parse -----------------------------------------------------------------------
 
-def render_sysctl_file(targets):
-    """The sysctl.d file for ``targets`` (key -> 0/1), keys in a fixed order.
+def sysctl_line(key, value):
+    """Our line for one key. A line that turns something off starts with '-' so that
+    systemd-sysctl and `sysctl -p` ignore a key the kernel lacks (br_netfilter not loaded, IPv6
+    disabled): a missing switch is off."""
+    return "%s%s = %d\n" % ("" if value else "-", key, int(value))
 
-    Lines that turn something off start with '-' so that systemd-sysctl and `sysctl -p` ignore
-    a key the kernel lacks (br_netfilter not loaded, IPv6 disabled): a missing switch is off.
-    """
-    lines = [MANAGED_HEADER]
-    for key in KNOWN_KEYS:
-        if key in targets:
-            value = int(targets[key])
-            lines.append("%s%s = %d\n" % ("" if value else "-", key, value))
-    return "".join(lines)
+
+def render_sysctl_file(targets):
+    """A new sysctl.d file for ``targets`` (key -> 0/1): our header, keys in a fixed order."""
+    return MANAGED_HEADER + "".join(sysctl_line(key, targets[key]) for key in KNOWN_KEYS if key in targets)
 
 
 def render_modules_load_file():
     return MANAGED_HEADER + BR_NETFILTER + "\n"
 
 
+def _line_key(line):
+    """The sysctl key a line of a sysctl.d file sets, dotted, or None for a comment or blank."""
+    text = line.strip()
+    if not text or text[0] in "#;" or "=" not in text:
+        return None
+    return text.split("=", 1)[0].strip().lstrip("-").strip().replace("/", ".")
+
+
 def parse_sysctl_keys(text):
     """The keys this module knows that a sysctl.d file sets (so absent knows what it managed)."""
     keys = []
     for line in (text or "").splitlines():
-        line = line.strip()
-        if not line or line[0] in "#;" or "=" not in line:
-            continue
-        key = line.split("=", 1)[0].strip().lstrip("-").strip().replace("/", ".")
+        key = _line_key(line)
         if key in KNOWN_KEYS and key not in keys:
             keys.append(key)
     return keys
+
+
+def parse_sysctl_values(text):
+    """Known key -> the value the file sets (the last line wins, as in sysctl -p)."""
+    values = {}
+    for line in (text or "").splitlines():
+        key = _line_key(line)
+        if key in KNOWN_KEYS:
+            try:
+                values[key] = int(line.split("=", 1)[1].strip())
+            except ValueError:
+                values[key] = None
+    return values
+
+
+def is_ours(text):
+    return text is not None and text.startswith(MANAGED_HEADER)
+
+
+def _only_header_left(text):
+    return is_ours(text) and not text[len(MANAGED_HEADER):].strip()
+
+
+def edit_sysctl_text(text, targets, remove=False):
+    """``text`` with the lines of ``targets``' keys set (or, with ``remove``, taken out) and every
+    other line as it was. The first line of a key is edited in place and later lines of the same
+    key go (they would win at boot); a key without a line is added at the end. A file that does
+    not exist is created with our header. Returns None for a file to remove: ours and empty."""
+    if text is None:
+        return None if remove or not targets else render_sysctl_file(targets)
+    lines, done = [], set()
+    for line in text.splitlines(True):
+        key = _line_key(line)
+        if key not in targets:
+            lines.append(line)
+        elif not remove and key not in done:
+            lines.append(sysctl_line(key, targets[key]))
+            done.add(key)
+    missing = [key for key in KNOWN_KEYS if key in targets and key not in done and not remove]
+    if missing and lines and not lines[-1].endswith("\n"):
+        lines[-1] += "\n"
+    lines.extend(sysctl_line(key, targets[key]) for key in missing)
+    result = "".join(lines)
+    return None if _only_header_left(result) else result
+
+
+def edit_modules_load_text(text, needed):
+    """``text`` with br_netfilter listed when ``needed``; when not, with the line we added taken
+    out (in our own file, any br_netfilter line; in another file, only the one after our mark).
+    Returns None for a file to remove: ours and empty."""
+    lines = (text or "").splitlines(True)
+    listed = any(line.strip() == BR_NETFILTER for line in lines)
+    if needed:
+        if listed:
+            return text
+        if text is None:
+            return render_modules_load_file()
+        if lines and not lines[-1].endswith("\n"):
+            lines[-1] += "\n"
+        return "".join(lines) + ("" if is_ours(text) else MODULE_MARK) + BR_NETFILTER + "\n"
+    if text is None:
+        return None
+    kept = []
+    for line in lines:
+        if line.strip() == BR_NETFILTER and (is_ours(text) or (kept and kept[-1] == MODULE_MARK)):
+            if kept and kept[-1] == MODULE_MARK:
+                kept.pop()
+            continue
+        kept.append(line)
+    result = "".join(kept)
+    return None if _only_header_left(result) else result
 
 
 def render_values(values):
@@ -215,7 +312,8 @@ def _targets(want, have):
     # absent turns off what the options name and what the module's own file recorded earlier,
     # so `state: absent` alone undoes an earlier run with other options.
     managed = set(key for key, value in want.settings.items() if value is not None)
-    managed.update(parse_sysctl_keys(have.sysctl_file_text))
+    if is_ours(have.sysctl_file_text):  # in a file of ours every known key was set by a task
+        managed.update(parse_sysctl_keys(have.sysctl_file_text))
     return dict((key, 0) for key in KNOWN_KEYS if key in managed)
 
 
@@ -246,15 +344,15 @@ def plan(want, have):
             writes.append((key, target))
 
     file_changes = []
-    if want.state == "absent":
-        wanted_files = ((want.sysctl_file, have.sysctl_file_text, None),
-                        (want.modules_load_file, have.modules_load_file_text, None))
-    elif want.persist:
-        needs_module_at_boot = any(targets.get(key) for key in BRIDGE_KEYS)
+    if want.state == "absent" or want.persist:
+        # only the lines of the keys this run manages change; br_netfilter is needed at boot
+        # while any bridge switch in the resulting file (from this task or another) is on
+        sysctl_after = edit_sysctl_text(have.sysctl_file_text, targets, remove=want.state == "absent")
+        needs_module_at_boot = any(parse_sysctl_values(sysctl_after).get(key) for key in BRIDGE_KEYS)
         wanted_files = (
-            (want.sysctl_file, have.sysctl_file_text, render_sysctl_file(targets)),
+            (want.sysctl_file, have.sysctl_file_text, sysctl_after),
             (want.modules_load_file, have.modules_load_file_text,
-             render_modules_load_file() if needs_module_at_boot else None),
+             edit_modules_load_text(have.modules_load_file_text, needs_module_at_boot)),
         )
     else:
         wanted_files = ()  # runtime only: files are left as they are

@@ -13,9 +13,15 @@ description:
     on or off, and optionally the br_netfilter switches C(net.bridge.bridge-nf-call-iptables),
     C(-ip6tables) and C(-arptables), which decide whether bridged traffic passes iptables/nftables
     ip and ip6 family hooks.
-  - Sets the runtime value in C(/proc/sys) and, with O(persist), writes one file in
+  - Sets the runtime value in C(/proc/sys) and, with O(persist), writes the keys to one file in
     C(/etc/sysctl.d) so the values come back after a reboot. The module says in its result where
     it wrote.
+  - The module owns keys, not files. It edits only the lines of the keys the task manages (the
+    options that are not null), in place, as M(ansible.posix.sysctl) does for one key, and keeps every
+    other line, comment and their order. Two tasks may share a file (for example the bridge_host
+    role's C(bridge_nf_call_iptables) and a later task with only O(ipv4)), and O(sysctl_file) may be a
+    file such as C(/etc/sysctl.conf). A file is removed only when it carries the module's header and
+    nothing else is left in it.
   - These settings belong to a network namespace; the module changes the namespace it runs in.
   - Setting a C(bridge_nf_call_*) option to V(true) needs the br_netfilter kernel module. If its
     switches are missing the module loads it with C(modprobe) (and, with O(persist), lists it in
@@ -32,16 +38,21 @@ options:
   state:
     description:
       - V(present) sets the switches as the options say.
-      - V(absent) turns off every switch whose option is not null, and every switch that
-        O(sysctl_file) sets, then removes O(sysctl_file) and O(modules_load_file).
+      - V(absent) turns off every switch whose option is not null, and, when O(sysctl_file) carries
+        the module's header, every switch that file sets; then takes those keys' lines out of
+        O(sysctl_file) and the C(br_netfilter) line the module added out of O(modules_load_file).
+        A file is removed only when it carries the module's header and nothing else is left.
     type: str
     choices: [present, absent]
     default: present
   ipv4:
     description:
-      - IPv4 forwarding, C(net.ipv4.ip_forward). Null leaves it alone.
+      - IPv4 forwarding, C(net.ipv4.ip_forward). V(true) or V(false) (or any boolean Ansible accepts,
+        such as V(yes)); an explicit null leaves it alone.
       - Writing it also sets C(net.ipv4.conf.*.forwarding) of every interface, as the kernel does.
-    type: bool
+      - The type is C(raw) only so that null can be told from the default; anything but a boolean or
+        null is refused.
+    type: raw
     default: true
   ipv6:
     description:
@@ -66,23 +77,29 @@ options:
     type: bool
   persist:
     description:
-      - Write O(sysctl_file) (and O(modules_load_file) when a C(bridge_nf_call_*) option is V(true))
-        so the values survive a reboot.
+      - Write the managed keys to O(sysctl_file) (and C(br_netfilter) to O(modules_load_file) while a
+        C(bridge_nf_call_*) switch in O(sysctl_file) is on) so the values survive a reboot.
       - V(false) changes the runtime values only and leaves both files as they are; use
         O(state=absent) to remove them.
     type: bool
     default: true
   sysctl_file:
     description:
-      - The sysctl.d file the module owns. It holds only the switches of this task, with a header
-        saying it is managed by hypervisor.network.
+      - The sysctl.d file that holds the switches. A new file gets a header saying it is managed by
+        hypervisor.network; in an existing file, ours or not, only the lines of the keys this task
+        manages change, and an existing file keeps its mode.
       - An absolute path whose name ends in C(.conf), the only files systemd-sysctl reads.
     type: path
     default: /etc/sysctl.d/90-hypervisor-network.conf
   modules_load_file:
     description:
-      - The modules-load.d file that loads br_netfilter at boot. Written only when a
-        C(bridge_nf_call_*) option is V(true) and O(persist) is on; removed when none is.
+      - The modules-load.d file that loads br_netfilter at boot. C(br_netfilter) is listed there while a
+        C(bridge_nf_call_*) switch in O(sysctl_file) is on (set by this task or an earlier one), with
+        O(persist) on.
+      - In a file without the module's header (such as C(/etc/modules-load.d/modules.conf)) the module
+        adds C(br_netfilter) after a comment line that marks it, and later takes out only that pair; a
+        C(br_netfilter) line someone else wrote stays. The file is removed only when it carries the
+        module's header and nothing else is left.
       - An absolute path whose name ends in C(.conf).
     type: path
     default: /etc/modules-load.d/hypervisor-network.conf
@@ -119,7 +136,7 @@ EXAMPLES = r"""
     ipv4: true
     persist: false
 
-- name: Turn everything off that an earlier task turned on, and remove the files
+- name: Turn everything off that an earlier task turned on, and take its lines out of the files
   hypervisor.network.ip_forward:
     state: absent
 """

@@ -205,3 +205,98 @@ def test_the_documented_examples_run(lab):
         lab.module(hv, "ip_forward", args)
     assert value(lab, hv, V4) == 0  # the last example turns everything off again
     assert not os.path.exists(files(lab)["sysctl_file"])
+
+
+# -- keys, not files (issue 11 item 5): other tasks' keys and other tools' lines survive --------
+
+def read(path):
+    with open(path) as handle:
+        return handle.read()
+
+
+def test_two_tasks_sharing_the_file_both_persist(lab):
+    """bridge_host writes bridge-nf-call-iptables=1 and br_netfilter; a later task that names only
+    ipv4 (kvm_host style) keeps both, and the modules-load file stays."""
+    hv = lab.ns("hv")
+    paths = files(lab)
+    if has_bridge_netfilter(lab, hv):
+        lab.sysctl(hv, NF4, 0)
+    lab.module(hv, "ip_forward", dict(paths, ipv4=True, bridge_nf_call_iptables=True))
+    first = read(paths["sysctl_file"])
+    assert first == HEADER + "net.ipv4.ip_forward = 1\nnet.bridge.bridge-nf-call-iptables = 1\n"
+    later = lab.module(hv, "ip_forward", dict(paths, ipv4=True, ipv6=True))
+    assert later["changed"] is True
+    assert read(paths["sysctl_file"]) == first + "net.ipv6.conf.all.forwarding = 1\n"
+    assert read(paths["modules_load_file"]) == HEADER + "br_netfilter\n"
+    assert "remove %s" % paths["modules_load_file"] not in later["commands"]
+    # and what boot would apply from the shared file is both tasks' settings
+    boot = lab.ns("boot")
+    lab.run(boot, ["modprobe", "br_netfilter"], check=False)
+    lab.run(boot, ["sysctl", "-p", paths["sysctl_file"]])
+    assert values(lab, boot, [V4, V6, NF4]) == {V4: 1, V6: 1, NF4: 1}
+
+
+def test_a_sysctl_conf_style_file_keeps_its_other_lines(lab):
+    hv = lab.ns("hv")
+    conf = lab.tmp / "etc" / "sysctl.conf"
+    conf.parent.mkdir()
+    before = "# /etc/sysctl.conf - tuned by hand\nvm.swappiness = 10\n\n#net.ipv4.ip_forward=1\nkernel.panic = 3\n"
+    conf.write_text(before)
+    os.chmod(conf, 0o600)
+    args = dict(files(lab), sysctl_file=str(conf), ipv4=True)
+    result = lab.module(hv, "ip_forward", args, diff=True)
+    assert result["changed"] is True
+    assert conf.read_text() == before + "net.ipv4.ip_forward = 1\n"
+    assert os.stat(conf).st_mode & 0o777 == 0o600, "the file's mode was changed"
+    assert lab.module(hv, "ip_forward", args)["changed"] is False
+    # absent takes out its own line only, and the file stays
+    gone = lab.module(hv, "ip_forward", dict(args, state="absent"))
+    assert gone["changed"] is True and value(lab, hv, V4) == 0
+    assert conf.read_text() == before
+
+
+def test_a_foreign_modules_load_file_is_never_removed(lab):
+    hv = lab.ns("hv")
+    if not has_bridge_netfilter(lab, hv):
+        lab.run(hv, ["modprobe", "br_netfilter"], check=False)
+        if not has_bridge_netfilter(lab, hv):
+            pytest.skip("no br_netfilter on this kernel")
+    modules = lab.tmp / "modules-load.d" / "modules.conf"
+    modules.parent.mkdir()
+    theirs = "# /etc/modules: kernel modules to load at boot time.\nloop\n"
+    modules.write_text(theirs)
+    args = dict(files(lab), modules_load_file=str(modules))
+    lab.module(hv, "ip_forward", dict(args, bridge_nf_call_iptables=True))
+    assert modules.read_text().startswith(theirs) and modules.read_text().rstrip().endswith("br_netfilter")
+    off = lab.module(hv, "ip_forward", dict(args, bridge_nf_call_iptables=False))
+    assert "remove %s" % modules not in off["commands"]
+    assert modules.read_text() == theirs
+    lab.module(hv, "ip_forward", dict(args, bridge_nf_call_iptables=True))
+    lab.module(hv, "ip_forward", dict(args, state="absent"))
+    assert modules.read_text() == theirs
+
+
+def test_absent_removes_only_our_keys(lab):
+    """Lines added by hand to our own file survive absent, and so does the file then."""
+    hv = lab.ns("hv")
+    paths = files(lab)
+    lab.module(hv, "ip_forward", dict(paths, ipv4=True, ipv6=True))
+    with open(paths["sysctl_file"], "a") as handle:
+        handle.write("# added by hand\nvm.swappiness = 10\n")
+    gone = lab.module(hv, "ip_forward", dict(paths, state="absent"))
+    assert values(lab, hv, [V4, V6]) == {V4: 0, V6: 0}
+    assert read(paths["sysctl_file"]) == HEADER + "# added by hand\nvm.swappiness = 10\n"
+    assert "remove %s" % paths["sysctl_file"] not in gone["commands"]
+
+
+def test_ipv4_null_leaves_ip_forward_alone(lab):
+    """Regression: `ipv4: null` was refused ("NoneType ... cannot be converted to a bool")."""
+    hv = lab.ns("hv")
+    lab.sysctl(hv, V4, 1)
+    result = lab.module(hv, "ip_forward", dict(files(lab), ipv4=None, ipv6=True))
+    assert result["before"] == {V6: 0} and result["after"] == {V6: 1}
+    assert value(lab, hv, V4) == 1
+    assert read(files(lab)["sysctl_file"]) == HEADER + "net.ipv6.conf.all.forwarding = 1\n"
+    lab.sysctl(hv, V4, 0)
+    assert lab.module(hv, "ip_forward", dict(files(lab), ipv4=None, ipv6=True))["changed"] is False
+    assert value(lab, hv, V4) == 0

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import pytest
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -85,6 +86,32 @@ def test_present_with_nothing_to_manage_is_refused():
         want(ipv4=None)
 
 
+def validated(**args):
+    """Module arguments as AnsibleModule's own argument-spec validation leaves them."""
+    result = ArgumentSpecValidator(sysctl.ARGUMENT_SPEC).validate(args)
+    assert result.error_messages == []
+    return result.validated_parameters
+
+
+def test_ipv4_null_leaves_ip_forward_alone():
+    """Regression: `ipv4: null` failed with "NoneType ... cannot be converted to a bool"."""
+    desired = sysctl.want_from_params(validated(ipv4=None, ipv6=True))
+    assert desired.settings[V4] is None
+    assert sysctl.plan(desired, have({V4: 1, V6: 0})).targets == {V6: 1}
+
+
+@pytest.mark.parametrize("value, expected", [("yes", True), ("off", False), (1, True), (False, False)])
+def test_ipv4_takes_what_ansible_takes_as_a_boolean(value, expected):
+    assert sysctl.want_from_params(validated(ipv4=value)).settings[V4] is expected
+
+
+@pytest.mark.parametrize("value", ["maybe", 2, [True]])
+def test_ipv4_that_is_no_boolean_is_refused_naming_it(value):
+    with pytest.raises(ValidationError) as info:
+        sysctl.want_from_params(validated(ipv4=value))
+    assert info.value.field == "ipv4" and info.value.value == value
+
+
 def test_absent_with_nothing_named_is_accepted():
     assert want(state="absent", ipv4=None).state == "absent"
 
@@ -160,10 +187,80 @@ def test_persist_false_leaves_files_alone():
     assert result.file_changes == ()
 
 
-def test_present_rewrites_a_file_edited_by_hand():
+def test_present_corrects_its_key_in_a_file_edited_by_hand():
+    """The key's line is put right in place; the file is not ours, so no header is added."""
     result = sysctl.plan(want(), have({V4: 1}, sysctl_text="net.ipv4.ip_forward = 0\n"))
     assert result.writes == ()
-    assert result.file_changes[0].after == HEADER + "net.ipv4.ip_forward = 1\n"
+    assert result.file_changes[0].after == "net.ipv4.ip_forward = 1\n"
+
+
+# -- plan: keys, not files (issue 11 item 5) ------------------------------------------------
+
+BRIDGE_HOST_FILE = HEADER + "net.ipv4.ip_forward = 1\nnet.bridge.bridge-nf-call-iptables = 1\n"
+
+
+def test_a_later_task_with_other_keys_keeps_the_earlier_keys_and_the_module_file():
+    """bridge_host wrote bridge-nf-call-iptables and br_netfilter; an ip_forward-only task after it
+    (kvm_host style) must neither drop the key nor remove the modules-load file."""
+    result = sysctl.plan(want(ipv4=True), have({V4: 1, NF4: 1, NF6: 1, NFARP: 1}, sysctl_text=BRIDGE_HOST_FILE,
+                                               modules_text=HEADER + "br_netfilter\n"))
+    assert not result.changed, result
+    result = sysctl.plan(want(ipv4=True, ipv6=True), have({V4: 1, NF4: 1, NF6: 1, NFARP: 1}, sysctl_text=BRIDGE_HOST_FILE,
+                                                          modules_text=HEADER + "br_netfilter\n"))
+    assert result.file_changes == (sysctl.FileChange(SYSCTL_FILE, BRIDGE_HOST_FILE,
+                                                     BRIDGE_HOST_FILE + "net.ipv6.conf.all.forwarding = 1\n"),)
+
+
+def test_a_foreign_sysctl_file_keeps_its_lines_comments_and_order():
+    before = "# tuned by hand\nvm.swappiness = 10\n\n; old\nnet/ipv4/ip_forward=0\nkernel.panic = 3\nnet.ipv4.ip_forward = 0\n"
+    result = sysctl.plan(want(ipv4=True, ipv6=False), have({V4: 0, V6: 0}, sysctl_text=before))
+    after = "# tuned by hand\nvm.swappiness = 10\n\n; old\nnet.ipv4.ip_forward = 1\nkernel.panic = 3\n" \
+            "-net.ipv6.conf.all.forwarding = 0\n"
+    assert result.file_changes == (sysctl.FileChange(SYSCTL_FILE, before, after),)
+
+
+def test_a_key_is_appended_to_a_file_without_a_final_newline():
+    result = sysctl.plan(want(), have({V4: 1}, sysctl_text="vm.swappiness = 10"))
+    assert result.file_changes[0].after == "vm.swappiness = 10\nnet.ipv4.ip_forward = 1\n"
+
+
+def test_br_netfilter_is_added_to_a_foreign_modules_file_with_a_mark_and_only_that_goes_again():
+    foreign = "# /etc/modules-load.d/modules.conf\nloop\n"
+    on = sysctl.plan(want(bridge_nf_call_iptables=True), have({V4: 1, NF4: 0, NF6: 0, NFARP: 0}, modules_text=foreign))
+    added = [c for c in on.file_changes if c.path == MODULES_FILE][0].after
+    assert added == foreign + sysctl.MODULE_MARK + "br_netfilter\n"
+    off = sysctl.plan(want(bridge_nf_call_iptables=False),
+                      have({V4: 1, NF4: 1, NF6: 0, NFARP: 0}, sysctl_text=HEADER + "net.bridge.bridge-nf-call-iptables = 1\n",
+                           modules_text=added))
+    assert [c for c in off.file_changes if c.path == MODULES_FILE][0].after == foreign
+
+
+def test_a_br_netfilter_line_someone_else_wrote_stays():
+    theirs = "br_netfilter\noverlay\n"
+    for state in ("present", "absent"):
+        result = sysctl.plan(want(state=state, bridge_nf_call_iptables=False), have({V4: 1, NF4: 1}, modules_text=theirs))
+        assert MODULES_FILE not in [c.path for c in result.file_changes], state
+
+
+def test_absent_takes_out_only_its_keys_of_a_foreign_file_and_never_removes_it():
+    before = "vm.swappiness = 10\nnet.ipv4.ip_forward = 1\n"
+    result = sysctl.plan(want(state="absent"), have({V4: 1}, sysctl_text=before))
+    assert result.file_changes == (sysctl.FileChange(SYSCTL_FILE, before, "vm.swappiness = 10\n"),)
+    alone = sysctl.plan(want(state="absent"), have({V4: 1}, sysctl_text="net.ipv4.ip_forward = 1\n"))
+    assert alone.file_changes == (sysctl.FileChange(SYSCTL_FILE, "net.ipv4.ip_forward = 1\n", ""),)
+
+
+def test_absent_keeps_our_file_while_lines_of_others_are_in_it():
+    before = HEADER + "net.ipv4.ip_forward = 1\n# added by hand\nvm.swappiness = 10\n"
+    result = sysctl.plan(want(state="absent", ipv4=None), have({V4: 1}, sysctl_text=before))
+    assert result.targets == {V4: 0}
+    assert result.file_changes == (sysctl.FileChange(SYSCTL_FILE, before, HEADER + "# added by hand\nvm.swappiness = 10\n"),)
+
+
+def test_absent_with_a_foreign_file_manages_only_the_named_keys():
+    """Keys in a file that is not ours were not set by a task of ours: absent alone leaves them."""
+    result = sysctl.plan(want(state="absent", ipv4=None), have({V4: 1}, sysctl_text="net.ipv4.ip_forward = 1\n"))
+    assert not result.changed
 
 
 # -- plan: absent ---------------------------------------------------------------------------
@@ -171,12 +268,13 @@ def test_present_rewrites_a_file_edited_by_hand():
 def test_absent_turns_off_named_and_recorded_keys_and_removes_files():
     recorded = HEADER + "net.ipv4.ip_forward = 1\nnet.bridge.bridge-nf-call-ip6tables = 1\n"
     result = sysctl.plan(want(state="absent", ipv4=None),
-                         have({V4: 1, V6: 1, NF4: 1, NF6: 1}, sysctl_text=recorded, modules_text="br_netfilter\n"))
+                         have({V4: 1, V6: 1, NF4: 1, NF6: 1}, sysctl_text=recorded,
+                              modules_text=HEADER + "br_netfilter\n"))
     assert result.targets == {V4: 0, NF6: 0}  # ipv6 and NF4 were neither named nor recorded
     assert result.writes == ((V4, 0), (NF6, 0))
     assert result.file_changes == (
         sysctl.FileChange(SYSCTL_FILE, recorded, None),
-        sysctl.FileChange(MODULES_FILE, "br_netfilter\n", None),
+        sysctl.FileChange(MODULES_FILE, HEADER + "br_netfilter\n", None),
     )
 
 
