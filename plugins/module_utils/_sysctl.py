@@ -104,6 +104,7 @@ class Plan:
     targets: dict  # every key this run manages -> the value it should have (0 or 1)
     load_modules: tuple = ()
     writes: tuple = ()  # (key, value) in order
+    module_at_boot: bool = False  # br_netfilter is listed in the modules-load file after the plan
     file_changes: tuple = field(default_factory=tuple)
 
     @property
@@ -344,6 +345,7 @@ def plan(want, have):
             writes.append((key, target))
 
     file_changes = []
+    needs_module_at_boot = False
     if want.state == "absent" or want.persist:
         # only the lines of the keys this run manages change; br_netfilter is needed at boot
         # while any bridge switch in the resulting file (from this task or another) is on
@@ -361,7 +363,7 @@ def plan(want, have):
             file_changes.append(FileChange(path=path, before=before, after=after))
 
     return Plan(targets=targets, load_modules=tuple(load_modules), writes=tuple(writes),
-                file_changes=tuple(file_changes))
+                module_at_boot=needs_module_at_boot, file_changes=tuple(file_changes))
 
 
 def predicted_values(plan_, have):
@@ -439,7 +441,7 @@ def ip_forward(module, root=PROC_SYS):
         after=after,
         sysctl_file=want.sysctl_file if persisted else None,
         modules_load_file=(
-            want.modules_load_file if persisted and any(plan_.targets.get(k) for k in BRIDGE_KEYS) else None
+            want.modules_load_file if persisted and plan_.module_at_boot else None
         ),
     )
     if module._diff:

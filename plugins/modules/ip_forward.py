@@ -170,7 +170,9 @@ sysctl_file:
   type: str
   sample: /etc/sysctl.d/90-hypervisor-network.conf
 modules_load_file:
-  description: The modules-load.d file that loads br_netfilter at boot, or null when none is needed.
+  description:
+    - The modules-load.d file that loads br_netfilter at boot, or null when none is needed (no
+      C(bridge_nf_call_*) switch in O(sysctl_file) is on, whichever task set it).
   returned: always
   type: str
   sample: /etc/modules-load.d/hypervisor-network.conf

@@ -229,6 +229,7 @@ def test_two_tasks_sharing_the_file_both_persist(lab):
     assert read(paths["sysctl_file"]) == first + "net.ipv6.conf.all.forwarding = 1\n"
     assert read(paths["modules_load_file"]) == HEADER + "br_netfilter\n"
     assert "remove %s" % paths["modules_load_file"] not in later["commands"]
+    assert later["modules_load_file"] == paths["modules_load_file"], "the result must say br_netfilter is still loaded at boot"
     # and what boot would apply from the shared file is both tasks' settings
     boot = lab.ns("boot")
     lab.run(boot, ["modprobe", "br_netfilter"], check=False)
