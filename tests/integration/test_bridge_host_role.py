@@ -160,5 +160,13 @@ def test_valid_instance_is_written_checked_by_dnsmasq_and_served(lab):
         assert "server=/corp.example/198.51.100.53\n" in conf
         pid = int((lab.tmp / ns / "run" / "dnsmasq-br0.pid").read_text())
         assert Path("/proc/%d/comm" % pid).read_text().strip() == "dnsmasq"
+        # an option of the right form that dnsmasq does not know passes the filter; dnsmasq --test
+        # (the template's validate) stops it, and the working file and dnsmasq stay as they were
+        broken = dict(item, options=["edns-packet-max=1232", "no-such-option-here"])
+        proc = run_role(lab.tmp, {"good": host_vars(lab.tmp, ns, [broken])})
+        assert proc.returncode != 0
+        assert "failed to validate" in proc.stdout
+        assert (lab.tmp / ns / "etc" / "dnsmasq-br0.conf").read_text() == conf
+        assert Path("/proc/%d/comm" % pid).read_text().strip() == "dnsmasq"
     finally:
         stop_dnsmasq(lab.tmp, [ns])
