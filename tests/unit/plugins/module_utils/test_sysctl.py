@@ -371,3 +371,31 @@ def test_gather_reads_a_proc_tree(tmp_path):
     assert result.values == {V4: 1, V6: None, NF4: None, NF6: None, NFARP: None}
     assert result.sysctl_file_text == "x\n"
     assert result.modules_load_file_text is None
+
+
+# -- property: other lines survive every edit -----------------------------------------------
+
+foreign_line = st.one_of(
+    st.sampled_from(["# comment\n", "; comment\n", "\n", "vm.swappiness = 10\n", "kernel.panic=3\n",
+                     "-net.ipv4.conf.all.rp_filter = 1\n", "net/core/somaxconn = 4096\n"]),
+    st.from_regex(r"[a-z]{1,8}\.[a-z_]{1,12} = [0-9]{1,3}\n", fullmatch=True),
+)
+own_line = st.builds(lambda key, value, dash: "%s%s = %d\n" % ("-" if dash else "", key, value),
+                     st.sampled_from(sysctl.KNOWN_KEYS), st.sampled_from([0, 1]), st.booleans())
+
+
+@given(lines=st.lists(st.one_of(foreign_line, own_line), max_size=12), ours=st.booleans(),
+       targets=st.dictionaries(st.sampled_from(sysctl.KNOWN_KEYS), st.sampled_from([0, 1])), remove=st.booleans())
+def test_every_line_of_another_key_survives_an_edit_in_its_order(lines, ours, targets, remove):
+    text = (HEADER if ours else "") + "".join(lines)
+    after = sysctl.edit_sysctl_text(text, targets, remove=remove)
+    foreign = [line for line in lines if sysctl._line_key(line) not in targets]
+    if after is None:  # removed: only when ours and nothing else was left
+        assert ours and not "".join(foreign).strip()
+        return
+    kept = [line for line in after.splitlines(True) if sysctl._line_key(line) not in targets]
+    assert kept == ([HEADER] if ours else []) + foreign
+    values = sysctl.parse_sysctl_values(after)
+    for key, value in targets.items():
+        assert (key not in values) if remove else values[key] == value
+    assert sysctl.edit_sysctl_text(after, targets, remove=remove) == after, "a second edit changes nothing"
