@@ -221,9 +221,13 @@ def test_two_tasks_sharing_the_file_both_persist(lab):
     paths = files(lab)
     if has_bridge_netfilter(lab, hv):
         lab.sysctl(hv, NF4, 0)
-    lab.module(hv, "ip_forward", dict(paths, ipv4=True, bridge_nf_call_iptables=True))
+    lab.module(hv, "ip_forward", dict(paths, ipv4=True, bridge_nf_call_iptables=True))  # bridge_host's defaults
     first = read(paths["sysctl_file"])
     assert first == HEADER + "net.ipv4.ip_forward = 1\nnet.bridge.bridge-nf-call-iptables = 1\n"
+    only_ipv4 = lab.module(hv, "ip_forward", dict(paths, ipv4=True))
+    assert only_ipv4["changed"] is False and only_ipv4["commands"] == []
+    assert read(paths["sysctl_file"]) == first
+    assert read(paths["modules_load_file"]) == HEADER + "br_netfilter\n"
     later = lab.module(hv, "ip_forward", dict(paths, ipv4=True, ipv6=True))
     assert later["changed"] is True
     assert read(paths["sysctl_file"]) == first + "net.ipv6.conf.all.forwarding = 1\n"
