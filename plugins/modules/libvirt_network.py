@@ -15,8 +15,13 @@ description:
   - Updates an existing network. The normalised XML of the definition is compared with the wanted
     one; DHCP hosts, DHCP ranges and DNS hosts, TXT and SRV records are changed live with
     C(virNetworkUpdate) (running and persistent definition alike), without a restart.
-  - Any other change redefines the network. A running network only picks up a redefinition when it
-    is restarted; with O(restart=true) the module restarts it and then re-attaches every interface
+  - Any other change redefines the network. The new definition is the existing one, edited in place;
+    only the elements and attributes this module manages are set or removed, everything else
+    (portgroups, virtualport, bandwidth, routes, tftp, bootp, localPtr, C(<nat ipv6='yes'>), elements
+    of newer libvirt versions, ...) is kept as it is. A change that would have to remove an element
+    carrying such a part (an address with C(<tftp>) dropped from O(ips), C(<nat ipv6='yes'>) on a switch
+    away from NAT) fails and names it; nothing is changed then.
+  - A running network only picks up a redefinition when it is restarted; with O(restart=true) the module restarts it and then re-attaches every interface
     that was a port of the network's bridge before (the taps of running guests included), so guests
     stay connected. RV(restarted) and RV(reattached) say what happened.
   - Options left unset (null) keep what the network has, or libvirt's default for a new network.
@@ -347,7 +352,9 @@ notes:
   type: list
   elements: str
 diff:
-  description: With C(--diff), the normalised network XML before and after.
+  description:
+    - With C(--diff), the whole definition before and after (the persistent XML libvirt has, and the
+      same XML with the change made), in one serialisation so that only the change shows.
   returned: when diff mode is on
   type: dict
 """

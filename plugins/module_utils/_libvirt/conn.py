@@ -10,11 +10,11 @@ answer gets a message that says how to start it.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 
-from ansible_collections.hypervisor.network.plugins.module_utils._libvirt import network_xml as netxml
 from ansible_collections.hypervisor.network.plugins.module_utils._errors import HypervisorNetworkError
-from ansible_collections.hypervisor.network.plugins.module_utils._libvirt.network_plan import HostState
+from ansible_collections.hypervisor.network.plugins.module_utils._libvirt.network_plan import HostState, host_state
 
 try:
     import libvirt
@@ -107,11 +107,11 @@ def gather(conn, uri, name, runner):
     with libvirt_errors(uri, "reading network %s" % name):
         active = bool(net.isActive())
         persistent = bool(net.isPersistent())
-        config = netxml.parse(net.XMLDesc(NETWORK_XML_INACTIVE)) if persistent else None
-        live = netxml.parse(net.XMLDesc(0)) if active else None
+        config_xml = net.XMLDesc(NETWORK_XML_INACTIVE) if persistent else None
+        live_xml = net.XMLDesc(0) if active else None
         autostart = bool(net.autostart()) if persistent else False
-    bridge = (live or config).bridge
-    return HostState(config=config, live=live, active=active, autostart=autostart, ports=bridge_ports(runner, bridge) if active else ())
+    have = host_state(config_xml, live_xml, active=active, autostart=autostart)
+    return dataclasses.replace(have, ports=bridge_ports(runner, (have.live or have.config).bridge) if active else ())
 
 
 def _apply_libvirt(conn, uri, step):

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 from ansible_collections.hypervisor.network.plugins.module_utils._libvirt import conn as conn_util
-from ansible_collections.hypervisor.network.plugins.module_utils._libvirt import network_xml as netxml
 from ansible_collections.hypervisor.network.plugins.module_utils._libvirt.network_model import network_from_params
 from ansible_collections.hypervisor.network.plugins.module_utils._libvirt.network_plan import plan
 from ansible_collections.hypervisor.network.plugins.module_utils._lock import host_lock
@@ -95,9 +94,9 @@ def libvirt_network(module):
         reattached=reattached,
         notes=list(result.notes),
     )
-    if module._diff:
+    if module._diff:  # the whole definition as libvirt has it, before and after
         output["diff"] = dict(
-            before=netxml.render(before) + "\n" if before else "",
-            after=netxml.render(result.target) + "\n" if result.target else "",
+            before=result.before_xml + "\n" if result.before_xml else "",
+            after=result.after_xml + "\n" if result.after_xml else "",
         )
     return output

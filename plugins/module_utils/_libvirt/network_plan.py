@@ -6,6 +6,8 @@
 Live changes go through virNetworkUpdate where libvirt supports them (DHCP hosts and ranges, DNS
 hosts, TXT and SRV records); anything else is a redefine, which on an active network only takes
 effect after a restart, so the plan then restarts (if allowed) and re-attaches the bridge ports.
+A redefine is the existing definition's XML edited in place (_libvirt/network_edit), so whatever
+the model does not cover survives it.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Optional, Tuple
 
+from ansible_collections.hypervisor.network.plugins.module_utils._libvirt import network_edit
 from ansible_collections.hypervisor.network.plugins.module_utils._libvirt import network_xml as netxml
 from ansible_collections.hypervisor.network.plugins.module_utils._libvirt.network_model import Dns, Forward, Network
 
@@ -30,6 +33,22 @@ class HostState:
     active: bool = False
     autostart: bool = False
     ports: Tuple[str, ...] = ()  # interfaces enslaved to the network's bridge now
+    config_xml: Optional[str] = None  # the persistent definition as libvirt printed it
+    live_xml: Optional[str] = None
+
+    @property
+    def base_xml(self):
+        """The XML a redefine starts from: the persistent definition, or a transient network's."""
+        return self.config_xml if self.config is not None else self.live_xml
+
+
+def host_state(config_xml=None, live_xml=None, active=False, autostart=False, ports=()):
+    """A HostState from the XML libvirt printed (the persistent and the running definition)."""
+    return HostState(
+        config=netxml.parse(config_xml) if config_xml else None,
+        live=netxml.parse(live_xml) if live_xml else None,
+        active=active, autostart=autostart, ports=tuple(ports), config_xml=config_xml, live_xml=live_xml,
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +87,8 @@ class Plan:
     restarted: bool = False
     reattached: Tuple[str, ...] = ()
     notes: Tuple[str, ...] = ()
+    before_xml: str = ""  # the definition before and after, one serialisation, for --diff
+    after_xml: str = ""
 
 
 def defaults_for(name):
@@ -147,7 +168,8 @@ def plan(want: Network, have: HostState, state="present", active=True, autostart
             steps.append(Step("destroy", name))
         if have.config is not None:
             steps.append(Step("undefine", name))
-        return Plan(tuple(steps), None)
+        before_xml = network_edit.pretty(have.base_xml) if have.base_xml else ""
+        return Plan(tuple(steps), None, before_xml=before_xml)
 
     steps, notes = [], []
     base = have.config or have.live
@@ -155,6 +177,13 @@ def plan(want: Network, have: HostState, state="present", active=True, autostart
     # A running network whose live state differs from its definition has a redefine pending.
     pending = have.active and have.config is not None and have.live is not None and have.live != have.config
     needs_restart = pending
+    before_xml = network_edit.pretty(have.base_xml) if base is not None else ""
+    if base is None:
+        after_xml = netxml.render(target)
+    elif target != base:
+        after_xml = network_edit.edit(have.base_xml, base, target)  # refuses to lose what it does not own
+    else:
+        after_xml = before_xml
     if base is None or target != base:
         updates = None if base is None or pending else live_updates(base, target)
         if updates is not None:
@@ -166,7 +195,7 @@ def plan(want: Network, have: HostState, state="present", active=True, autostart
                     )
                 )
         else:
-            steps.append(Step("define", name, xml=netxml.render(target)))
+            steps.append(Step("define", name, xml=after_xml))
             needs_restart = needs_restart or have.active
 
     restarted, reattached = False, ()
@@ -189,4 +218,7 @@ def plan(want: Network, have: HostState, state="present", active=True, autostart
         steps.append(Step("start", name))
     if autostart is not None and bool(autostart) != have.autostart:
         steps.append(Step("autostart", name, autostart=bool(autostart)))
-    return Plan(tuple(steps), target, restarted=restarted, reattached=reattached, notes=tuple(notes))
+    return Plan(
+        tuple(steps), target, restarted=restarted, reattached=reattached, notes=tuple(notes),
+        before_xml=before_xml, after_xml=after_xml,
+    )

@@ -31,7 +31,7 @@ ET.register_namespace("dnsmasq", DNSMASQ_NS)
 NAT_DEFAULT_PORTS = (1024, 65535)
 
 
-def _yes_no(value):
+def yes_no(value):
     return None if value is None else ("yes" if value else "no")
 
 
@@ -67,6 +67,14 @@ def dns_host_element(item: DnsHost):
     for name in item.hostnames:
         ET.SubElement(element, "hostname").text = name
     return element
+
+
+def forwarder_element(item: DnsForwarder):
+    return _set(ET.Element("forwarder"), domain=item.domain, addr=item.addr, port=item.port)
+
+
+def dnsmasq_option_element(value):
+    return _set(ET.Element("{%s}option" % DNSMASQ_NS), value=value)
 
 
 def dns_txt_element(item: DnsTxt):
@@ -114,12 +122,11 @@ def render(net: Network, pretty=True):
     if net.mac:
         _set(ET.SubElement(root, "mac"), address=net.mac)
     if net.domain:
-        _set(ET.SubElement(root, "domain"), name=net.domain, localOnly=_yes_no(net.domain_local_only))
+        _set(ET.SubElement(root, "domain"), name=net.domain, localOnly=yes_no(net.domain_local_only))
     dns = net.dns
     if dns is not None and dns != Dns():
-        element = _set(ET.SubElement(root, "dns"), enable=_yes_no(dns.enable), forwardPlainNames=_yes_no(dns.forward_plain_names))
-        for fwd in dns.forwarders:
-            _set(ET.SubElement(element, "forwarder"), domain=fwd.domain, addr=fwd.addr, port=fwd.port)
+        element = _set(ET.SubElement(root, "dns"), enable=yes_no(dns.enable), forwardPlainNames=yes_no(dns.forward_plain_names))
+        element.extend(forwarder_element(f) for f in dns.forwarders)
         element.extend(dns_txt_element(t) for t in dns.txts)
         element.extend(dns_host_element(h) for h in dns.hosts)
         element.extend(dns_srv_element(s) for s in dns.srvs)
@@ -131,8 +138,7 @@ def render(net: Network, pretty=True):
             dhcp.extend(dhcp_host_element(h) for h in ip.dhcp_hosts)
     if net.dnsmasq_options:
         options = ET.SubElement(root, "{%s}options" % DNSMASQ_NS)
-        for option in net.dnsmasq_options:
-            _set(ET.SubElement(options, "{%s}option" % DNSMASQ_NS), value=option)
+        options.extend(dnsmasq_option_element(o) for o in net.dnsmasq_options)
     return to_text(root, pretty=pretty)
 
 
@@ -158,7 +164,7 @@ def _parse_forward(root):
     )
 
 
-def _parse_ip(element):
+def parse_ip(element):
     address = ipaddress.ip_address(element.get("address"))
     if element.get("prefix"):
         prefix = int(element.get("prefix"))
@@ -166,26 +172,27 @@ def _parse_ip(element):
         prefix = ipaddress.ip_network("0.0.0.0/%s" % element.get("netmask")).prefixlen
     else:
         prefix = 24 if address.version == 4 else 64
-    ranges, hosts = [], []
-    for rng in element.findall("dhcp/range"):
-        lease = rng.find("lease")
-        ranges.append(
-            DhcpRange(
-                start=ipaddress.ip_address(rng.get("start")).compressed,
-                end=ipaddress.ip_address(rng.get("end")).compressed,
-                lease_expiry=_int(lease.get("expiry")) if lease is not None else None,
-                lease_unit=(lease.get("unit") or "minutes") if lease is not None else None,
-            )
-        )
-    for host in element.findall("dhcp/host"):
-        mac = host.get("mac")
-        hosts.append(DhcpHost(ip=ipaddress.ip_address(host.get("ip")).compressed, mac=mac.lower() if mac else None, name=host.get("name")))
     return IpConfig(
         address=address.compressed,
         prefix=prefix,
-        dhcp_ranges=tuple(ranges),
-        dhcp_hosts=tuple(hosts),
+        dhcp_ranges=tuple(parse_dhcp_range(r) for r in element.findall("dhcp/range")),
+        dhcp_hosts=tuple(parse_dhcp_host(h) for h in element.findall("dhcp/host")),
     )
+
+
+def parse_dhcp_range(rng):
+    lease = rng.find("lease")
+    return DhcpRange(
+        start=ipaddress.ip_address(rng.get("start")).compressed,
+        end=ipaddress.ip_address(rng.get("end")).compressed,
+        lease_expiry=_int(lease.get("expiry")) if lease is not None else None,
+        lease_unit=(lease.get("unit") or "minutes") if lease is not None else None,
+    )
+
+
+def parse_dhcp_host(host):
+    mac = host.get("mac")
+    return DhcpHost(ip=ipaddress.ip_address(host.get("ip")).compressed, mac=mac.lower() if mac else None, name=host.get("name"))
 
 
 def _parse_dns(root):
@@ -195,32 +202,39 @@ def _parse_dns(root):
     return Dns(
         enable=_bool(element.get("enable")),
         forward_plain_names=_bool(element.get("forwardPlainNames")),
-        forwarders=tuple(
-            DnsForwarder(
-                addr=ipaddress.ip_address(f.get("addr")).compressed if f.get("addr") else None,
-                domain=f.get("domain"),
-                port=_int(f.get("port")),
-            )
-            for f in element.findall("forwarder")
-        ),
-        hosts=tuple(
-            DnsHost(ip=ipaddress.ip_address(h.get("ip")).compressed, hostnames=tuple(sorted(n.text for n in h.findall("hostname"))))
-            for h in element.findall("host")
-        ),
-        srvs=tuple(
-            DnsSrv(
-                service=s.get("service"),
-                protocol=s.get("protocol"),
-                domain=s.get("domain"),
-                target=s.get("target"),
-                port=_int(s.get("port")),
-                priority=_int(s.get("priority")),
-                weight=_int(s.get("weight")),
-            )
-            for s in element.findall("srv")
-        ),
-        txts=tuple(DnsTxt(name=t.get("name"), value=t.get("value")) for t in element.findall("txt")),
+        forwarders=tuple(parse_forwarder(f) for f in element.findall("forwarder")),
+        hosts=tuple(parse_dns_host(h) for h in element.findall("host")),
+        srvs=tuple(parse_dns_srv(s) for s in element.findall("srv")),
+        txts=tuple(parse_dns_txt(t) for t in element.findall("txt")),
     )
+
+
+def parse_forwarder(element):
+    return DnsForwarder(
+        addr=ipaddress.ip_address(element.get("addr")).compressed if element.get("addr") else None,
+        domain=element.get("domain"),
+        port=_int(element.get("port")),
+    )
+
+
+def parse_dns_host(element):
+    return DnsHost(ip=ipaddress.ip_address(element.get("ip")).compressed, hostnames=tuple(sorted(n.text for n in element.findall("hostname"))))
+
+
+def parse_dns_srv(element):
+    return DnsSrv(
+        service=element.get("service"),
+        protocol=element.get("protocol"),
+        domain=element.get("domain"),
+        target=element.get("target"),
+        port=_int(element.get("port")),
+        priority=_int(element.get("priority")),
+        weight=_int(element.get("weight")),
+    )
+
+
+def parse_dns_txt(element):
+    return DnsTxt(name=element.get("name"), value=element.get("value"))
 
 
 def parse(text):
@@ -241,7 +255,7 @@ def parse(text):
             mac=mac.get("address").lower() if mac is not None else None,
             domain=domain.get("name") if domain is not None else None,
             domain_local_only=_bool(domain.get("localOnly")) if domain is not None else None,
-            ips=tuple(_parse_ip(e) for e in root.findall("ip")),
+            ips=tuple(parse_ip(e) for e in root.findall("ip")),
             dns=_parse_dns(root),
             dnsmasq_options=tuple(o.get("value") for o in root.findall("{%s}options/{%s}option" % (DNSMASQ_NS, DNSMASQ_NS))),
         )

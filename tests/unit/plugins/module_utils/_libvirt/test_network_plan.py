@@ -10,13 +10,13 @@ from pathlib import Path
 
 from ansible_collections.hypervisor.network.plugins.module_utils._libvirt import network_xml as netxml
 from ansible_collections.hypervisor.network.plugins.module_utils._libvirt.network_model import network_from_params
-from ansible_collections.hypervisor.network.plugins.module_utils._libvirt.network_plan import HostState, plan
+from ansible_collections.hypervisor.network.plugins.module_utils._libvirt.network_plan import HostState, host_state, plan
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "libvirt"
-CONFIG = netxml.parse((FIXTURES / "lab_inactive.xml").read_text())
-LIVE = netxml.parse((FIXTURES / "lab_live.xml").read_text())
-RUNNING = HostState(config=CONFIG, live=LIVE, active=True, autostart=True, ports=("vnet0", "vnet1"))
-STOPPED = HostState(config=CONFIG, active=False, autostart=True)
+CONFIG_XML, LIVE_XML = (FIXTURES / "lab_inactive.xml").read_text(), (FIXTURES / "lab_live.xml").read_text()
+CONFIG, LIVE = netxml.parse(CONFIG_XML), netxml.parse(LIVE_XML)
+RUNNING = host_state(CONFIG_XML, LIVE_XML, active=True, autostart=True, ports=("vnet0", "vnet1"))
+STOPPED = host_state(CONFIG_XML, active=False, autostart=True)
 
 # The options that describe exactly what the fixture holds.
 SAME = dict(
@@ -119,7 +119,7 @@ def test_no_restart_when_not_allowed_but_a_note():
 
 
 def test_pending_redefinition_is_restarted_later():
-    pending = HostState(config=plan(want(mtu=9000), RUNNING).target, live=LIVE, active=True, autostart=True, ports=("vnet0",))
+    pending = host_state(plan(want(mtu=9000), RUNNING).after_xml, LIVE_XML, active=True, autostart=True, ports=("vnet0",))
     assert [s.action for s in plan(want(mtu=9000), pending, autostart=True, restart=False).steps] == []
     assert [s.action for s in plan(want(mtu=9000), pending, autostart=True).steps] == ["destroy", "start", "reattach"]
 
