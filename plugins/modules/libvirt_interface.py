@@ -17,6 +17,13 @@ description:
     tap's C(tx_dropped) counter of a running guest.
   - A running guest keeps its current NIC until it is shut down and started again (a reboot from
     inside is not enough); RV(restart_required) says when that is still needed.
+  - Only the one C(<interface>) element goes back to libvirt (C(virDomainUpdateDeviceFlags) with
+    C(VIR_DOMAIN_AFFECT_CONFIG), as C(virsh update-device --config) does), so the rest of the domain,
+    VNC/SPICE passwords included, is never read or rewritten by this module. A driver that cannot
+    update devices gets the whole definition back, read with its secrets
+    (C(VIR_DOMAIN_XML_INACTIVE|VIR_DOMAIN_XML_SECURE), as C(virsh edit) does) and changed in that NIC only.
+  - The per-host lock is held from the first read of the domain to the write, so two tasks tuning
+    the same domain at once cannot overwrite each other's change.
 version_added: 0.1.0
 author:
   - hypervisor.network developers (@hypervisor-network)
@@ -57,7 +64,7 @@ options:
     type: int
     choices: [256, 512, 1024]
 notes:
-  - In check mode the domain is not redefined; RV(after) is what it would be.
+  - In check mode the domain is not changed; RV(after) is what it would be.
 seealso:
   - name: libvirt domain XML, network interfaces
     description: The C(<driver>) attributes this module sets.
@@ -87,7 +94,7 @@ changed:
   returned: always
   type: bool
 commands:
-  description: The redefinition, as a virsh-equivalent line with the new interface XML.
+  description: The change, as a virsh-equivalent C(virsh update-device DOMAIN /dev/stdin --config) with the new interface XML.
   returned: always
   type: list
   elements: str

@@ -3,8 +3,11 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """libvirt_interface: virtio model and queue tuning of one guest NIC in the persistent definition.
 
-Pure part: validate the options, find the NIC in the domain XML, compute the new XML. The caller
-defines it through libvirt-python; a running guest picks it up at its next restart.
+Pure part: validate the options, find the NIC in the domain XML, compute the new XML. Only that one
+<interface> goes back to libvirt (virDomainUpdateDeviceFlags with AFFECT_CONFIG), so the rest of
+the domain, its VNC/SPICE passwords above all, never passes through this module; a running guest
+picks the change up at its next start. Drivers without device updates get the whole definition,
+read with its secrets (INACTIVE|SECURE, as `virsh edit` does), with only this NIC changed.
 """
 
 from __future__ import annotations
@@ -26,7 +29,10 @@ for _prefix, _uri in (("qemu", "http://libvirt.org/schemas/domain/qemu/1.0"),):
 
 _MODEL = re.compile(r"^[A-Za-z0-9_-]{1,32}\Z")
 QUEUE_SIZES = (256, 512, 1024)  # what QEMU's virtio-net accepts
-DOMAIN_XML_INACTIVE = 2
+DOMAIN_XML_SECURE, DOMAIN_XML_INACTIVE = 1, 2
+AFFECT_CONFIG = 2
+# libvirt's codes for "this driver cannot update a device": then the whole definition is redefined
+NO_DEVICE_UPDATE = (3, 74, 84)  # VIR_ERR_NO_SUPPORT, VIR_ERR_ARGUMENT_UNSUPPORTED, VIR_ERR_OPERATION_UNSUPPORTED
 DRIVER_ATTRS = ("queues", "rx_queue_size", "tx_queue_size")
 
 
@@ -129,6 +135,21 @@ def _tx_dropped(tap):
         return None
 
 
+def update_nic(uri, domain, want, nic_xml):
+    """Write the changed NIC into the persistent definition, and nothing else of the domain."""
+    try:
+        domain.updateDeviceFlags(nic_xml, AFFECT_CONFIG)
+        return
+    except conn_util.libvirt.libvirtError as exc:
+        if exc.get_error_code() not in NO_DEVICE_UPDATE:
+            raise HypervisorNetworkError("libvirt at %s: updating the interface of domain %s failed: %s"
+                                         % (uri, domain.name(), exc.get_error_message()), uri=uri)
+    with conn_util.libvirt_errors(uri, "redefining domain %s" % domain.name()):
+        root = ET.fromstring(domain.XMLDesc(DOMAIN_XML_INACTIVE | DOMAIN_XML_SECURE))
+        apply_settings(find_nic(root, want.network, read_nic(ET.fromstring(nic_xml)).mac), want)
+        domain.connect().defineXML(to_text(root))
+
+
 def tune_interface(module, params, runner):
     """Gather, compare, define: the whole libvirt_interface run. Returns the result dict."""
     want = settings_from_params(params)
@@ -141,21 +162,25 @@ def tune_interface(module, params, runner):
 
 
 def _tune(module, params, runner, conn, want, uri):
-    with conn_util.libvirt_errors(uri, "looking up domain %s" % params["domain"]):
-        domain = conn.lookupByName(params["domain"])
-        root = ET.fromstring(domain.XMLDesc(DOMAIN_XML_INACTIVE))
-        running = bool(domain.isActive())
-        live_root = ET.fromstring(domain.XMLDesc(0)) if running else None
-    nic = find_nic(root, want.network, want.mac)
-    before_xml, before = to_text(nic), read_nic(nic)
-    apply_settings(nic, want)
-    after_xml, after = to_text(nic), read_nic(nic)
-    changed = before != after
-    if changed:
-        runner.commands.append("virsh define /dev/stdin  # domain %s, interface %s:\n%s" % (params["domain"], after.mac, after_xml))
-        if not runner.check_mode:
-            with host_lock(), conn_util.libvirt_errors(uri, "defining domain %s" % params["domain"]):
-                conn.defineXML(to_text(root))
+    # One lock over read -> compare -> write: a second task tuning the same NIC meanwhile would
+    # otherwise have its change overwritten by a copy read before it.
+    with host_lock():
+        with conn_util.libvirt_errors(uri, "looking up domain %s" % params["domain"]):
+            domain = conn.lookupByName(params["domain"])
+            root = ET.fromstring(domain.XMLDesc(DOMAIN_XML_INACTIVE))
+            running = bool(domain.isActive())
+            live_root = ET.fromstring(domain.XMLDesc(0)) if running else None
+        nic = find_nic(root, want.network, want.mac)
+        before_xml, before = to_text(nic), read_nic(nic)
+        apply_settings(nic, want)
+        after_xml, after = to_text(nic), read_nic(nic)
+        changed = before != after
+        if changed:
+            runner.commands.append(
+                "virsh update-device %s /dev/stdin --config <<'XML'  # interface %s\n%s\nXML" % (params["domain"], after.mac, after_xml)
+            )
+            if not runner.check_mode:
+                update_nic(uri, domain, want, after_xml)
     tap, live = None, None
     if running:
         live_nic = find_nic(live_root, want.network, after.mac)

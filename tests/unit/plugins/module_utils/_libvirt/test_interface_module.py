@@ -57,3 +57,27 @@ def test_queues_need_virtio():
     nic = iface.find_nic(root, "guests", "52:54:00:77:08:11")  # an rtl8139
     with pytest.raises(ValidationError, match="need model virtio"):
         iface.apply_settings(nic, iface.settings_from_params(params(mac="52:54:00:77:08:11", queues=2)))
+
+
+def test_fallback_redefine_keeps_the_vnc_password():
+    """A driver without device updates (libvirt's in-process test driver is one) gets the whole
+    definition back, read with its secrets: the VNC password survives."""
+    libvirt = pytest.importorskip("libvirt")
+    conn = libvirt.open("test:///default")
+    try:
+        conn.defineXML(
+            "<domain type='test'><name>secret</name><memory>65536</memory><os><type>hvm</type></os><devices>"
+            "<interface type='network'><mac address='52:54:00:77:08:20'/><source network='default'/><model type='virtio'/></interface>"
+            "<graphics type='vnc' port='-1' passwd='s3cret'/></devices></domain>"
+        )
+        domain = conn.lookupByName("secret")
+        want = iface.settings_from_params(params(network="default", mac="52:54:00:77:08:20", queues=2))
+        nic = iface.find_nic(ET.fromstring(domain.XMLDesc(iface.DOMAIN_XML_INACTIVE)), "default")
+        iface.apply_settings(nic, want)
+        iface.update_nic("test:///default", domain, want, ET.tostring(nic, encoding="unicode"))
+        secure = ET.fromstring(domain.XMLDesc(iface.DOMAIN_XML_INACTIVE | iface.DOMAIN_XML_SECURE))
+        assert secure.find("devices/graphics").get("passwd") == "s3cret"
+        assert secure.find("devices/interface/driver").get("queues") == "2"
+        domain.undefine()
+    finally:
+        conn.close()
