@@ -56,9 +56,11 @@ options:
     type: bool
     default: true
   autostart:
-    description: Whether libvirt starts the network when libvirtd starts. Null leaves it as it is.
+    description:
+      - Whether libvirt starts the network when libvirtd starts.
+      - Null (the default) leaves an existing network's setting as it is, and makes a new network
+        start with libvirtd.
     type: bool
-    default: true
   restart:
     description:
       - Whether the module may restart a running network to apply a change that libvirt cannot make

@@ -2,7 +2,8 @@
 
 A network carrying what the module does not model (nat ipv6, a NAT port range, bandwidth, localPtr,
 tftp, bootp, a route, portgroups, virtualport) keeps all of it through a redefine and restart, and
-through a live update; a change that would drop such a part is refused, naming it.
+through a live update; a change that would drop such a part is refused, naming it. autostart left
+unset leaves an existing network's setting alone.
 """
 
 from __future__ import annotations
@@ -154,3 +155,16 @@ def test_a_change_that_would_drop_nat_ipv6_is_refused_and_nothing_changes(hv):
     result = hv.module("libvirt_network", dict(name="keep", forward=dict(mode="route")), expect_fail=True)
     assert "ipv6='yes'" in result["msg"] and "virsh net-edit keep" in result["msg"]
     assert inactive(hv, "keep") == before
+
+
+def test_autostart_left_unset_is_kept_for_an_existing_network_and_on_for_a_new_one(hv):
+    args = dict(name="auto", bridge=dict(name="virbr63"), ips=[dict(address="10.63.0.1", prefix=24)])
+    created = hv.module("libvirt_network", args)
+    assert created["after"]["autostart"] is True and "virsh net-autostart auto" in created["commands"]
+    assert "yes" in hv.virsh(["net-info", "auto"]).stdout.split("Autostart:")[1].split("\n")[0]
+    hv.virsh(["net-autostart", "auto", "--disable"])
+    changed = hv.module("libvirt_network", dict(args, mtu=1400))
+    assert changed["changed"] and not any("autostart" in c for c in changed["commands"])
+    assert changed["after"]["autostart"] is False
+    assert "no" in hv.virsh(["net-info", "auto"]).stdout.split("Autostart:")[1].split("\n")[0]
+    hv.module("libvirt_network", dict(args, state="absent"))

@@ -25,7 +25,7 @@ ARGUMENT_SPEC = dict(
     name=dict(type="str", required=True),
     state=dict(type="str", choices=["present", "absent"], default="present"),
     active=dict(type="bool", default=True),
-    autostart=dict(type="bool", default=True),
+    autostart=dict(type="bool"),
     restart=dict(type="bool", default=True),
     forward=dict(
         type="dict",
@@ -89,7 +89,7 @@ def libvirt_network(module):
         changed=bool(result.steps),
         commands=runner.commands,
         before=_state_dict(before, have.active, have.autostart),
-        after=_state_dict(result.target, present and params["active"], have.autostart if params["autostart"] is None else params["autostart"]),
+        after=_state_dict(result.target, present and params["active"], result.autostart),
         restarted=result.restarted,
         reattached=reattached,
         notes=list(result.notes),

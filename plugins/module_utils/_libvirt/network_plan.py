@@ -89,6 +89,7 @@ class Plan:
     notes: Tuple[str, ...] = ()
     before_xml: str = ""  # the definition before and after, one serialisation, for --diff
     after_xml: str = ""
+    autostart: bool = False  # whether the network starts with libvirtd after the plan
 
 
 def defaults_for(name):
@@ -216,9 +217,11 @@ def plan(want: Network, have: HostState, state="present", active=True, autostart
         notes.append("network %s is defined with the change but still runs the old definition; it needs a restart (restart=false)" % name)
     elif not have.active and active:
         steps.append(Step("start", name))
-    if autostart is not None and bool(autostart) != have.autostart:
+    if autostart is None:  # left as it is; a new network starts with libvirtd
+        autostart = have.autostart if base is not None else True
+    if bool(autostart) != have.autostart:
         steps.append(Step("autostart", name, autostart=bool(autostart)))
     return Plan(
         tuple(steps), target, restarted=restarted, reattached=reattached, notes=tuple(notes),
-        before_xml=before_xml, after_xml=after_xml,
+        before_xml=before_xml, after_xml=after_xml, autostart=bool(autostart),
     )

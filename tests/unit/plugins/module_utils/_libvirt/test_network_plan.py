@@ -198,3 +198,12 @@ def test_apply_calls_libvirt_in_plan_order():
     assert [c[0] for c in calls] == ["define", "destroy", "create", "setAutostart"]
     assert calls[-1] == ("setAutostart", 0)
     assert len(commands) == 6
+
+
+def test_autostart_unset_starts_a_new_network_with_libvirtd_and_leaves_an_existing_one_alone():
+    new = plan(want(), HostState())
+    assert [s.action for s in new.steps] == ["define", "start", "autostart"] and new.autostart is True
+    manual = host_state(CONFIG_XML, LIVE_XML, active=True, autostart=False)
+    kept = plan(want(mtu=9000), manual)
+    assert "autostart" not in [s.action for s in kept.steps] and kept.autostart is False
+    assert plan(want(), manual).steps == ()
