@@ -48,7 +48,8 @@ def port_range(field, value):
     """Accept 80, "80", "8000-8010" or "8000:8010"; return (low, high)."""
     text = str(value).strip()
     parts = re.split(r"[-:]", text)
-    if len(parts) not in (1, 2) or not all(p.isdigit() for p in parts):
+    # isdigit() alone takes "²" (int() then raises) and other scripts' digits ("٣" is 3)
+    if len(parts) not in (1, 2) or not all(p.isascii() and p.isdigit() for p in parts):
         raise ValidationError(field, value, "a port is a number 1-65535, a range is LOW-HIGH")
     low, high = int(parts[0]), int(parts[-1])
     for port in (low, high):

@@ -90,10 +90,12 @@ options:
         description: Last IPv4 address the NAT may use as source.
         type: str
       nat_port_start:
-        description: First source port the NAT may use (libvirt's default range is 1024-65535).
+        description:
+          - First source port the NAT may use, 1-65535 (libvirt's default range is 1024-65535). V(0) is
+            refused, not taken as "unset". Given alone, the range is this one port.
         type: int
       nat_port_end:
-        description: Last source port the NAT may use.
+        description: Last source port the NAT may use, 1-65535, not below O(forward.nat_port_start).
         type: int
   bridge:
     description: The Linux bridge of the network.
@@ -114,7 +116,7 @@ options:
     description: The MTU of the bridge.
     type: int
   mac:
-    description: The MAC address of the bridge. Null keeps the one libvirt generated.
+    description: The MAC address of the bridge (not a multicast one). Null keeps the one libvirt generated.
     type: str
   domain:
     description: The DNS domain of the guests (dnsmasq's C(domain) and C(local)).
@@ -135,7 +137,10 @@ options:
         description: The prefix length (default 24 for IPv4, 64 for IPv6).
         type: int
       dhcp_ranges:
-        description: Address ranges dnsmasq hands out, inside the subnet.
+        description:
+          - Address ranges dnsmasq hands out, inside the subnet. A range may not include the network
+            address, the IPv4 broadcast address or O(ips[].address) (the gateway), and ranges may not
+            overlap.
         type: list
         elements: dict
         suboptions:
@@ -162,13 +167,13 @@ options:
         elements: dict
         suboptions:
           mac:
-            description: The guest's MAC address (IPv4).
+            description: The guest's MAC address (IPv4). A multicast MAC (odd first byte) is refused.
             type: str
           name:
             description: The guest's host name.
             type: str
           ip:
-            description: The fixed address, inside the subnet.
+            description: The fixed address, inside the subnet, not the network, broadcast or gateway address.
             type: str
             required: true
   dns:

@@ -159,6 +159,8 @@ def mac_address(field, value):
     text = str(value).strip().lower().replace("-", ":")
     if not _MAC.match(text):
         raise ValidationError(field, value, "a MAC address is six hex pairs such as 52:54:00:12:34:56")
+    if int(text[:2], 16) & 1:  # the group bit: no NIC or bridge has such an address
+        raise ValidationError(field, value, "a multicast MAC address (odd first byte) cannot belong to a NIC or bridge")
     return text
 
 
@@ -199,18 +201,33 @@ def _forward(opts):
         nat.update(nat_address_start=start.compressed, nat_address_end=end.compressed)
     ports = (opts.get("nat_port_start"), opts.get("nat_port_end"))
     if any(p is not None for p in ports):
-        low, high = _validate.port_range("forward.nat_port_start", "%s-%s" % (ports[0] or ports[1], ports[1] or ports[0]))
+        # Port 0 is no source port: refused rather than guessed (it used to become the other bound).
+        low = _int_in("forward.nat_port_start", ports[0] if ports[0] is not None else ports[1], 1, 65535)
+        high = _int_in("forward.nat_port_end", ports[1] if ports[1] is not None else ports[0], 1, 65535)
+        if low > high:
+            raise ValidationError("forward.nat_port_end", high, "the NAT port range is reversed (start %d after end)" % low)
         nat.update(nat_port_start=low, nat_port_end=high)
     if mode == "bridge" and dev is not None:
         raise ValidationError("forward.dev", dev, "forward mode bridge takes the host bridge in bridge.name, not forward.dev")
     return Forward(mode=mode, dev=dev, **nat)
 
 
-def _dhcp_range(field, opts, subnet):
+def _reserved(subnet, gateway):
+    """Addresses dnsmasq must never hand out: the network's own, the IPv4 broadcast, the gateway."""
+    reserved = {subnet.network_address: "the network address", gateway: "the gateway (ips[].address)"}
+    if subnet.version == 4 and subnet.num_addresses > 2:
+        reserved[subnet.broadcast_address] = "the broadcast address"
+    return reserved
+
+
+def _dhcp_range(field, opts, subnet, gateway):
     start = ipaddress.ip_address(_addr(field + ".start", opts["start"], subnet))
     end = ipaddress.ip_address(_addr(field + ".end", opts["end"], subnet))
     if int(start) > int(end):
         raise ValidationError(field, "%s-%s" % (start, end), "the range is reversed (start after end)")
+    for address, what in sorted(_reserved(subnet, gateway).items()):
+        if start <= address <= end:
+            raise ValidationError(field, "%s-%s" % (start, end), "the range includes %s %s" % (what, address))
     unit = opts.get("lease_unit")
     expiry = _int_in(field + ".lease_expiry", opts.get("lease_expiry"), 0, 10**9)
     if unit is not None and unit not in LEASE_UNITS:
@@ -228,11 +245,21 @@ def _ip(index, opts):
     subnet = ipaddress.ip_interface("%s/%d" % (address, prefix)).network
     if address in (subnet.network_address, subnet.broadcast_address) and subnet.num_addresses > 2:
         raise ValidationError(field + ".address", str(address), "is the network or broadcast address of %s" % subnet)
-    ranges = [_dhcp_range("%s.dhcp_ranges[%d]" % (field, i), r, subnet) for i, r in enumerate(opts.get("dhcp_ranges") or [])]
+    ranges = [_dhcp_range("%s.dhcp_ranges[%d]" % (field, i), r, subnet, address) for i, r in enumerate(opts.get("dhcp_ranges") or [])]
+    by_start = sorted(enumerate(ranges), key=lambda item: int(ipaddress.ip_address(item[1].start)))
+    for (before_index, before), (index, item) in zip(by_start, by_start[1:]):
+        if int(ipaddress.ip_address(item.start)) <= int(ipaddress.ip_address(before.end)):
+            raise ValidationError(
+                "%s.dhcp_ranges[%d]" % (field, index), "%s-%s" % (item.start, item.end),
+                "overlaps dhcp_ranges[%d] %s-%s" % (before_index, before.start, before.end),
+            )
     hosts, seen_mac, seen_ip, seen_name = [], {}, {}, {}
     for i, host in enumerate(opts.get("dhcp_hosts") or []):
         hfield = "%s.dhcp_hosts[%d]" % (field, i)
         ip = _addr(hfield + ".ip", host["ip"], subnet)
+        reserved = _reserved(subnet, address).get(ipaddress.ip_address(ip))
+        if reserved:
+            raise ValidationError(hfield + ".ip", ip, "is %s of %s" % (reserved, subnet))
         mac = mac_address(hfield + ".mac", host["mac"]) if host.get("mac") else None
         name = _validate.dns_name(hfield + ".name", host["name"]) if host.get("name") else None
         if address.version == 4 and mac is None:

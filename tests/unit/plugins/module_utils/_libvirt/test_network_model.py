@@ -102,6 +102,47 @@ def test_bad_input_names_the_field(path, value, field):
     assert err.value.field == field
 
 
+@pytest.mark.parametrize(
+    "path, value, field, reason",
+    [
+        # port 0 is refused, not silently turned into the other bound
+        (("forward",), dict(mode="nat", nat_port_start=0, nat_port_end=100), "forward.nat_port_start", "from 1 to 65535"),
+        (("forward",), dict(mode="nat", nat_port_start=2000, nat_port_end=0), "forward.nat_port_end", "from 1 to 65535"),
+        (("forward",), dict(mode="nat", nat_port_start=3000, nat_port_end=2000), "forward.nat_port_end", "reversed"),
+        (("ips", 0, "dhcp_ranges"), [dict(start="10.77.0.0", end="10.77.0.20")], "ips[0].dhcp_ranges[0]", "network address"),
+        (("ips", 0, "dhcp_ranges"), [dict(start="10.77.0.200", end="10.77.0.255")], "ips[0].dhcp_ranges[0]", "broadcast address"),
+        (("ips", 0, "dhcp_ranges"), [dict(start="10.77.0.1", end="10.77.0.20")], "ips[0].dhcp_ranges[0]", "gateway"),
+        (("ips", 1, "dhcp_ranges"), [dict(start="fd00:77::", end="fd00:77::ff")], "ips[1].dhcp_ranges[0]", "network address"),
+        (("ips", 0, "dhcp_ranges"), [dict(start="10.77.0.100", end="10.77.0.150"), dict(start="10.77.0.20", end="10.77.0.40"),
+                                     dict(start="10.77.0.150", end="10.77.0.160")], "ips[0].dhcp_ranges[2]", "overlaps dhcp_ranges[0]"),
+        (("ips", 0, "dhcp_hosts", 0, "ip"), "10.77.0.1", "ips[0].dhcp_hosts[0].ip", "gateway"),
+        (("ips", 0, "dhcp_hosts", 0, "mac"), "01:00:5e:00:00:01", "ips[0].dhcp_hosts[0].mac", "multicast"),
+        (("mac",), "33:33:00:00:00:01", "mac", "multicast"),
+    ],
+)
+def test_ranges_ports_and_macs_that_cannot_work_are_refused(path, value, field, reason):
+    with pytest.raises(ValidationError) as err:
+        network_from_params(with_change(path, value))
+    assert err.value.field == field and reason in err.value.msg
+
+
+def test_one_sided_nat_port_and_adjacent_ranges_still_pass():
+    forward = network_from_params(with_change(("forward",), dict(mode="nat", nat_port_start=20000))).forward
+    assert (forward.nat_port_start, forward.nat_port_end) == (20000, 20000)
+    ranges = [dict(start="10.77.0.100", end="10.77.0.149"), dict(start="10.77.0.150", end="10.77.0.254")]
+    assert len(network_from_params(with_change(("ips", 0, "dhcp_ranges"), ranges)).ips[0].dhcp_ranges) == 2
+
+
+@pytest.mark.parametrize("value", ["\u00b2", "\u0663", "1-\u00b2"])
+def test_port_range_refuses_non_ascii_digits_with_a_validation_error(value):
+    """_validate.port_range is shared: "²" passed isdigit() and then int() raised a bare ValueError."""
+    from ansible_collections.hypervisor.network.plugins.module_utils import _validate
+
+    with pytest.raises(ValidationError) as err:
+        _validate.port_range("host_port", value)
+    assert err.value.field == "host_port"
+
+
 def test_duplicate_mac_and_ip_in_dhcp_hosts():
     hosts = [dict(mac="52:54:00:00:00:01", ip="10.77.0.10"), dict(mac="52:54:00:00:00:01", ip="10.77.0.11")]
     with pytest.raises(ValidationError) as err:
