@@ -11,6 +11,7 @@ in its pid file, never by name.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import signal
@@ -170,6 +171,43 @@ def _alive(pid):
             return handle.read().split(")")[-1].split()[0] != "Z"
     except OSError:
         return False
+
+
+@contextlib.contextmanager
+def holding_host_lock(host: LibvirtHost):
+    """Hold the collection's per-host lock as a module inside ``host`` takes it (the lock file of
+    its network namespace, under its private /run); yields a function that waits until another
+    process has that file open, i.e. a module is waiting for the lock."""
+    netns = host.run(["stat", "-L", "-c", "%i", "/proc/self/ns/net"]).stdout.strip()
+    name = "netns-%s.lock" % netns
+    path = host.run_dir / "hypervisor-network" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def wait_for_waiter(future, timeout=120):
+        deadline = time.monotonic() + timeout
+        while not _opened_by_another_process(name):
+            assert time.monotonic() < deadline and not future.done(), "no module waited for the lock"
+            time.sleep(0.1)
+
+    with open(path, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield wait_for_waiter
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _opened_by_another_process(file_name):
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        if int(pid) == os.getpid():
+            continue
+        try:
+            for fd in os.listdir("/proc/%s/fd" % pid):
+                if os.readlink("/proc/%s/fd/%s" % (pid, fd)).endswith("/" + file_name):
+                    return True
+        except OSError:
+            continue
+    return False
 
 
 def attach_guest_ns(lab: Lab, host: LibvirtHost, bridge: str, short: str, port_name: str):

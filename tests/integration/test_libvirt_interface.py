@@ -7,15 +7,12 @@ is not overwritten by a stale copy.
 
 from __future__ import annotations
 
-import fcntl
-import os
-import time
 import xml.etree.ElementTree as ET
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from libvirt_lab import libvirt_host
+from libvirt_lab import holding_host_lock, libvirt_host
 from netlab import Lab
 
 pytestmark = pytest.mark.slow
@@ -84,41 +81,18 @@ def test_tuning_a_nic_keeps_the_domains_secrets_and_other_devices(hv):
     hv.virsh(["undefine", "secretive"])
 
 
-def _opened_by_another_process(path_suffix):
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        if int(pid) == os.getpid():
-            continue
-        try:
-            for fd in os.listdir("/proc/%s/fd" % pid):
-                if os.readlink("/proc/%s/fd/%s" % (pid, fd)).endswith(path_suffix):
-                    return True
-        except OSError:
-            continue
-    return False
-
-
 def test_interface_reads_the_domain_only_under_the_lock(hv):
     """Another writer changes the same NIC while the module waits for the host lock: the module
     must read after it, so both changes are there in the end."""
     hv.virsh(["define", "/dev/stdin"], input=DOMAIN.format(name="locked"))
-    netns = hv.run(["stat", "-L", "-c", "%i", "/proc/self/ns/net"]).stdout.strip()
-    name = "netns-%s.lock" % netns
-    lock = hv.run_dir / "hypervisor-network" / name
-    lock.parent.mkdir(parents=True, exist_ok=True)
     nic = ("<interface type='network'><mac address='52:54:00:61:00:20'/><source network='keep'/><model type='virtio'/>"
            "<driver rx_queue_size='512'/></interface>")
-    with open(lock, "a+") as handle, ThreadPoolExecutor(1) as pool:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
+    with ThreadPoolExecutor(1) as pool:
+        with holding_host_lock(hv) as wait_for_waiter:
             future = pool.submit(hv.module, "libvirt_interface",
                                  dict(domain="locked", network="keep", mac="52:54:00:61:00:20", queues=4))
-            deadline = time.monotonic() + 120
-            while not _opened_by_another_process(name):
-                assert time.monotonic() < deadline and not future.done(), "the module never waited for the lock"
-                time.sleep(0.1)
+            wait_for_waiter(future)
             hv.virsh(["update-device", "locked", "/dev/stdin", "--config"], input=nic)
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
         result = future.result(timeout=120)
     assert result["changed"]
     driver = ET.fromstring(domain_xml(hv, "locked")).find("devices/interface/driver")

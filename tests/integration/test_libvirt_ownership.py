@@ -9,10 +9,11 @@ unset leaves an existing network's setting alone.
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from libvirt_lab import PRIVATE_DNS, PUBLIC_DNS, libvirt_host
+from libvirt_lab import PRIVATE_DNS, PUBLIC_DNS, holding_host_lock, libvirt_host
 from netlab import Lab
 
 pytestmark = pytest.mark.slow
@@ -167,4 +168,20 @@ def test_autostart_left_unset_is_kept_for_an_existing_network_and_on_for_a_new_o
     assert changed["changed"] and not any("autostart" in c for c in changed["commands"])
     assert changed["after"]["autostart"] is False
     assert "no" in hv.virsh(["net-info", "auto"]).stdout.split("Autostart:")[1].split("\n")[0]
+    hv.module("libvirt_network", dict(args, state="absent"))
+
+
+def test_network_reads_under_the_lock_so_a_portgroup_added_meanwhile_survives(hv):
+    """Another writer adds a portgroup while the module waits for the host lock; the module's
+    redefine must start from the definition as it is after that, not from a copy read before."""
+    args = dict(name="locknet", bridge=dict(name="virbr66"), ips=[dict(address="10.66.0.1", prefix=24)], active=False)
+    hv.module("libvirt_network", args)
+    with ThreadPoolExecutor(1) as pool:
+        with holding_host_lock(hv) as wait_for_waiter:
+            future = pool.submit(hv.module, "libvirt_network", dict(args, mtu=1400))
+            wait_for_waiter(future)
+            hv.virsh(["net-update", "locknet", "add-last", "portgroup", "<portgroup name='late'/>", "--config"])
+        assert future.result(timeout=120)["changed"]
+    root = ET.fromstring(inactive(hv, "locknet"))
+    assert root.find("mtu").get("size") == "1400" and root.find("portgroup").get("name") == "late"
     hv.module("libvirt_network", dict(args, state="absent"))
