@@ -177,7 +177,11 @@ options:
             type: str
             required: true
   dns:
-    description: The DNS service of the network's dnsmasq. Null keeps what the network has.
+    description:
+      - The DNS service of the network's dnsmasq. Null keeps what the network has.
+      - Inside it too, an option left unset keeps what the network has (O(dns.forwarders) alone does not
+        remove the network's DNS hosts, TXT or SRV records); a list that is given is the whole list.
+        With O(dns.enable=false) every list is emptied, as libvirt allows none of them then.
     type: dict
     suboptions:
       enable:

@@ -104,10 +104,11 @@ class DnsTxt:
 class Dns:
     enable: Optional[bool] = None
     forward_plain_names: Optional[bool] = None
-    forwarders: Tuple[DnsForwarder, ...] = ()  # order kept: dnsmasq asks them in this order
-    hosts: Tuple[DnsHost, ...] = ()
-    srvs: Tuple[DnsSrv, ...] = ()
-    txts: Tuple[DnsTxt, ...] = ()
+    # None (only from module options: the list was not given) means "keep what the network has"
+    forwarders: Optional[Tuple[DnsForwarder, ...]] = ()  # order kept: dnsmasq asks them in this order
+    hosts: Optional[Tuple[DnsHost, ...]] = ()
+    srvs: Optional[Tuple[DnsSrv, ...]] = ()
+    txts: Optional[Tuple[DnsTxt, ...]] = ()
 
     def __post_init__(self):
         _keep_sorted(self, "hosts", "srvs", "txts")
@@ -144,7 +145,8 @@ def _keep_sorted(instance, *fields):
     instance was made (module options, libvirt's XML, a planner's replace()), so two
     definitions that differ only in order compare equal."""
     for name in fields:
-        object.__setattr__(instance, name, tuple(sorted(getattr(instance, name), key=_sort_key)))
+        if getattr(instance, name) is not None:
+            object.__setattr__(instance, name, tuple(sorted(getattr(instance, name), key=_sort_key)))
 
 
 # -- validation of module options ------------------------------------------------------------
@@ -328,13 +330,16 @@ def _dns(opts):
         if not value.isprintable() or '"' in value:
             raise ValidationError(field + ".value", value, "a TXT value cannot contain control characters or double quotes")
         txts.append(DnsTxt(name=_validate.dns_name(field + ".name", txt["name"]), value=value))
+    # A list not given keeps what the network has (the planner fills it in); with DNS switched off
+    # libvirt allows none of them, so then they are all empty.
+    given = {key: opts.get(key) is not None or opts.get("enable") is False for key in ("forwarders", "hosts", "srv", "txt")}
     return Dns(
         enable=opts.get("enable"),
         forward_plain_names=opts.get("forward_plain_names"),
-        forwarders=tuple(forwarders),
-        hosts=tuple(hosts),
-        srvs=tuple(srvs),
-        txts=tuple(txts),
+        forwarders=tuple(forwarders) if given["forwarders"] else None,
+        hosts=tuple(hosts) if given["hosts"] else None,
+        srvs=tuple(srvs) if given["srv"] else None,
+        txts=tuple(txts) if given["txt"] else None,
     )
 
 

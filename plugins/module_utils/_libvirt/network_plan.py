@@ -106,12 +106,11 @@ def effective(want: Network, base: Network):
         keep = {k: v for k, v in dataclasses.asdict(base.forward).items() if getattr(forward, k) is None}
         fields["forward"] = dataclasses.replace(forward, **keep)
     dns = want.dns
-    if dns is not None and base.dns is not None:
-        fields["dns"] = dataclasses.replace(
-            dns,
-            enable=base.dns.enable if dns.enable is None else dns.enable,
-            forward_plain_names=base.dns.forward_plain_names if dns.forward_plain_names is None else dns.forward_plain_names,
-        )
+    if dns is not None:  # what the user left unset inside dns is kept too
+        have_dns = base.dns or Dns()
+        fields["dns"] = dataclasses.replace(dns, **{
+            f.name: getattr(have_dns, f.name) for f in dataclasses.fields(Dns) if getattr(dns, f.name) is None
+        })
     if (fields.get("forward") or forward).mode == "bridge":
         # libvirt ignores STP and delay of a host bridge it does not own
         fields.update(stp=base.stp, delay=base.delay)

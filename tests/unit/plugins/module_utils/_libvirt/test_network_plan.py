@@ -207,3 +207,20 @@ def test_autostart_unset_starts_a_new_network_with_libvirtd_and_leaves_an_existi
     kept = plan(want(mtu=9000), manual)
     assert "autostart" not in [s.action for s in kept.steps] and kept.autostart is False
     assert plan(want(), manual).steps == ()
+
+
+def test_dns_lists_left_unset_keep_the_networks_records():
+    """dns: {forwarders: [...]} (what diagnose proposes as the REFUSED fix) must not wipe the DNS
+    host, TXT and SRV records the network has: only the lists given are the whole list."""
+    result = plan(want(dns=dict(forwarders=[dict(addr="198.51.100.53")])), RUNNING, autostart=True)
+    assert result.target.dns.hosts == CONFIG.dns.hosts != ()
+    assert [f.addr for f in result.target.dns.forwarders] == ["198.51.100.53"]
+    assert "<hostname>files</hostname>" in result.after_xml
+    cleared = plan(want(dns=dict(forwarders=[dict(addr="198.51.100.53")], hosts=[])), RUNNING, autostart=True)
+    assert cleared.target.dns.hosts == ()
+
+
+def test_dns_switched_off_empties_every_dns_list():
+    result = plan(want(dns=dict(enable=False)), RUNNING, autostart=True)
+    assert result.target.dns.enable is False
+    assert (result.target.dns.forwarders, result.target.dns.hosts, result.target.dns.srvs, result.target.dns.txts) == ((), (), (), ())
