@@ -29,11 +29,17 @@ options:
     elements: dict
     suboptions:
       source:
-        description: Guest subnet in CIDR form (host bits clear), IPv4 or IPv6.
+        description:
+          - Guest subnet in CIDR form (host bits clear), IPv4 or IPv6. C(0.0.0.0/0) and C(::/0)
+            are refused (they would masquerade the host's own traffic too).
         type: str
         required: true
       out_interface:
-        description: Only masquerade traffic leaving through this interface (the uplink).
+        description:
+          - Only masquerade traffic leaving through this interface (the uplink).
+          - A Linux interface name that both backends can hold exactly, else it is refused before
+            anything changes; no double quote, backslash, white space or control character, and
+            no trailing C(*) or C(+) (a wildcard in nft or iptables).
         type: str
       exclude_own_subnet:
         description:

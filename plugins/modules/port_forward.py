@@ -42,14 +42,20 @@ options:
         type: str
         required: true
       destination:
-        description: Address of the guest, IPv4 or IPv6. Required unless O(state=deleted).
+        description:
+          - Address of the guest, IPv4 or IPv6. Required unless O(state=deleted).
+          - Unspecified (C(0.0.0.0), C(::)), broadcast, multicast and loopback addresses are refused.
         type: str
       destination_port:
         description:
           - Port on the guest, or a range as long as O(config[].host_port). Defaults to the host port.
         type: str
       in_interface:
-        description: Only forward what arrives on this interface (the uplink).
+        description:
+          - Only forward what arrives on this interface (the uplink).
+          - A Linux interface name that both backends can hold exactly, else it is refused before
+            anything changes; no double quote, backslash, white space or control character, and
+            no trailing C(*) or C(+) (a wildcard in nft or iptables).
         type: str
       host_address:
         description: Only forward what is addressed to this host address.
@@ -70,6 +76,7 @@ options:
         description:
           - Networks whose connections through the forward are masqueraded for hairpin.
             Defaults to the host's directly connected subnet that holds the destination.
+          - Of the same IP version as O(config[].destination).
         type: list
         elements: str
       comment:

@@ -23,7 +23,8 @@ more certainty than it has.
 from __future__ import annotations
 
 import ipaddress
-import shlex
+
+from ansible_collections.hypervisor.network.plugins.module_utils._netfilter.iptables import split_line
 
 TERMINAL = ("accept", "drop", "reject")
 IPTABLES_TABLES = ("filter", "nat", "mangle", "raw", "security")
@@ -225,12 +226,25 @@ def chains_from_save(text, family, variant, table_prefix=""):
                 "hook": _BUILTIN_HOOKS.get(name), "policy": policy.lower() if policy != "-" else None,
                 "prio": 0, "type": table[len(table_prefix):], "rules": []}
         elif line.startswith("-A ") and table:
-            tokens = shlex.split(line)
+            # Another tool's rule is read tolerantly: an interface name with a quote in it
+            # (iptables-save prints it bare) leaves a quote open; that rule is kept as one the
+            # walk does not understand, and the rest of the table is read as usual.
+            tokens, complete = split_line(line)
+            if len(tokens) < 2:
+                continue
             key = (family, table, tokens[1])
             where = "iptables-%s -t %s %s" % (variant, table[len(table_prefix):], tokens[1])
             if key in chains:
                 user_chains = {name for (fam, tab, name) in chains if (fam, tab) == (family, table)}
-                chains[key]["rules"].append(_save_rule(tokens[2:], where, user_chains))
+                item = None
+                if complete:
+                    try:
+                        item = _save_rule(tokens[2:], where, user_chains)
+                    except (ValueError, IndexError):  # an address or port of a form we never met
+                        item = None
+                if item is None:
+                    item = rule([("unknown", False, ["not parsed"])], "unknown", where=where, text=line[3:])
+                chains[key]["rules"].append(item)
     return chains
 
 

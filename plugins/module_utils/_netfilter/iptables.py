@@ -4,16 +4,16 @@
 """iptables backend (iptables-nft and iptables-legacy): dedicated chains, one
 `iptables-restore --noflush` per family, read back from `iptables-save`.
 
-iptables-save is the format iptables-restore reads, so it is parsed as argv tokens (shlex),
-option by option, not scraped with patterns.
+iptables-save is the format iptables-restore reads, so it is split into argv tokens the way
+iptables-restore splits it (split_line) and parsed option by option, not scraped with patterns.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import shlex
+import re
 
-from ansible_collections.hypervisor.network.plugins.module_utils._netfilter.model import network_sort_key
+from ansible_collections.hypervisor.network.plugins.module_utils._netfilter.model import network_sort_key, rule_text
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter.rules import (
     ACCEPT,
     DNAT,
@@ -61,9 +61,9 @@ def _ports(ports, sep="-"):
 def _rule_args(rule, saddr):
     args = []
     if rule.iif:
-        args += ["-i", rule.iif]
+        args += ["-i", rule_text("in_interface", rule.iif, interface=True)]
     if rule.oif:
-        args += ["-o", rule.oif]
+        args += ["-o", rule_text("out_interface", rule.oif, interface=True)]
     if saddr:
         args += ["-s", saddr]
     if rule.daddr:
@@ -81,7 +81,7 @@ def _rule_args(rule, saddr):
     if rule.ct_dnat:
         args += ["-m", "conntrack", "--ctstate", "DNAT"]
     if rule.comment:
-        args += ["-m", "comment", "--comment", rule.comment]
+        args += ["-m", "comment", "--comment", rule_text("comment", rule.comment)]
     args += ["-j", ACTIONS[rule.action]]
     if rule.action == DNAT:
         target = rule.to_addr
@@ -91,9 +91,56 @@ def _rule_args(rule, saddr):
     return args
 
 
+_PLAIN = re.compile(r"[A-Za-z0-9_.,:/=!+-]+\Z")
+
+
+def quote(arg):
+    """The one way an argument enters an iptables-restore line. iptables-restore splits a line
+    on blanks and reads a double-quoted argument with backslash escapes (split_line below);
+    anything but a plain word is written that way."""
+    if _PLAIN.match(arg):
+        return arg
+    return '"%s"' % arg.replace("\\", "\\\\").replace('"', '\\"')
+
+
 def _quote(args):
-    # iptables-restore splits on white space and honours double quotes only.
-    return " ".join('"%s"' % a if (" " in a or "'" in a or not a) else a for a in args)
+    return " ".join(quote(a) for a in args)
+
+
+def split_line(line):
+    """argv of one iptables-save / iptables-restore line, split as iptables-restore splits it:
+    blanks separate, a double quote opens a part in which a backslash escapes the next character,
+    the closing quote ends the argument. Returns (tokens, complete); ``complete`` is False when
+    a quote is left open, as in another tool's rule whose interface name holds a quote
+    (iptables-save prints interface names unquoted): such a line is read, never a crash, and the
+    caller treats the rule as not understood."""
+    tokens, current, started = [], [], False
+    quoted = escaped = False
+    for char in line:
+        if quoted:
+            if escaped:
+                current.append(char)
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                quoted = False
+                tokens.append("".join(current))
+                current, started = [], False
+            else:
+                current.append(char)
+        elif char == '"':
+            quoted = started = True
+        elif char in " \t\n":
+            if started:
+                tokens.append("".join(current))
+                current, started = [], False
+        else:
+            current.append(char)
+            started = True
+    if started:
+        tokens.append("".join(current))
+    return tokens, not quoted
 
 
 def render_lines(kind, family, rules):
@@ -228,9 +275,7 @@ def parse_rule(role, family, tokens):
             elif tok == "--ctstate" and arg == "DNAT":
                 fields["ct_dnat"] = True
             elif tok == "--comment":
-                # iptables-save escapes quotes inside its double quotes; our comments hold no
-                # backslash, so every backslash here is such an escape.
-                fields["comment"] = arg.replace("\\", "")
+                fields["comment"] = arg
             elif tok == "-j" and arg in ("ACCEPT", "MASQUERADE", "DNAT"):
                 fields["action"] = {"ACCEPT": ACCEPT, "MASQUERADE": MASQUERADE, "DNAT": DNAT}[arg]
             elif tok == "--to-destination":
@@ -259,14 +304,14 @@ def parse_save(kind, family, text):
             continue
         if not line.startswith("-A "):
             continue
-        tokens = shlex.split(line)
+        tokens, complete = split_line(line)
         chain = tokens[1]
         if tokens[2:] and tokens[2] == "-j" and len(tokens) == 4 and tokens[3] in ours:
             jumps.add((table, chain, tokens[3]))
             continue
         if chain not in ours or roles[chain][0] != table:
             continue
-        rule = parse_rule(roles[chain][1], family, tokens[2:])
+        rule = parse_rule(roles[chain][1], family, tokens[2:] if complete else tokens[2:] + ["(unterminated quote)"])
         if kind in MULTI_SOURCE_KINDS and rules and rule.saddr and rules[-1].saddr and _same_but_source(rules[-1], rule):
             merged = tuple(sorted(set(rules[-1].saddr) | set(rule.saddr), key=network_sort_key))
             rules[-1] = Rule(**dict(_as_dict(rule), saddr=merged))

@@ -91,6 +91,34 @@ def _without_empties(fields):
 # Validation of user input into partial items (None = not given, for `merged`)
 
 
+# Characters a rule string cannot carry safely in both backends: a double quote ends an nft
+# string (nft has no escape for it) and iptables-save prints interface names unquoted, so a quote
+# or backslash in one does not read back; a trailing * (nft) or + (iptables) turns an interface
+# name into a wildcard. Checked by the model for the user's field and again by each renderer.
+_RULE_TEXT_FORBIDDEN = '"\\'
+_WILDCARD_ENDS = "*+"
+
+
+def rule_text(field_name, value, interface=False):
+    """``value`` if it can stand inside a rule of either backend exactly as given, else a
+    ValidationError naming ``field_name``. The one policy behind every string that reaches an
+    nft script or an iptables-restore file; ``interface`` adds the interface-name rules."""
+    if interface:
+        check.interface_name(field_name, value)
+        if value[-1] in _WILDCARD_ENDS:
+            raise ValidationError(field_name, value, "an interface name ending in '*' or '+' would be a wildcard in nft or iptables")
+    if any(ch in _RULE_TEXT_FORBIDDEN for ch in value):
+        raise ValidationError(field_name, value, "a rule string cannot contain double quotes or backslashes")
+    if not value.isprintable():
+        raise ValidationError(field_name, value, "a rule string cannot contain control characters such as newlines")
+    return value
+
+
+def _comment(field_name, value):
+    text = check.comment(field_name, value)
+    return rule_text(field_name, text) if text is not None else None
+
+
 def _strict_network(field_name, value):
     net = check.network(field_name, value, strict=False)
     try:
@@ -107,14 +135,17 @@ def parse_masquerade(index, raw):
     if not raw.get("source"):
         raise ValidationError(where + ".source", raw.get("source"), "source is required")
     source = _strict_network(where + ".source", raw["source"])
+    if source.prefixlen == 0:
+        raise ValidationError(where + ".source", raw["source"],
+                              "masquerading every source would also rewrite the host's own and forwarded traffic; name the guest subnet")
     out_interface = raw.get("out_interface")
     if out_interface is not None:
-        check.interface_name(where + ".out_interface", out_interface)
+        rule_text(where + ".out_interface", out_interface, interface=True)
     return {
         "source": str(source),
         "out_interface": out_interface,
         "exclude_own_subnet": raw.get("exclude_own_subnet"),
-        "comment": check.comment(where + ".comment", raw.get("comment")),
+        "comment": _comment(where + ".comment", raw.get("comment")),
     }
 
 
@@ -129,7 +160,7 @@ def parse_port_forward(index, raw):
         raise ValidationError(where + ".host_port", raw.get("host_port"), "host_port is required")
     host_port = check.port_range(where + ".host_port", raw["host_port"])
     destination = raw.get("destination")
-    dest_addr = check.address(where + ".destination", destination) if destination else None
+    dest_addr = _guest_address(where + ".destination", destination) if destination else None
     dest_port = None
     if raw.get("destination_port") not in (None, ""):
         dest_port = check.port_range(where + ".destination_port", raw["destination_port"])
@@ -141,7 +172,7 @@ def parse_port_forward(index, raw):
         host_address = str(host_addr)
     in_interface = raw.get("in_interface")
     if in_interface is not None:
-        check.interface_name(where + ".in_interface", in_interface)
+        rule_text(where + ".in_interface", in_interface, interface=True)
     sources = raw.get("allowed_sources")
     if sources is not None:
         nets = [check.network("%s.allowed_sources[%d]" % (where, i), s, strict=False) for i, s in enumerate(sources)]
@@ -164,8 +195,17 @@ def parse_port_forward(index, raw):
         "allowed_sources": sources,
         "hairpin": raw.get("hairpin"),
         "hairpin_sources": hairpin_sources,
-        "comment": check.comment(where + ".comment", raw.get("comment")),
+        "comment": _comment(where + ".comment", raw.get("comment")),
     }
+
+
+def _guest_address(field_name, value):
+    """A forward's destination: one unicast address a guest can have."""
+    addr = check.address(field_name, value)
+    if addr.is_unspecified or addr.is_multicast or addr.is_loopback or str(addr) == "255.255.255.255":
+        raise ValidationError(field_name, value, "a forward's destination is one guest's unicast address, "
+                              "not an unspecified, broadcast, multicast or loopback address")
+    return addr
 
 
 def network_sort_key(text):
@@ -235,6 +275,11 @@ def complete_port_forward(where, partial, base=None, connected=()):
                 where + ".hairpin", True,
                 "no directly connected subnet of this host contains destination %s; set hairpin_sources" % destination,
             )
+    version = ipaddress.ip_address(destination).version
+    for source in hairpin_sources:
+        if ipaddress.ip_network(source).version != version:
+            raise ValidationError(where + ".hairpin_sources", source,
+                                  "must be of the same IP version as destination %s" % destination)
     if not hairpin:
         hairpin_sources = ()
     return PortForward(

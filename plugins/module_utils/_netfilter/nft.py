@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 
-from ansible_collections.hypervisor.network.plugins.module_utils._netfilter.model import network_sort_key
+from ansible_collections.hypervisor.network.plugins.module_utils._netfilter.model import network_sort_key, rule_text
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter.rules import (
     ACCEPT,
     DNAT,
@@ -43,6 +43,12 @@ def _ports(ports):
     return str(low) if low == high else "%d-%d" % (low, high)
 
 
+def _quoted(field, value, interface=False):
+    """The one way a string enters an nft script: in double quotes, after the model's check
+    (nft strings have no escapes, so what could break out is refused, never mangled)."""
+    return '"%s"' % rule_text(field, value, interface=interface)
+
+
 def _addr_kw(family):
     return "ip" if family == 4 else "ip6"
 
@@ -57,9 +63,9 @@ def render_rule(rule):
     if not (rule.saddr or rule.daddr):
         parts.append("meta nfproto %s" % ("ipv4" if rule.family == 4 else "ipv6"))
     if rule.iif:
-        parts.append('iifname "%s"' % rule.iif)
+        parts.append("iifname %s" % _quoted("in_interface", rule.iif, interface=True))
     if rule.oif:
-        parts.append('oifname "%s"' % rule.oif)
+        parts.append("oifname %s" % _quoted("out_interface", rule.oif, interface=True))
     if rule.saddr:
         nets = [_compact(n) for n in rule.saddr]
         parts.append("%s saddr %s" % (kw, nets[0] if len(nets) == 1 else "{ %s }" % ", ".join(nets)))
@@ -81,7 +87,7 @@ def render_rule(rule):
     else:
         parts.append(rule.action)
     if rule.comment:
-        parts.append('comment "%s"' % rule.comment)
+        parts.append("comment %s" % _quoted("comment", rule.comment))
     return " ".join(parts)
 
 

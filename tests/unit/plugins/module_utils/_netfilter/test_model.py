@@ -56,6 +56,23 @@ def test_hairpin_sources_default_to_the_connected_subnet_of_the_destination():
     ({"host_port": "80", "protocol": "sctp", "destination": "10.0.0.2"}, "config[0].protocol", "tcp, udp, both"),
     ({"host_port": "80-81", "destination": "10.0.0.2", "destination_port": "90-99"}, "config[0].destination_port", "as long as"),
     ({"host_port": "80"}, "config[0].destination", "required"),
+    # issue 11 item 3: a string that would break out of its place in a rule is refused
+    ({"host_port": "80", "destination": "10.0.0.2", "in_interface": 'x";drop;#'}, "config[0].in_interface", "double quotes"),
+    ({"host_port": "80", "destination": "10.0.0.2", "in_interface": "x\\y"}, "config[0].in_interface", "backslashes"),
+    ({"host_port": "80", "destination": "10.0.0.2", "in_interface": "eth+"}, "config[0].in_interface", "wildcard"),
+    ({"host_port": "80", "destination": "10.0.0.2", "in_interface": "eth*"}, "config[0].in_interface", "wildcard"),
+    # issue 11 item 10: destinations that are no guest, hairpin sources of the other family
+    ({"host_port": "80", "destination": "0.0.0.0"}, "config[0].destination", "unicast"),
+    ({"host_port": "80", "destination": "::"}, "config[0].destination", "unicast"),
+    ({"host_port": "80", "destination": "224.0.0.5"}, "config[0].destination", "multicast"),
+    ({"host_port": "80", "destination": "ff02::1"}, "config[0].destination", "multicast"),
+    ({"host_port": "80", "destination": "127.0.0.1"}, "config[0].destination", "loopback"),
+    ({"host_port": "80", "destination": "::1"}, "config[0].destination", "loopback"),
+    ({"host_port": "80", "destination": "255.255.255.255"}, "config[0].destination", "broadcast"),
+    ({"host_port": "80", "destination": "10.0.0.2", "hairpin": True, "hairpin_sources": ["fd00::/64"]},
+     "config[0].hairpin_sources", "same IP version as destination 10.0.0.2"),
+    ({"host_port": "80", "destination": "fd00::2", "hairpin": True, "hairpin_sources": ["fd00::/64", "10.0.0.0/24"]},
+     "config[0].hairpin_sources", "same IP version as destination fd00::2"),
 ])
 def test_bad_forward_input_names_field_and_value(raw, field, words):
     with pytest.raises(ValidationError) as caught:
@@ -68,10 +85,15 @@ def test_bad_forward_input_names_field_and_value(raw, field, words):
     ({"source": "10.0.0.1/24"}, "config[0].source", "host bits are set; did you mean 10.0.0.0/24"),
     ({"source": "10.0.0.0/33"}, "config[0].source", "CIDR"),
     ({"source": "10.0.0.0/24", "out_interface": "../x"}, "config[0].out_interface", "'/'"),
+    ({"source": "10.0.0.0/24", "out_interface": 'x";drop;#'}, "config[0].out_interface", "double quotes"),
+    ({"source": "10.0.0.0/24", "out_interface": "wan+"}, "config[0].out_interface", "wildcard"),
+    ({"source": "0.0.0.0/0"}, "config[0].source", "every source"),
+    ({"source": "::/0"}, "config[0].source", "every source"),
 ])
 def test_bad_masquerade_input(raw, field, words):
     with pytest.raises(ValidationError) as caught:
         model.parse_masquerade(0, raw)
+    assert caught.value.field == field
     assert field in caught.value.msg and words in caught.value.msg
 
 
