@@ -94,6 +94,17 @@ def run(module, kind):
         wanted = kind.compile(items)
         return {"changed": False, "rendered": _rendered(backend, wanted), "commands": [], "backend": backend.name}
 
+    # One lock over read -> plan -> apply: a run that read the table before another run applied
+    # would write it back without the other's items.
+    with host_lock(params.get("lock_file")):
+        return _converge(module, kind, runner, partials)
+
+
+def _converge(module, kind, runner, partials):
+    """read -> plan -> apply, under the host lock."""
+    params = module.params
+    state = params["state"]
+    config = params["config"]
     backend = select_backend(runner, params["backend"], kind.name, params)
     # One `nft -j list ruleset` serves both our own rules and the coexistence walk.
     ruleset = coexist.read_ruleset(runner) if kind is PORT_FORWARD and state != "gathered" else None
@@ -127,22 +138,21 @@ def run(module, kind):
     companions_changed = [c for c in companions if c[2] != c[1]]
     persisted = None
     persist_changed = False
-    with host_lock(params.get("lock_file")):
-        if runtime_changed:
-            backend.apply(wanted)
-        for other in stale:
-            other.apply([])
-            if params["persist"]:
-                other.persist([])
-        if companions_changed:
-            _apply_companions(backend, companions_changed, have_rules, runtime_changed)
+    if runtime_changed:
+        backend.apply(wanted)
+    for other in stale:
+        other.apply([])
         if params["persist"]:
-            persist_changed, persisted = backend.persist(wanted)
-            for companion, have, want in companions:
-                if want or have:
-                    companion_persisted, companion_files = companion.persist(want)
-                    persist_changed |= companion_persisted
-                    persisted["companion" if companion.variant == "nft" else "legacy_companion"] = companion_files
+            other.persist([])
+    if companions_changed:
+        _apply_companions(backend, companions_changed, have_rules, runtime_changed)
+    if params["persist"]:
+        persist_changed, persisted = backend.persist(wanted)
+        for companion, have, want in companions:
+            if want or have:
+                companion_persisted, companion_files = companion.persist(want)
+                persist_changed |= companion_persisted
+                persisted["companion" if companion.variant == "nft" else "legacy_companion"] = companion_files
 
     after_rules = backend.gather() if runtime_changed and not runner.check_mode else wanted
     after_items = kind.decompile(after_rules)[0]
