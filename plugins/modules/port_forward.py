@@ -103,6 +103,19 @@ options:
     type: str
     choices: [open, fail, ignore]
     default: open
+  allow_local_port_takeover:
+    description:
+      - A forward catches new connections to the host's addresses before any program of the host
+        sees them. A forward being added or changed whose host port a process of the host listens
+        on (TCP or UDP, read with C(ss -lnp) in the host's network namespace) is refused, naming
+        the process, unless its scope leaves that listener alone - O(config[].host_address) other
+        than the listener's address, or O(config[].in_interface) where the listener is bound to
+        another interface or to an address not on that interface (a listener on every address is
+        reachable through every interface), or a loopback listener without O(config[].hairpin).
+        This keeps a forward of port 22 from cutting the SSH session Ansible runs on.
+      - C(true) forwards the port anyway.
+    type: bool
+    default: false
 """
 
 EXAMPLES = r"""
@@ -224,6 +237,7 @@ ITEM_OPTIONS = dict(
 def main():
     spec = netfilter.common_argument_spec(ITEM_OPTIONS)
     spec["coexistence"] = dict(type="str", default="open", choices=["open", "fail", "ignore"])
+    spec["allow_local_port_takeover"] = dict(type="bool", default=False)
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     run_module_main(module, lambda m: netfilter.run(m, netfilter.PORT_FORWARD))
 

@@ -15,10 +15,13 @@ to edit: the task fails before changing anything and says what to run.
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import re
+from dataclasses import dataclass
 
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import foreign as nf
-from ansible_collections.hypervisor.network.plugins.module_utils._errors import HypervisorNetworkError
+from ansible_collections.hypervisor.network.plugins.module_utils._errors import HypervisorNetworkError, ValidationError
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter.model import PROTOCOLS
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter.rules import route_device
 
@@ -213,3 +216,149 @@ def assess(chains, forwards, policy, routes, companions=(), ours=None):
             coexistence=report,
         )
     return report, needs
+
+
+# -- the host's own services ----------------------------------------------------------------------
+# A forward catches new connections to the host's addresses before any local socket sees them: a
+# forward of port 22 with no scope cuts the SSH session Ansible rides on. The host's listeners are
+# another owner of the port, and the forward is refused unless the user says otherwise.
+
+PROC_NET = {("tcp", 4): "/proc/net/tcp", ("tcp", 6): "/proc/net/tcp6", ("udp", 4): "/proc/net/udp", ("udp", 6): "/proc/net/udp6"}
+_PROCESS = re.compile(r'\("((?:[^"\\]|\\.)*)",pid=(\d+)')
+
+
+@dataclass(frozen=True)
+class Listener:
+    """A socket of the host waiting for connections (TCP) or datagrams (UDP). ``address`` None
+    is every address; ``family`` None is both (an IPv6 socket that takes IPv4 too); ``device`` is
+    the interface the socket is bound to, if any; ``processes`` are (name, pid) pairs."""
+
+    proto: str
+    port: int
+    address: str | None = None
+    family: int | None = None
+    device: str | None = None
+    processes: tuple = ()
+
+    def describe(self):
+        owners = ", ".join("%s (pid %s)" % owner for owner in self.processes) or "a process (ss not available to name it)"
+        where = self.address or ("*" if self.family is None else "0.0.0.0" if self.family == 4 else "[::]")
+        return "%s listening on %s %s:%d%s" % (owners, self.proto, where, self.port, "%" + self.device if self.device else "")
+
+
+def parse_ss(text):
+    """Listeners from `ss -H -l -n -p -t -u` (columns: netid, state, queues, local, peer, process).
+    The local column is ADDR[%DEV]:PORT with ``*`` for a dual-stack wildcard and brackets around
+    IPv6 (``[::]`` is an IPv6-only wildcard)."""
+    found = []
+    for line in (text or "").splitlines():
+        parts = line.split(None, 6)
+        if len(parts) < 6 or parts[0] not in ("tcp", "udp"):
+            continue
+        host, _sep, port = parts[4].rpartition(":")
+        if not port.isdigit():
+            continue
+        host, _sep, device = host.partition("%")
+        family = None
+        if host == "*":
+            address = None
+        else:
+            host = host.strip("[]")
+            try:
+                addr = ipaddress.ip_address(host)
+            except ValueError:
+                continue
+            family = addr.version
+            address = None if addr.is_unspecified else str(addr)
+        processes = tuple((name, int(pid)) for name, pid in _PROCESS.findall(parts[6] if len(parts) > 6 else ""))
+        found.append(Listener(parts[0], int(port), address, family, device or None, processes))
+    return found
+
+
+def parse_proc_net(text, proto, family):
+    """Listeners from /proc/net/tcp, tcp6, udp or udp6 (hex, host byte order per 32-bit word),
+    the fallback where ss is not installed: no process names there."""
+    found = []
+    for line in (text or "").splitlines()[1:]:
+        fields = line.split()
+        if len(fields) < 4:
+            continue
+        state = fields[3]
+        if (proto == "tcp" and state != "0A") or (proto == "udp" and state != "07"):
+            continue
+        hex_addr, _sep, hex_port = fields[1].partition(":")
+        raw = bytes.fromhex(hex_addr)
+        packed = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+        addr = ipaddress.ip_address(packed)
+        if family == 6 and addr.ipv4_mapped:
+            addr = addr.ipv4_mapped
+        # An IPv6 wildcard may take IPv4 too (bindv6only is per socket and not shown here).
+        wildcard = addr.is_unspecified
+        found.append(Listener(proto, int(hex_port, 16), None if wildcard else str(addr),
+                              None if wildcard and family == 6 else addr.version))
+    return found
+
+
+def read_listeners(runner):
+    if runner.has("ss"):
+        return parse_ss(runner.read(["ss", "-H", "-l", "-n", "-p", "-t", "-u"])[1])
+    found = []
+    for (proto, family), path in sorted(PROC_NET.items()):
+        try:
+            with open(path, "r", encoding="ascii") as handle:
+                found.extend(parse_proc_net(handle.read(), proto, family))
+        except OSError:
+            continue
+    return found
+
+
+def takes_over(fwd, listener, addresses_of):
+    """Would ``fwd`` catch connections meant for ``listener``? The forward's DNAT catches packets
+    to every local address (or to host_address), arriving on in_interface if set, and with
+    hairpin also the host's own connections. ``addresses_of(ifname)`` lists an interface's
+    addresses. A scope excludes the listener only where it really does: a wildcard listener is
+    reachable through every interface, so in_interface alone does not exclude it."""
+    if listener.proto not in PROTOCOLS[fwd.protocol] or not fwd.host_port[0] <= listener.port <= fwd.host_port[1]:
+        return False
+    if listener.family is not None and listener.family != fwd.family:
+        return False
+    local_only = listener.device == "lo" or (listener.address is not None and ipaddress.ip_address(listener.address).is_loopback)
+    if local_only and not fwd.hairpin:
+        return False  # from outside, nothing reaches a loopback socket; only the hairpin DNAT of local traffic does
+    if fwd.host_address and listener.address is not None and listener.address != fwd.host_address:
+        return False
+    if fwd.in_interface and not fwd.hairpin:
+        if listener.device and listener.device != fwd.in_interface:
+            return False
+        if listener.address is not None and listener.address not in addresses_of(fwd.in_interface):
+            return False
+    return True
+
+
+def refuse_local_takeover(runner, forwards, index_of):
+    """Raise a ValidationError naming the first forward of ``forwards`` (those being added or
+    changed) that would catch connections meant for a listener of this host, and the process.
+    ``index_of`` maps a forward's key to its position in config."""
+    if not forwards:
+        return
+    listeners = read_listeners(runner)
+    cache = {}
+
+    def addresses_of(ifname):
+        if "all" not in cache:
+            cache["all"] = runner.read_json(["ip", "-j", "addr", "show"]) or []
+        return {info.get("local") for link in cache["all"] if link.get("ifname") == ifname
+                for info in link.get("addr_info", [])}
+
+    for fwd in forwards:
+        for listener in listeners:
+            if takes_over(fwd, listener, addresses_of):
+                index = index_of.get(fwd.key)
+                field = "config[%d].host_port" % index if index is not None else "config"
+                raise ValidationError(
+                    field, fwd.to_dict()["host_port"],
+                    "this host's own %s; the forward to %s would take its new connections. Scope the forward "
+                    "(host_address, or in_interface where the listener is bound to another address or interface), "
+                    "or set allow_local_port_takeover: true if that is what you want. Nothing was changed."
+                    % (listener.describe(), fwd.destination),
+                )

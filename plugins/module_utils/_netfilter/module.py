@@ -116,6 +116,10 @@ def _converge(module, kind, runner, partials):
 
     routes = _routes(runner) if kind is PORT_FORWARD else []
     items = _desired(kind, state, partials, have_items, rules_ir.connected_subnets(routes))
+    if kind is PORT_FORWARD and state != "deleted" and not params.get("allow_local_port_takeover"):
+        loaded = set(have_rules)  # forwards already in place (taken over earlier, on purpose) stay
+        coexist.refuse_local_takeover(runner, [item for item in items if not set(kind.compile([item])) <= loaded],
+                                      {kind.key_of(partial): index for index, partial in enumerate(partials)})
     wanted = kind.compile(items)
     report, companions = [], []
     if kind is PORT_FORWARD:

@@ -1,0 +1,79 @@
+"""Issue 11 item 8 (first half): which forwards would take a port the host itself listens on.
+Parsers from captured `ss -H -l -n -p -t -u` and /proc/net/tcp6 output; the decision is pure."""
+
+from __future__ import annotations
+
+import pytest
+from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import coexist
+from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import model
+
+# Captured in a namespace with sockets on 0.0.0.0%lo:53/udp, 127.0.0.1:5353/udp, 0.0.0.0:2222/tcp
+# and a dual-stack [::]:2223/tcp, plus sshd's two IPv4/IPv6-only sockets.
+SS = '''udp UNCONN 0      0      0.0.0.0%lo:53   0.0.0.0:* users:(("python3",pid=2147,fd=6))
+udp UNCONN 0      0       127.0.0.1:5353 0.0.0.0:* users:(("python3",pid=2147,fd=5))
+tcp LISTEN 0      128       0.0.0.0:2222 0.0.0.0:* users:(("python3",pid=2147,fd=3))
+tcp LISTEN 0      128             *:2223       *:* users:(("python3",pid=2147,fd=4))
+tcp LISTEN 0      128       0.0.0.0:22 0.0.0.0:* users:(("sshd",pid=501,fd=3),("sshd",pid=900,fd=3))
+tcp LISTEN 0      128          [::]:22    [::]:* users:(("sshd",pid=501,fd=4))
+tcp LISTEN 0      128      203.0.113.10:8443 0.0.0.0:*
+'''
+PROC_TCP6 = '''  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 00000000000000000000000000000000:08AF 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 690191 1 00000000628fb56c 100 0 0 10 0
+   1: 0000000000000000FFFF00000100007F:0035 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 690192 1 00000000628fb56c 100 0 0 10 0
+   2: 00000000000000000000000000000000:1F90 00000000000000000000000000000000:0000 01 00000000:00000000 00:00000000 00000000     0        0 690193 1 00000000628fb56c 100 0 0 10 0
+'''
+
+
+def forward(**raw):
+    raw.setdefault("destination", "10.0.0.5")
+    return model.complete_port_forward("config[0]", model.parse_port_forward(0, raw), None, ())
+
+
+def test_ss_output_is_read_with_addresses_devices_and_processes():
+    found = coexist.parse_ss(SS)
+    assert found[0] == coexist.Listener("udp", 53, None, 4, "lo", (("python3", 2147),))
+    assert found[1] == coexist.Listener("udp", 5353, "127.0.0.1", 4, None, (("python3", 2147),))
+    assert found[3] == coexist.Listener("tcp", 2223, None, None, None, (("python3", 2147),))
+    assert found[4].processes == (("sshd", 501), ("sshd", 900))
+    assert found[5] == coexist.Listener("tcp", 22, None, 6, None, (("sshd", 501),))
+    assert found[6] == coexist.Listener("tcp", 8443, "203.0.113.10", 4)
+    assert "sshd (pid 501), sshd (pid 900) listening on tcp 0.0.0.0:22" in found[4].describe()
+
+
+def test_proc_net_fallback():
+    found = coexist.parse_proc_net(PROC_TCP6, "tcp", 6)
+    assert found == [coexist.Listener("tcp", 2223, None, None), coexist.Listener("tcp", 53, "127.0.0.1", 4)]
+
+
+LISTENERS = {listener.port: listener for listener in coexist.parse_ss(SS) if listener.proto == "tcp" and listener.family != 6}
+ADDRESSES = {"eth0": {"203.0.113.10"}, "eth1": {"198.51.100.10"}}
+
+
+@pytest.mark.parametrize("fwd, port, taken", [
+    (forward(host_port="22"), 22, True),                                  # the case of the issue
+    (forward(host_port="20-30"), 22, True),                               # a range over it
+    (forward(host_port="22", protocol="udp"), 22, False),                 # other protocol
+    (forward(host_port="22", in_interface="eth0"), 22, True),             # wildcard: reachable on eth0 too
+    (forward(host_port="22", host_address="203.0.113.10"), 22, True),     # wildcard: reachable there too
+    (forward(host_port="2223", destination="fd00::5"), 2223, True),       # dual-stack socket, IPv6 forward
+    (forward(host_port="2223"), 2223, True),                              # dual-stack socket, IPv4 forward
+    (forward(host_port="8443", host_address="198.51.100.10"), 8443, False),  # bound elsewhere
+    (forward(host_port="8443", host_address="203.0.113.10"), 8443, True),
+    (forward(host_port="8443", in_interface="eth1"), 8443, False),        # its address is not on eth1
+    (forward(host_port="8443", in_interface="eth0"), 8443, True),
+])
+def test_which_forwards_take_a_listener(fwd, port, taken):
+    assert coexist.takes_over(fwd, LISTENERS[port], lambda ifname: ADDRESSES.get(ifname, set())) is taken
+
+
+def test_loopback_and_device_bound_listeners():
+    udp = coexist.parse_ss(SS)
+    on_lo, on_localhost = udp[0], udp[1]
+    nobody = lambda ifname: set()  # noqa: E731
+    assert not coexist.takes_over(forward(host_port="53", protocol="udp"), on_lo, nobody)
+    assert not coexist.takes_over(forward(host_port="5353", protocol="udp"), on_localhost, nobody)
+    # hairpin DNATs the host's own connections too, loopback included
+    hairpin = forward(host_port="5353", protocol="udp", hairpin=True, hairpin_sources=["10.0.0.0/24"])
+    assert coexist.takes_over(hairpin, on_localhost, nobody)
+    ipv6_only = coexist.parse_ss(SS)[5]
+    assert not coexist.takes_over(forward(host_port="22"), ipv6_only, nobody)
