@@ -276,10 +276,13 @@ def complete_port_forward(where, partial, base=None, connected=()):
                 "no directly connected subnet of this host contains destination %s; set hairpin_sources" % destination,
             )
     version = ipaddress.ip_address(destination).version
-    for source in hairpin_sources:
-        if ipaddress.ip_network(source).version != version:
-            raise ValidationError(where + ".hairpin_sources", source,
-                                  "must be of the same IP version as destination %s" % destination)
+    # Checked here too, where the destination may come from the forward already on the host
+    # (merged without a destination): an IPv6 source would be rendered into an IPv4 rule.
+    for name in ("hairpin_sources", "allowed_sources"):
+        for source in (hairpin_sources if name == "hairpin_sources" else merged.get("allowed_sources") or ()):
+            if ipaddress.ip_network(source).version != version:
+                raise ValidationError("%s.%s" % (where, name), source,
+                                      "must be of the same IP version as destination %s" % destination)
     if not hairpin:
         hairpin_sources = ()
     return PortForward(

@@ -144,3 +144,12 @@ def test_returned_items_leave_out_what_is_unset_and_are_valid_config_again():
     assert forward(as_dict) == fwd
     masq = model.complete_masquerade(model.parse_masquerade(0, {"source": "10.0.0.0/24"}))
     assert masq.to_dict() == {"source": "10.0.0.0/24", "exclude_own_subnet": True}
+
+
+def test_merged_sources_must_match_the_family_of_the_forward_on_the_host():
+    """The destination comes from the forward already there: the family check still applies."""
+    have = [forward(WEB)]
+    for field in ("allowed_sources", "hairpin_sources"):
+        with pytest.raises(ValidationError) as caught:
+            desired("merged", [{"host_port": "8080", "hairpin": field == "hairpin_sources", field: ["fd00::/64"]}], have)
+        assert caught.value.field == "config[0].%s" % field and "10.0.0.2" in caught.value.msg
