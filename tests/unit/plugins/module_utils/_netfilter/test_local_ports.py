@@ -69,7 +69,10 @@ def test_which_forwards_take_a_listener(fwd, port, taken):
 def test_loopback_and_device_bound_listeners():
     udp = coexist.parse_ss(SS)
     on_lo, on_localhost = udp[0], udp[1]
-    nobody = lambda ifname: set()  # noqa: E731
+
+    def nobody(_ifname):
+        return set()
+
     assert not coexist.takes_over(forward(host_port="53", protocol="udp"), on_lo, nobody)
     assert not coexist.takes_over(forward(host_port="5353", protocol="udp"), on_localhost, nobody)
     # hairpin DNATs the host's own connections too, loopback included
