@@ -81,8 +81,9 @@ PLAYBOOK = """
 
 def _playbook(lab, ns, allow):
     (lab.tmp / "play.yml").write_text(PLAYBOOK)
-    inventory = {"all": {"hosts": {"hv1": {"ansible_connection": "hypervisor.network.netns", "ansible_netns_name": ns,
-                                          "ansible_python_interpreter": sys.executable}}}}
+    host = {"ansible_connection": "hypervisor.network.netns", "ansible_netns_name": ns,
+            "ansible_python_interpreter": sys.executable}
+    inventory = {"all": {"hosts": {"hv1": host}}}
     (lab.tmp / "inv.json").write_text(json.dumps(inventory))
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS), ANSIBLE_NOCOLOR="1",
                ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_SSH_CONTROL_PATH_DIR=str(lab.tmp / "cp"))

@@ -3,6 +3,8 @@ Parsers from captured `ss -H -l -n -p -t -u` and /proc/net/tcp6 output; the deci
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import coexist
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import model
@@ -17,11 +19,9 @@ tcp LISTEN 0      128       0.0.0.0:22 0.0.0.0:* users:(("sshd",pid=501,fd=3),("
 tcp LISTEN 0      128          [::]:22    [::]:* users:(("sshd",pid=501,fd=4))
 tcp LISTEN 0      128      203.0.113.10:8443 0.0.0.0:*
 '''
-PROC_TCP6 = '''  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
-   0: 00000000000000000000000000000000:08AF 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 690191 1 00000000628fb56c 100 0 0 10 0
-   1: 0000000000000000FFFF00000100007F:0035 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 690192 1 00000000628fb56c 100 0 0 10 0
-   2: 00000000000000000000000000000000:1F90 00000000000000000000000000000000:0000 01 00000000:00000000 00:00000000 00000000     0        0 690193 1 00000000628fb56c 100 0 0 10 0
-'''
+# /proc/net/tcp6 of a namespace with a dual-stack [::]:2223 listener, an IPv4-mapped
+# 127.0.0.1:53 listener and a socket in state 01 (established, not a listener).
+PROC_TCP6 = (Path(__file__).resolve().parents[1] / "fixtures" / "proc_net_tcp6.txt").read_text()
 
 
 def forward(**raw):
