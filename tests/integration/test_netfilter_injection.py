@@ -112,6 +112,10 @@ def _check(netns, build, field, value):
 @given(TEXT)
 @example('x";drop;#')
 @example("x' accept #")
+@example("!")
+@example("-j")
+@example("a*b")
+@example("é")
 def test_port_forward_in_interface(netns, value):
     _check(netns, _forward, "in_interface", value)
 
@@ -120,6 +124,8 @@ def test_port_forward_in_interface(netns, value):
 @given(TEXT)
 @example('web" drop comment "x')
 @example("guest 'db' #2; {x}")
+@example("-j DROP")
+@example("!")
 def test_port_forward_comment(netns, value):
     _check(netns, _forward, "comment", value)
 
