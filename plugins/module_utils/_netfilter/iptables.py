@@ -25,6 +25,8 @@ from ansible_collections.hypervisor.network.plugins.module_utils._netfilter.rule
     POSTROUTING,
     PREROUTING,
     Rule,
+    not_understood,
+    writable,
 )
 
 # Our chain per rule chain, keyed by module kind: (table, chain name, chain that jumps to it).
@@ -151,6 +153,9 @@ def render_lines(kind, family, rules):
         if rule.family != family:
             continue
         table, chain, _parent = CHAINS[kind][rule.chain]
+        if rule.action == "unknown":
+            lines.setdefault((table, chain), []).append(not_understood(rule))
+            continue
         for saddr in rule.saddr or (None,):
             lines.setdefault((table, chain), []).append("-A %s %s" % (chain, _quote(_rule_args(rule, saddr))))
     return lines
@@ -285,7 +290,10 @@ def parse_rule(role, family, tokens):
             negate = False
         if "action" not in fields:
             raise ValueError("no action")
-        return Rule(**fields)
+        rule = Rule(**fields)
+        if not writable(rule):
+            raise ValueError("a string we would not write")
+        return rule
     except (ValueError, IndexError):
         return Rule(chain=role, family=family, action="unknown", comment=" ".join(tokens)[:100])
 

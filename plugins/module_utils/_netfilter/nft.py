@@ -25,6 +25,8 @@ from ansible_collections.hypervisor.network.plugins.module_utils._netfilter.rule
     POSTROUTING,
     PREROUTING,
     Rule,
+    not_understood,
+    writable,
 )
 
 FAMILY = "inet"
@@ -58,6 +60,8 @@ def _host(addr, family):
 
 
 def render_rule(rule):
+    if rule.action == "unknown":
+        return not_understood(rule)
     kw = _addr_kw(rule.family)
     parts = []
     if not (rule.saddr or rule.daddr):
@@ -231,7 +235,7 @@ def parse_rule(chain, obj):
                 raise _Unknown(expr)
     except (_Unknown, KeyError, TypeError, ValueError):
         return Rule(chain=chain, family=fields["family"], action="unknown", comment="handle %s" % obj.get("handle"))
-    if "action" not in fields:
+    if "action" not in fields or not writable(Rule(**fields)):
         return Rule(chain=chain, family=fields["family"], action="unknown", comment="handle %s" % obj.get("handle"))
     return Rule(**fields)
 

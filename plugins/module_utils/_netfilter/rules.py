@@ -13,11 +13,13 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
+from ansible_collections.hypervisor.network.plugins.module_utils._errors import ValidationError
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter.model import (
     PROTOCOLS,
     Masquerade,
     PortForward,
     dedupe,
+    rule_text,
     sort_items,
 )
 
@@ -53,6 +55,25 @@ class Rule:
     to_addr: str | None = None
     to_port: tuple | None = None
     comment: str | None = None
+
+
+def writable(rule):
+    """Could we have written ``rule``? A rule read back from our table whose strings we would
+    refuse (edited by hand) is drift to rewrite, not an item to carry over and fail to render."""
+    try:
+        for value, interface in ((rule.iif, True), (rule.oif, True), (rule.comment, False)):
+            if value is not None:
+                rule_text("rule", value, interface=interface)
+    except ValidationError:
+        return False
+    return True
+
+
+def not_understood(rule):
+    """How a rule read back that we did not write (action 'unknown') is shown in a diff: a
+    comment line, valid in an nft script and skipped by iptables-restore, that cannot break out."""
+    text = "".join(ch if ch.isprintable() else "?" for ch in rule.comment or "")
+    return "# not understood, to be replaced: %s" % text
 
 
 def _host_dnat_rules(fwd, proto, chain, saddr, iif):

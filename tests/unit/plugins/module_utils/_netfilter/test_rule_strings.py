@@ -84,3 +84,24 @@ def test_our_chain_with_an_unterminated_quote_is_drift_not_a_crash():
     rules, jumps = ipt.parse_save("port_forward", 4, text)
     assert jumps == {("filter", "FORWARD", "HNET-PF-FORWARD")}
     assert [r.action for r in rules] == ["unknown"]
+
+
+def test_a_hand_edited_rule_with_a_string_we_refuse_is_drift_and_shows_in_a_diff():
+    """Our table or chain edited by hand with a quote in an interface name: read back as a rule we
+    did not write (so the plan rewrites it), and shown in the diff without breaking out or failing
+    (the iptables renderer raised KeyError on such a rule before)."""
+    document = {"nftables": [
+        {"table": {"family": "inet", "name": "hypervisor_network_masquerade"}},
+        {"rule": {"family": "inet", "table": "hypervisor_network_masquerade", "chain": "postrouting", "handle": 4,
+                  "expr": [{"match": {"op": "==", "left": {"meta": {"key": "oifname"}}, "right": 'x";drop;#'}},
+                           {"masquerade": None}]}},
+    ]}
+    _exists, read = nft.parse_table(document, "hypervisor_network_masquerade")
+    assert [r.action for r in read] == ["unknown"]
+    assert ir.decompile_masquerades(read) == ([], read)
+    assert nft.render_rule(read[0]) == "# not understood, to be replaced: handle 4"
+    save = '*nat\n:HNET-MASQ-POSTROUTING - [0:0]\n-A HNET-MASQ-POSTROUTING -o "x\\";drop" -s 10.0.0.0/24 -j MASQUERADE\nCOMMIT\n'
+    read, _jumps = ipt.parse_save("masquerade", 4, save)
+    assert [r.action for r in read] == ["unknown"]
+    shown = ipt.render_lines("masquerade", 4, read)[("nat", "HNET-MASQ-POSTROUTING")]
+    assert shown == ['# not understood, to be replaced: -o x";drop -s 10.0.0.0/24 -j MASQUERADE']
