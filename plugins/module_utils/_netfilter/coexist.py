@@ -241,7 +241,7 @@ class Listener:
     processes: tuple = ()
 
     def describe(self):
-        owners = ", ".join("%s (pid %s)" % owner for owner in self.processes) or "a process (ss not available to name it)"
+        owners = ", ".join("%s (pid %s)" % owner for owner in self.processes) or "socket (no process named by ss or /proc/net)"
         where = self.address or ("*" if self.family is None else "0.0.0.0" if self.family == 4 else "[::]")
         return "%s listening on %s %s:%d%s" % (owners, self.proto, where, self.port, "%" + self.device if self.device else "")
 
@@ -268,6 +268,8 @@ def parse_ss(text):
                 addr = ipaddress.ip_address(host)
             except ValueError:
                 continue
+            if addr.version == 6 and addr.ipv4_mapped:
+                addr = addr.ipv4_mapped
             family = addr.version
             address = None if addr.is_unspecified else str(addr)
         processes = tuple((name, int(pid)) for name, pid in _PROCESS.findall(parts[6] if len(parts) > 6 else ""))

@@ -18,6 +18,7 @@ tcp LISTEN 0      128             *:2223       *:* users:(("python3",pid=2147,fd
 tcp LISTEN 0      128       0.0.0.0:22 0.0.0.0:* users:(("sshd",pid=501,fd=3),("sshd",pid=900,fd=3))
 tcp LISTEN 0      128          [::]:22    [::]:* users:(("sshd",pid=501,fd=4))
 tcp LISTEN 0      128      203.0.113.10:8443 0.0.0.0:*
+tcp LISTEN 0      128      [::ffff:127.0.0.1]:631 *:* users:(("cupsd",pid=77,fd=7))
 '''
 # /proc/net/tcp6 of a namespace with a dual-stack [::]:2223 listener, an IPv4-mapped
 # 127.0.0.1:53 listener and a socket in state 01 (established, not a listener).
@@ -37,6 +38,8 @@ def test_ss_output_is_read_with_addresses_devices_and_processes():
     assert found[4].processes == (("sshd", 501), ("sshd", 900))
     assert found[5] == coexist.Listener("tcp", 22, None, 6, None, (("sshd", 501),))
     assert found[6] == coexist.Listener("tcp", 8443, "203.0.113.10", 4)
+    assert found[7] == coexist.Listener("tcp", 631, "127.0.0.1", 4, None, (("cupsd", 77),))
+    assert "socket (no process named by ss or /proc/net) listening on tcp 203.0.113.10:8443" in found[6].describe()
     assert "sshd (pid 501), sshd (pid 900) listening on tcp 0.0.0.0:22" in found[4].describe()
 
 
