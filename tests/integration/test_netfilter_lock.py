@@ -33,11 +33,16 @@ def _finish(proc):
     return result
 
 
-@pytest.mark.parametrize("backend", ["nftables", "iptables"])
-def test_two_concurrent_merged_runs_keep_both_forwards(lab, backend):
+@pytest.mark.parametrize("backend, drop_policy", [("nftables", False), ("iptables", False), ("nftables", True)])
+def test_two_concurrent_merged_runs_keep_both_forwards(lab, backend, drop_policy):
+    """With ``drop_policy`` the iptables FORWARD policy is DROP (as Docker sets it), so each run
+    also writes our companion chain HNET-PFA-FORWARD and its jump: the case where a lost round
+    left two jumps behind and `state: deleted` then failed with CHAIN_DEL busy."""
     hv = lab.ns("hv")
+    if drop_policy:
+        lab.run(hv, ["iptables", "-P", "FORWARD", "DROP"])
     common = {"state": "merged", "backend": backend, "persist": False, "lock_file": str(lab.tmp / "lock"),
-              "coexistence": "ignore"}
+              "coexistence": "open" if drop_policy else "ignore"}
     lost = []
     for round_no in range(ROUNDS):
         first = {"host_port": str(10000 + round_no), "destination": "10.0.0.2"}
@@ -50,6 +55,10 @@ def test_two_concurrent_merged_runs_keep_both_forwards(lab, backend):
         if not {first["host_port"], second["host_port"]} <= ports:
             lost.append(round_no)
     assert lost == [], "rounds that lost a forward: %s of %d" % (lost, ROUNDS)
+    if drop_policy:
+        saved = lab.run(hv, ["iptables-save", "-t", "filter"]).stdout
+        assert saved.count("-A FORWARD -j HNET-PFA-FORWARD") == 1, saved
     # And the table can be emptied afterwards (a lost round left duplicate jumps behind before).
     lab.module(hv, "port_forward", dict(common, state="deleted", config=[]))
     assert lab.module(hv, "port_forward", dict(common, state="gathered"))["gathered"] == []
+    assert "HNET-" not in lab.run(hv, ["iptables-save"]).stdout
