@@ -238,9 +238,10 @@ esac
 """
 
 
-def start_upstream(lab: Lab, hv_ns: str):
+def start_upstream(lab: Lab, hv_ns: str, ttl: int = 0):
     """An "upstream" namespace linked to ``hv_ns`` with two DNS servers: one authoritative for
-    corp.example only (REFUSED for everything else), one that answers the public name."""
+    corp.example only (REFUSED for everything else), one that answers the public name. ``ttl``
+    is the TTL of their answers (0, dnsmasq's default, keeps them out of every cache)."""
     upstream = lab.ns("up")
     lab.veth(hv_ns, "uplink", upstream, "eth0")
     lab.addr(hv_ns, "uplink", "198.51.100.1/24")
@@ -248,7 +249,7 @@ def start_upstream(lab: Lab, hv_ns: str):
         lab.addr(upstream, "eth0", cidr)
     lab.route(hv_ns, "203.0.113.0/24", "via", "198.51.100.2")
     common = ["dnsmasq", "-k", "--conf-file=/dev/null", "--no-resolv", "--no-hosts", "--bind-interfaces",
-              "--pid-file=", "--user=root", "--port=53"]
+              "--pid-file=", "--user=root", "--port=53", "--local-ttl=%d" % ttl]
     lab.spawn(upstream, common + ["--listen-address=" + PRIVATE_DNS, "--local=/corp.example/",
                                   "--address=/%s/%s" % (PRIVATE_NAME, PRIVATE_ADDR)])
     lab.spawn(upstream, common + ["--listen-address=" + PUBLIC_DNS, "--address=/%s/%s" % (PUBLIC_NAME, PUBLIC_ADDR)])
@@ -290,11 +291,12 @@ def ping(lab: Lab, ns: str, address: str):
 
 
 @contextlib.contextmanager
-def libvirt_host(lab: Lab, **host_options):
-    """libvirtd in ``lab``'s namespace "hv" with the upstream namespace (start_upstream) behind
-    it: yields (host, upstream namespace) and stops the host afterwards, whatever happened."""
+def libvirt_host(lab: Lab, upstream_ttl: int = 0, **host_options):
+    """libvirtd in ``lab``'s namespace "hv" with the upstream namespace (start_upstream, answers
+    with ``upstream_ttl``) behind it: yields (host, upstream namespace) and stops the host
+    afterwards, whatever happened."""
     hv_ns = lab.ns("hv")
-    upstream = start_upstream(lab, hv_ns)
+    upstream = start_upstream(lab, hv_ns, ttl=upstream_ttl)
     host = LibvirtHost(lab, hv_ns, **host_options).start()
     try:
         yield host, upstream

@@ -5,6 +5,11 @@
 
 diagnose and guest_probe must not depend on dig or dnspython on the target host. Only the
 header of the answer matters (its ID, its flags and its answer count), so nothing more is parsed.
+
+A query can be sent in the styles real clients use, because a forwarder may answer them
+differently: dnsmasq 2.90 with strict-order and a first upstream that answers REFUSED hands that
+REFUSED back to a query that carries an EDNS option (dig's and BIND's cookie), while it retries a
+query without EDNS, or with an empty EDNS0 record, on the next upstream and answers it.
 """
 
 from __future__ import annotations
@@ -22,17 +27,36 @@ UNREACHABLE = "UNREACHABLE"
 ANSWERED = ("NOERROR", "NXDOMAIN")
 QTYPE_A, QCLASS_IN = 1, 1
 OPT_TYPE, EDNS_PAYLOAD = 41, 1232
+COOKIE_OPTION, CLIENT_COOKIE_LEN = 10, 8
+
+# Query styles, each named after the clients that ask that way (see build_query).
+PLAIN, EDNS, COOKIE = "plain", "edns", "cookie"
+STYLES = {
+    PLAIN: "no EDNS: glibc's stub resolver by default (getaddrinfo, ping, curl, apt), busybox nslookup",
+    EDNS: "EDNS0 without options: glibc with 'options edns0', systemd-resolved towards its upstreams",
+    COOKIE: "EDNS0 with a DNS cookie: dig, host, nslookup (BIND tools), BIND and Unbound as resolvers",
+}
 
 
-def build_query(name, query_id, qtype=QTYPE_A, edns=False):
-    """The bytes of a standard recursive query for ``name``; with ``edns`` an EDNS0 OPT record
-    (1232-byte payload), as dig, systemd-resolved and most current stub resolvers send."""
-    header = struct.pack("!HHHHHH", query_id, 0x0100, 1, 0, 0, 1 if edns else 0)  # RD, one question, OPT in additional
+def build_query(name, query_id, qtype=QTYPE_A, edns=False, style=None, cookie=None):
+    """The bytes of a standard recursive query for ``name`` in ``style``: ``plain`` without an OPT
+    record; ``edns`` with an empty EDNS0 OPT record (1232-byte payload); ``cookie`` with an EDNS0
+    OPT record carrying an 8-byte client cookie (RFC 7873), as dig sends by default. ``edns=True``
+    without a style is the ``edns`` style (the old call)."""
+    style = style or (EDNS if edns else PLAIN)
+    if style not in STYLES:
+        raise ValueError("unknown query style %r" % style)
+    with_opt = style != PLAIN
+    header = struct.pack("!HHHHHH", query_id, 0x0100, 1, 0, 0, 1 if with_opt else 0)  # RD, one question, OPT in additional
     labels = [label for label in name.rstrip(".").split(".") if label]
     qname = b"".join(struct.pack("!B", len(label.encode("idna"))) + label.encode("idna") for label in labels) + b"\x00"
     packet = header + qname + struct.pack("!HH", qtype, QCLASS_IN)
-    if edns:
-        packet += b"\x00" + struct.pack("!HHIH", OPT_TYPE, EDNS_PAYLOAD, 0, 0)
+    if with_opt:
+        options = b""
+        if style == COOKIE:
+            client = cookie if cookie is not None else os.urandom(CLIENT_COOKIE_LEN)
+            options = struct.pack("!HH", COOKIE_OPTION, len(client)) + client
+        packet += b"\x00" + struct.pack("!HHIH", OPT_TYPE, EDNS_PAYLOAD, 0, len(options)) + options
     return packet
 
 
@@ -47,7 +71,7 @@ def parse_header(data):
     return query_id, RCODES.get(rcode, "RCODE%d" % rcode), ancount
 
 
-def query(server, name, timeout=2.0, port=53, edns=False):
+def query(server, name, timeout=2.0, port=53, edns=False, style=None):
     """Ask ``server`` for ``name`` once. Returns a dict: server, name, rcode, answers, ms.
 
     rcode is one of RCODES' names, TIMEOUT, or UNREACHABLE (an ICMP error came back, or the
@@ -55,8 +79,10 @@ def query(server, name, timeout=2.0, port=53, edns=False):
     """
     family = socket.AF_INET6 if ":" in server else socket.AF_INET
     query_id = struct.unpack("!H", os.urandom(2))[0]
-    packet = build_query(name, query_id, edns=edns)
+    packet = build_query(name, query_id, edns=edns, style=style)
     result = {"server": server, "name": name, "rcode": TIMEOUT, "answers": 0, "ms": None}
+    if style:
+        result["style"] = style
     started = time.monotonic()
     sock = socket.socket(family, socket.SOCK_DGRAM)
     try:

@@ -2,10 +2,20 @@
 # Copyright: hypervisor.network developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """guest_probe: what a guest sees of its network. DNS success rate and latency through the
-gateway, gateway and upstream reachability, as measurements and as findings like diagnose's."""
+gateway, gateway and upstream reachability, as measurements and as findings like diagnose's.
+
+DNS is probed in the styles real clients ask in (dns.STYLES), because a forwarder can answer
+them differently: libvirt's dnsmasq behind a REFUSED-first upstream fails dig but not glibc. Two
+things would hide that, and the query plan avoids both: a style that dnsmasq retries on the next
+upstream puts the answer in its cache, which then answers every style, so the styles that carry
+EDNS options go first; and every query after the first of a name asks for a fresh name under it
+(``uncached``), which no cache holds, so each query really travels to the upstream.
+"""
 
 from __future__ import annotations
 
+import binascii
+import os
 import socket
 import struct
 import time
@@ -22,7 +32,9 @@ ARGUMENT_SPEC = dict(
     count=dict(type="int", default=20),
     timeout=dict(type="float", default=1.0),
     interval=dict(type="float", default=0.0),
-    edns=dict(type="bool", default=True),
+    styles=dict(type="list", elements="str", choices=sorted(dns.STYLES)),
+    uncached=dict(type="bool", default=True),
+    edns=dict(type="bool"),
     min_success_rate=dict(type="float", default=0.95),
     upstream=dict(type="list", elements="str", default=[]),
 )
@@ -35,6 +47,40 @@ def default_gateway(text):
         if len(fields) > 3 and fields[1] == "00000000" and int(fields[3], 16) & 0x2:
             return socket.inet_ntoa(struct.pack("=I", int(fields[2], 16)))
     return None
+
+
+DEFAULT_STYLES = [dns.COOKIE, dns.PLAIN]
+# Styles whose queries dnsmasq answers from a retry on the next upstream, warming its cache, go last.
+STYLE_ORDER = {dns.COOKIE: 0, dns.EDNS: 1, dns.PLAIN: 2}
+UNCACHED_PREFIX = "hnprobe-"
+
+
+def choose_styles(styles, edns):
+    """The styles to probe, in the order that keeps one from masking another. ``edns`` is the old
+    single-style switch: true is the ``edns`` style, false ``plain``; ``styles`` wins when both are given."""
+    if styles:
+        chosen = list(dict.fromkeys(styles))
+    elif edns is not None:
+        chosen = [dns.EDNS if edns else dns.PLAIN]
+    else:
+        chosen = list(DEFAULT_STYLES)
+    return sorted(chosen, key=STYLE_ORDER.get)
+
+
+def plan_queries(names, styles, count, uncached, token=None):
+    """[(style, name)]: ``count`` queries per style, the names in turn. The first query of each
+    name is the name itself (what the guest's applications ask); with ``uncached`` the later ones
+    ask for a fresh label under it (NXDOMAIN from a server that serves the zone, REFUSED from one
+    that refuses it), so that no cache on the way answers them in place of the upstream."""
+    token = token or (lambda: binascii.hexlify(os.urandom(5)).decode("ascii"))
+    plan = []
+    for style in styles:
+        for index in range(count):
+            name = names[index % len(names)]
+            if uncached and index >= len(names):
+                name = "%s%s.%s" % (UNCACHED_PREFIX, token(), name.rstrip("."))
+            plan.append((style, name))
+    return plan
 
 
 def dns_stats(results):
@@ -66,7 +112,32 @@ def ping(runner, address):
     return {"address": address, "reachable": rc == 0, "rtt_ms": rtt}
 
 
-def evaluate(gateway, server, stats, reach_gateway, reach_upstream, min_rate):
+def style_stats(results, styles):
+    """dns_stats per style, each with the clients that ask that way."""
+    out = {}
+    for style in styles:
+        stats = dns_stats([r for r in results if r.get("style") == style])
+        stats["clients"] = dns.STYLES[style]
+        out[style] = stats
+    return out
+
+
+def _dns_hint(style, stats, all_styles):
+    refused = stats["rcodes"].get("REFUSED", 0)
+    if not refused:
+        return "timeouts: look at tap drops (diagnose tap_drops) and at dnsmasq on the host"
+    others_fine = [s for s, st in all_styles.items() if s != style and st["rcodes"].get("REFUSED", 0) == 0]
+    words = ("REFUSED comes from the host's upstream: its first nameserver refuses these names and dnsmasq "
+             "(strict-order) passes that on")
+    if style != dns.PLAIN and others_fine:
+        words += (" to clients whose queries carry EDNS options, while it retries the %s style on the next "
+                  "server" % ", ".join(sorted(others_fine)))
+    return words + "; run hypervisor.network.diagnose on the host (nameservers check) for the forwarders that fix it"
+
+
+def evaluate(gateway, server, stats, reach_gateway, reach_upstream, min_rate, styles=None):
+    """Findings from the measurements; with ``styles`` (per-style stats) one guest_dns finding per
+    style, so that the style that fails is named; else one for ``stats``."""
     findings = []
     if gateway is None:
         findings.append(finding("guest_route", FAIL, "default route", "the guest has no IPv4 default route",
@@ -77,15 +148,19 @@ def evaluate(gateway, server, stats, reach_gateway, reach_upstream, min_rate):
     else:
         findings.append(finding("guest_gateway", OK, gateway, "the gateway answers", evidence=["rtt %s ms" % reach_gateway.get("rtt_ms")]))
     if stats is not None:
-        evidence = ["%d/%d answered, rcodes %s, latency %s" % (stats["answered"], stats["queries"], stats["rcodes"], stats["latency_ms"])]
-        if stats["success_rate"] >= min_rate:
-            findings.append(finding("guest_dns", OK, server, "DNS success rate %.0f%%" % (stats["success_rate"] * 100), evidence=evidence))
-        else:
-            refused = stats["rcodes"].get("REFUSED", 0)
-            hint = ("REFUSED comes from the host's upstream: run hypervisor.network.diagnose on the host (nameservers check)"
-                    if refused else "timeouts: look at tap drops (diagnose tap_drops) and at dnsmasq on the host")
-            findings.append(finding("guest_dns", FAIL, server, "DNS success rate %.0f%% is below %.0f%%" % (
-                stats["success_rate"] * 100, min_rate * 100), evidence=evidence, fix=hint))
+        per_style = sorted((styles or {None: stats}).items(), key=lambda item: STYLE_ORDER.get(item[0], 0))
+        for style, style_stats_ in per_style:
+            subject = "%s (%s queries)" % (server, style) if style else server
+            label = " for %s queries (%s)" % (style, dns.STYLES[style]) if style else ""
+            evidence = ["%d/%d answered, rcodes %s, latency %s" % (
+                style_stats_["answered"], style_stats_["queries"], style_stats_["rcodes"], style_stats_["latency_ms"])]
+            if style_stats_["success_rate"] >= min_rate:
+                findings.append(finding("guest_dns", OK, subject, "DNS success rate %.0f%%%s" % (
+                    style_stats_["success_rate"] * 100, label), evidence=evidence))
+            else:
+                findings.append(finding("guest_dns", FAIL, subject, "DNS success rate %.0f%% is below %.0f%%%s" % (
+                    style_stats_["success_rate"] * 100, min_rate * 100, label), evidence=evidence,
+                    fix=_dns_hint(style, style_stats_, styles or {})))
     for item in reach_upstream:
         status = OK if item.get("reachable") else FAIL
         findings.append(finding("guest_upstream", status, item["address"],
@@ -112,17 +187,22 @@ def run(module):
     server = params["server"] or gateway
     if server:
         validate.address("server", server)
+    styles = choose_styles(params.get("styles"), params.get("edns"))
     results = []
     if server:
-        for index in range(params["count"]):
-            results.append(dns.query(server, params["names"][index % len(params["names"])], timeout=params["timeout"],
-                                     edns=params["edns"]))
+        for style, name in plan_queries(params["names"], styles, params["count"], params["uncached"]):
+            results.append(dns.query(server, name, timeout=params["timeout"], style=style))
             if params["interval"]:
                 time.sleep(params["interval"])
-    stats = dns_stats(results) if server else None
+    stats, per_style = None, None
+    if server:
+        stats = dns_stats(results)
+        per_style = style_stats(results, styles)
+        stats["styles"] = per_style
+        stats["order"] = styles
     reach_gateway = ping(runner, gateway) if gateway else {}
     reach_upstream = [ping(runner, addr) for addr in params["upstream"]]
-    findings = evaluate(gateway, server, stats, reach_gateway, reach_upstream, params["min_success_rate"])
+    findings = evaluate(gateway, server, stats, reach_gateway, reach_upstream, params["min_success_rate"], per_style)
     findings.sort(key=lambda f: ({FAIL: 0, WARN: 1, OK: 2}[f["status"]], f["check"]))
     return {"changed": False, "gateway": gateway, "server": server, "dns": stats,
             "gateway_reachable": reach_gateway, "upstream": reach_upstream,

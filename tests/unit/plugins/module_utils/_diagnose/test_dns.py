@@ -8,7 +8,14 @@ import sys
 import pytest
 
 from ansible_collections.hypervisor.network.plugins.module_utils._diagnose import dns
-from ansible_collections.hypervisor.network.plugins.module_utils._diagnose.probe import default_gateway, dns_stats, evaluate
+from ansible_collections.hypervisor.network.plugins.module_utils._diagnose.probe import (
+    choose_styles,
+    default_gateway,
+    dns_stats,
+    evaluate,
+    plan_queries,
+    style_stats,
+)
 
 
 def test_query_bytes_are_a_standard_recursive_a_query():
@@ -65,3 +72,44 @@ def test_edns_query_carries_one_opt_record_in_the_additional_section():
     packet = dns.build_query("example.com", 1, edns=True)
     assert struct.unpack("!HHHHHH", packet[:12]) == (1, 0x0100, 1, 0, 0, 1)
     assert packet[-11:] == b"\x00" + struct.pack("!HHIH", 41, 1232, 0, 0)
+
+
+def test_query_styles_plain_edns_and_cookie():
+    plain = dns.build_query("example.com", 1, style="plain")
+    assert struct.unpack("!HHHHHH", plain[:12])[5] == 0 and plain == dns.build_query("example.com", 1)
+    assert dns.build_query("example.com", 1, style="edns") == dns.build_query("example.com", 1, edns=True)
+    cookie = dns.build_query("example.com", 1, style="cookie", cookie=b"\x01" * 8)
+    assert struct.unpack("!HHHHHH", cookie[:12]) == (1, 0x0100, 1, 0, 0, 1)
+    # OPT: root name, type 41, payload 1232, no flags, rdlen 12 = one COOKIE option (10) of 8 bytes
+    assert cookie[-23:] == b"\x00" + struct.pack("!HHIH", 41, 1232, 0, 12) + struct.pack("!HH", 10, 8) + b"\x01" * 8
+    with pytest.raises(ValueError):
+        dns.build_query("example.com", 1, style="tcp")
+
+
+def test_styles_that_warm_the_cache_are_probed_last():
+    assert choose_styles(None, None) == ["cookie", "plain"]
+    assert choose_styles(["plain", "edns", "cookie", "plain"], None) == ["cookie", "edns", "plain"]
+    assert choose_styles(None, True) == ["edns"] and choose_styles(None, False) == ["plain"]
+    assert choose_styles(["plain"], True) == ["plain"]
+
+
+def test_query_plan_asks_each_name_once_then_uncached_names_under_it():
+    tokens = iter("t%d" % i for i in range(100))
+    plan = plan_queries(["a.example", "b.example."], ["cookie", "plain"], 5, True, token=lambda: next(tokens))
+    assert plan == [("cookie", "a.example"), ("cookie", "b.example."), ("cookie", "hnprobe-t0.a.example"),
+                    ("cookie", "hnprobe-t1.b.example"), ("cookie", "hnprobe-t2.a.example"),
+                    ("plain", "a.example"), ("plain", "b.example."), ("plain", "hnprobe-t3.a.example"),
+                    ("plain", "hnprobe-t4.b.example"), ("plain", "hnprobe-t5.a.example")]
+    assert plan_queries(["a.example"], ["plain"], 3, False) == [("plain", "a.example")] * 3
+
+
+def test_a_refused_cookie_style_is_named_and_explained_while_plain_is_ok():
+    results = [{"rcode": "REFUSED", "ms": 1.0, "style": "cookie"}] * 4 + [{"rcode": "NOERROR", "ms": 2.0, "style": "plain"}] * 4
+    per_style = style_stats(results, ["cookie", "plain"])
+    assert per_style["cookie"]["rcodes"] == {"REFUSED": 4} and per_style["plain"]["success_rate"] == 1.0
+    assert "dig" in per_style["cookie"]["clients"] and "glibc" in per_style["plain"]["clients"]
+    findings = evaluate("10.0.0.1", "10.0.0.1", dns_stats(results), {"reachable": True}, [], 0.95, per_style)
+    dns_findings = {f["subject"]: f for f in findings if f["check"] == "guest_dns"}
+    cookie, plain = dns_findings["10.0.0.1 (cookie queries)"], dns_findings["10.0.0.1 (plain queries)"]
+    assert cookie["status"] == "fail" and "EDNS options" in cookie["fix"] and "plain style" in cookie["fix"]
+    assert plain["status"] == "ok" and "glibc" in plain["summary"]
