@@ -54,3 +54,44 @@ def test_playbook_prints_problems_first_and_writes_reports(lab):
     # the bridge's row names the checks that failed for it, the host-wide ip_forward included
     assert re.search(r"<td>vg1, vg2</td>.*?<td>[^<]*ip_forward[^<]*</td>\s*</tr>", html, re.S)
     assert "vg1, vg2" in html and "<script" not in html and "http" not in html.split("</title>")[1]
+
+
+def test_playbook_report_renders_a_lease_only_guest_and_the_refused_first_problem(lab):
+    """The shipped playbook on a libvirt host whose only guest is known from its DHCP lease, the
+    host's first nameserver refusing public names: the HTML report is written, with the lease."""
+    from libvirt_lab import PUBLIC_NAME, REFUSING_RESOLV_CONF, attach_guest_ns, dhcp_lease, libvirt_host
+
+    network = dict(name="diag", bridge=dict(name="virbr82"),
+                   ips=[dict(address="10.79.1.1", prefix=24, dhcp_ranges=[dict(start="10.79.1.100", end="10.79.1.150")])])
+    with libvirt_host(lab, upstream_ttl=300, resolv_conf=REFUSING_RESOLV_CONF) as (host, _upstream):
+        host.module("libvirt_network", network)
+        guest = attach_guest_ns(lab, host, "virbr82", "g1", "gport1")
+        lease = dhcp_lease(lab, guest)
+        hv = dict(netns_host(host.ns), ansible_netns_mount_namespace="/proc/%d/ns/mnt" % host.libvirtd_pid)
+        inventory = {"all": {"children": {
+            "kvm_hosts": {"hosts": {"hv1": hv}},
+            "sandbox_guests": {"hosts": {"g1": netns_host(guest)}},
+        }}}
+        report = lab.tmp / "report"
+        extra = {
+            "diagnose_report_dir": str(report),
+            "diagnose_options": {"public_test_name": PUBLIC_NAME, "dns_domains": ["corp.example"], "probe_timeout": 1.0,
+                                 "log_files": []},
+            "diagnose_probe_options": {"count": 4, "timeout": 1.0, "names": [PUBLIC_NAME]},
+        }
+        (lab.tmp / "inventory.json").write_text(json.dumps(inventory))
+        (lab.tmp / "extra.json").write_text(json.dumps(extra))
+        control = lab.tmp / "cp"
+        control.mkdir()
+        proc = subprocess.run([str(BIN / "ansible-playbook"), "-i", str(lab.tmp / "inventory.json"), "-e",
+                               "@%s" % (lab.tmp / "extra.json"), str(REPO / "playbooks" / "diagnose.yml")],
+                              capture_output=True, text=True, env=ansible_env(ANSIBLE_SSH_CONTROL_PATH_DIR=str(control)),
+                              timeout=300, cwd=str(REPO), check=False)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        data = json.loads((report / "diagnose.json").read_text())
+        (net,) = [n for n in data["hosts"]["hv1"]["networks"] if n["name"] == "diag"]
+        assert [g["ip"] for g in net["guests"]] == [lease["ip"]] and "name" not in net["guests"][0]
+        assert "FAIL nameservers" in proc.stdout
+        assert data["guests"]["g1"]["dns"]["styles"]["cookie"]["rcodes"].get("REFUSED", 0) >= 3, data["guests"]["g1"]["dns"]
+        html = (report / "diagnose.html").read_text()
+        assert lease["ip"] in html and "nameservers" in html and "<script" not in html
