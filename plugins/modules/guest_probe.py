@@ -41,7 +41,7 @@ options:
     elements: str
     default: [example.com]
   count:
-    description: Number of DNS queries.
+    description: Number of DNS queries per style of O(styles).
     type: int
     default: 20
   timeout:

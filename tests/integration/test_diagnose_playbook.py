@@ -48,7 +48,9 @@ def test_playbook_prints_problems_first_and_writes_reports(lab):
     data = json.loads((report / "diagnose.json").read_text())
     assert set(data["hosts"]) == {hv1} and set(data["guests"]) == {g1}
     assert data["hosts"][hv1]["summary"]["fail"] == 1
-    assert data["guests"][g1]["dns"]["queries"] == 3
+    # count is per query style; two styles by default (cookie, plain)
+    assert data["guests"][g1]["dns"]["queries"] == 6
+    assert {style: stats["queries"] for style, stats in data["guests"][g1]["dns"]["styles"].items()} == {"cookie": 3, "plain": 3}
     html = (report / "diagnose.html").read_text()
     assert "<h2 id=\"host-%s\">%s</h2>" % (hv1, hv1) in html and "ip_forward" in html and "br0" in html
     # the bridge's row names the checks that failed for it, the host-wide ip_forward included
