@@ -16,12 +16,17 @@ description:
   - "Checks: C(libvirt_connection); C(bridge_exists), C(bridge_up), C(bridge_ports), C(bridge_mtu);
     C(ip_forward) (IPv4 and IPv6); C(masquerade) for each NAT subnet; C(forward_path) of each
     port forward (DNAT) through every base chain of the forward hook, policies and libvirt's
-    reject rules included; C(port_forward_duplicates) (a host port forwarded twice);
+    reject rules included; C(outbound_path), the guests' own outbound connections and their
+    replies through the same chains; C(input_path), the guests' DNS (UDP, TCP), DHCP and ping
+    to the gateway through every base chain of the input hook (nft, iptables-nft, iptables-legacy,
+    ufw's chains), with the rule that drops them and the command that lets them in;
+    C(port_forward_duplicates) (a host port forwarded twice);
     C(dnsmasq_listening) on each gateway's port 53 (UDP, TCP) and 67;
     C(port53) taken by another server; C(nameservers) (each host nameserver probed for the
     networks' domains and a public test name, a REFUSED first nameserver detected and per-domain
-    forwarders proposed); C(tap_drops) on bridge ports; C(libvirtd_log) messages;
-    C(dhcp_duplicates); C(firewalld_zone) of each bridge."
+    forwarders proposed); C(tap_drops) on bridge ports; C(libvirtd_log) messages, from log
+    files and the journal; C(dhcp_duplicates); C(firewalld_zone) of each bridge; C(neighbours),
+    failed or incomplete ARP entries on each bridge (a guest the host cannot reach)."
   - Networks come from libvirt (through libvirt-python) when it answers. Every other bridge of
     the host is looked at too, as a network of its own; NAT and a DNS/DHCP server on it are then
     assumed from a private address on the bridge, and what is missing is a V(warn), not a V(fail).
@@ -51,11 +56,14 @@ options:
     type: list
     elements: str
   checks:
-    description: Run only these checks. Default all.
+    description:
+      - Run only these checks, named as the findings name them (their C(check) key). Default all.
+      - V(bridge) is the group of V(bridge_exists), V(bridge_up), V(bridge_ports) and V(bridge_mtu).
     type: list
     elements: str
-    choices: [bridge, dhcp_duplicates, dnsmasq_listening, firewalld_zone, forward_path, ip_forward,
-              libvirt_connection, libvirtd_log, masquerade, nameservers, port53, port_forward_duplicates, tap_drops]
+    choices: [bridge, bridge_exists, bridge_mtu, bridge_ports, bridge_up, dhcp_duplicates, dnsmasq_listening,
+              firewalld_zone, forward_path, input_path, ip_forward, libvirt_connection, libvirtd_log, masquerade,
+              nameservers, neighbours, outbound_path, port53, port_forward_duplicates, tap_drops]
   resolv_conf:
     description: The resolv.conf whose nameservers are probed (the one libvirt's dnsmasq reads).
     type: path
@@ -94,12 +102,15 @@ options:
         device was created, so a fix can be verified.
     type: dict
   log_files:
-    description: libvirtd log files to search for known error messages (the last MiB of each).
+    description:
+      - libvirtd log files to search for known error messages (the last MiB of each).
+      - The journal is searched too (lines of libvirtd, virtnetworkd, virtqemud and dnsmasq) where
+        C(journalctl) finds one. With neither a log file nor a journal, C(libvirtd_log) warns.
     type: list
     elements: path
     default: [/var/log/libvirt/libvirtd.log]
   log_max_age_hours:
-    description: Ignore log lines with an older timestamp.
+    description: Ignore log lines with an older timestamp, and journal lines older than this.
     type: int
     default: 24
 seealso:

@@ -182,10 +182,16 @@ def check_tap_drops(facts, threshold=0):
 
 def check_libvirtd_log(facts):
     lines = facts.get("log_lines") or []
-    files = facts.get("log_files_read") or []
+    files = list(facts.get("log_files_read") or [])
+    if facts.get("journal_read"):
+        files.append("the journal (libvirtd, virtnetworkd, virtqemud, dnsmasq)")
     if not lines:
+        if not files:
+            return [finding("libvirtd_log", WARN, "libvirtd log", "nothing to read: no log file of log_files exists and "
+                            "there is no journal, so messages such as 'No buffer space available' cannot be seen",
+                            fix="point log_files at libvirtd's log (log_outputs in /etc/libvirt/libvirtd.conf)")]
         return [finding("libvirtd_log", OK, "libvirtd log", "no known error messages",
-                        evidence=["read: %s" % ", ".join(files) if files else "no log file found"])]
+                        evidence=["read: %s" % ", ".join(files)])]
     findings = []
     for pattern, meaning in LOG_PATTERNS:
         hits = [item for item in lines if pattern in item["line"]]
@@ -195,6 +201,36 @@ def check_libvirtd_log(facts):
                 evidence=["%s: %s" % (hit["file"], hit["line"]) for hit in hits[-3:]],
                 fix=meaning,
             ))
+    return findings
+
+
+NEIGH_BAD = ("FAILED", "INCOMPLETE")
+
+
+def check_neighbours(facts):
+    """The host's neighbour (ARP) entries on each bridge: a FAILED or INCOMPLETE one is a guest
+    address the host asked for and got no answer from, so the host (and DNAT through it) cannot
+    reach that guest: the guest is down, has another address, or drops ARP."""
+    findings = []
+    table = facts.get("neighbours") or {}
+    for net in facts.get("networks", []):
+        bridge = net.get("bridge")
+        if not bridge or bridge not in table:
+            continue
+        entries = table[bridge]
+        bad = [e for e in entries if set(e.get("state") or ()) & set(NEIGH_BAD)]
+        evidence = ["%s %s %s" % (e.get("dst"), e.get("lladdr") or "-", ",".join(e.get("state") or ())) for e in entries]
+        subject = "%s (%s)" % (bridge, net["name"]) if net["name"] != bridge else bridge
+        if bad:
+            findings.append(finding(
+                "neighbours", WARN, subject,
+                "the host gets no ARP answer from %s: it cannot reach %s" % (
+                    ", ".join(e.get("dst") or "?" for e in bad), "that guest" if len(bad) == 1 else "those guests"),
+                evidence=evidence,
+                fix="check that the guest is running and has that address (its lease, its static config), that its "
+                    "interface is a port of %s and up, and that no firewall in the guest drops ARP" % bridge))
+        else:
+            findings.append(finding("neighbours", OK, subject, "%d neighbour(s), none failed" % len(entries), evidence=evidence))
     return findings
 
 

@@ -50,6 +50,39 @@ def addresses(runner):
     return out
 
 
+def neighbours(runner, devices):
+    """The kernel's neighbour (ARP/NDP) entries on ``devices``: {dev: [{dst, lladdr, state}]}."""
+    out = {dev: [] for dev in devices}
+    rc, text, _err = runner.read(["ip", "-j", "neigh", "show"], check_rc=False)
+    if rc != 0 or not text.strip():
+        return out
+    for item in json.loads(text):
+        if item.get("dev") in out:
+            out[item["dev"]].append({"dst": item.get("dst"), "lladdr": item.get("lladdr"),
+                                     "state": [s.upper() for s in item.get("state") or []]})
+    return out
+
+
+JOURNAL_IDENTIFIERS = ("libvirtd", "virtnetworkd", "virtqemud", "dnsmasq", "dnsmasq-dhcp")
+
+
+def journal_lines(runner, patterns, max_age_hours, identifiers=JOURNAL_IDENTIFIERS):
+    """(hits, read): journal lines of libvirt's daemons and dnsmasq of the last ``max_age_hours``
+    that carry a known message, and whether there was a journal to read (no journalctl, or no
+    journal files: False). A libvirtd under systemd logs to the journal, not to /var/log/libvirt,
+    so a check that read only the log files would say ok on every systemd host."""
+    if not runner.has("journalctl"):
+        return [], False
+    argv = ["journalctl", "--no-pager", "-o", "short-iso", "--since", "-%dh" % max_age_hours]
+    argv += ["SYSLOG_IDENTIFIER=%s" % name for name in identifiers]  # one field: the matches are ORed
+    rc, text, err = runner.read(argv, check_rc=False)
+    if rc != 0 or "No journal files were found" in (err or ""):
+        return [], False
+    hits = [{"file": "journal", "line": line.strip()[:300]} for line in text.splitlines()
+            if not line.startswith("-- ") and any(p in line for p in patterns)]
+    return hits, True
+
+
 def default_route_dev(runner):
     routes = runner.read_json(["ip", "-4", "-j", "route", "show", "default"]) or []
     return routes[0].get("dev") if routes else None

@@ -24,7 +24,12 @@ from ansible_collections.hypervisor.network.plugins.module_utils._diagnose.check
     check_forwarding,
     check_libvirt,
     check_libvirtd_log,
+    check_neighbours,
     check_tap_drops,
+)
+from ansible_collections.hypervisor.network.plugins.module_utils._diagnose.checks_firewall import (
+    check_input_path,
+    check_outbound_path,
 )
 from ansible_collections.hypervisor.network.plugins.module_utils._diagnose.checks_nat import (
     check_forward_duplicates,
@@ -42,6 +47,8 @@ CHECKS = {
     "ip_forward": lambda facts, p: check_forwarding(facts),
     "masquerade": lambda facts, p: check_masquerade(facts),
     "forward_path": lambda facts, p: check_forward_path(facts),
+    "outbound_path": lambda facts, p: check_outbound_path(facts),
+    "input_path": lambda facts, p: check_input_path(facts),
     "port_forward_duplicates": lambda facts, p: check_forward_duplicates(facts),
     "dnsmasq_listening": lambda facts, p: check_dnsmasq_listening(facts),
     "port53": lambda facts, p: check_port53(facts),
@@ -50,14 +57,32 @@ CHECKS = {
     "libvirtd_log": lambda facts, p: check_libvirtd_log(facts),
     "dhcp_duplicates": lambda facts, p: check_dhcp_duplicates(facts),
     "firewalld_zone": lambda facts, p: check_firewalld(facts),
+    "neighbours": lambda facts, p: check_neighbours(facts),
 }
+# The names findings carry, per check above: one vocabulary for results, docs and the checks
+# option. A check whose findings carry other names than its own is a group, and its name selects
+# them all ("bridge" is bridge_exists, bridge_up, bridge_ports and bridge_mtu).
+FINDINGS = dict((name, (name,)) for name in CHECKS)
+FINDINGS["bridge"] = ("bridge_exists", "bridge_up", "bridge_ports", "bridge_mtu")
+CHECK_NAMES = sorted(set(CHECKS) | {name for names in FINDINGS.values() for name in names})
+
+
+def selected_findings(checks):
+    """The finding names that ``checks`` (finding names or group names) asks for; None: all."""
+    if not checks:
+        return None
+    wanted = set()
+    for name in checks:
+        wanted.update(FINDINGS.get(name, (name,)))
+    return wanted
+
 
 ARGUMENT_SPEC = dict(
     uri=dict(type="str", default="qemu:///system"),
     libvirt=dict(type="bool", default=True),
     networks=dict(type="list", elements="str"),
     bridges=dict(type="list", elements="str"),
-    checks=dict(type="list", elements="str", choices=sorted(CHECKS)),
+    checks=dict(type="list", elements="str", choices=CHECK_NAMES),
     resolv_conf=dict(type="path", default="/etc/resolv.conf"),
     probe_dns=dict(type="bool", default=True),
     public_test_name=dict(type="str", default="example.com"),
@@ -124,7 +149,9 @@ def gather_facts(runner, params):
     names = [params["public_test_name"]] + domains
     probes = gather.dns_probes(resolv["nameservers"], names, params["probe_timeout"], params["probe_budget"]) \
         if params["probe_dns"] else []
-    log_hits, log_read = gather.log_lines(params["log_files"], [p for p, _m in LOG_PATTERNS], params["log_max_age_hours"])
+    patterns = [p for p, _m in LOG_PATTERNS]
+    log_hits, log_read = gather.log_lines(params["log_files"], patterns, params["log_max_age_hours"])
+    journal_hits, journal_read = gather.journal_lines(runner, patterns, params["log_max_age_hours"])
     return {
         "libvirt": libvirt_info,
         "networks": networks,
@@ -142,18 +169,20 @@ def gather_facts(runner, params):
         "resolv": resolv,
         "dns_names": {"public": params["public_test_name"], "domains": domains},
         "dns_probes": probes,
-        "log_lines": log_hits,
+        "log_lines": log_hits + journal_hits,
         "log_files_read": log_read,
+        "journal_read": journal_read,
+        "neighbours": gather.neighbours(runner, sorted(bridges)),
         "firewalld": gather.firewalld(runner, sorted(bridges)),
     }
 
 
 def run_checks(facts, params):
-    selected = params.get("checks") or list(CHECKS)
+    wanted = selected_findings(params.get("checks"))
     findings = []
-    for check_id in CHECKS:
-        if check_id in selected:
-            findings.extend(CHECKS[check_id](facts, params))
+    for check_id, function in CHECKS.items():
+        if wanted is None or wanted & set(FINDINGS[check_id]):
+            findings.extend(f for f in function(facts, params) if wanted is None or f["check"] in wanted)
     return sort_findings(findings)
 
 

@@ -84,6 +84,7 @@ def facts():
         ],
         "log_lines": [], "log_files_read": ["/var/log/libvirt/libvirtd.log"],
         "firewalld": {"running": False},
+        "neighbours": {"virbr0": [{"dst": "192.168.122.10", "lladdr": "52:54:00:00:00:10", "state": ["REACHABLE"]}]},
     }
 
 
@@ -96,10 +97,12 @@ def test_a_healthy_host_is_all_ok(facts):
     assert statuses(findings) == ["ok"], [f for f in findings if f["status"] != "ok"]
     assert {f["check"] for f in findings} >= {"bridge_exists", "bridge_up", "bridge_ports", "bridge_mtu", "ip_forward",
                                               "masquerade", "dnsmasq_listening", "port53", "nameservers", "tap_drops",
-                                              "libvirtd_log", "dhcp_duplicates", "firewalld_zone", "libvirt_connection"}
+                                              "libvirtd_log", "dhcp_duplicates", "firewalld_zone", "libvirt_connection",
+                                              "input_path", "outbound_path", "neighbours"}
     assert set(CHECKS) == {"libvirt_connection", "bridge", "ip_forward", "masquerade", "forward_path", "port_forward_duplicates",
                            "dnsmasq_listening",
-                           "port53", "nameservers", "tap_drops", "libvirtd_log", "dhcp_duplicates", "firewalld_zone"}
+                           "port53", "nameservers", "tap_drops", "libvirtd_log", "dhcp_duplicates", "firewalld_zone",
+                           "input_path", "outbound_path", "neighbours"}
 
 
 def test_bridge_missing_down_portless_and_mtu(facts):
@@ -273,7 +276,10 @@ def test_libvirtd_log_patterns(tmp_path):
     assert read == [str(log)] and len(hits) == 1
     (warn,) = check_libvirtd_log({"log_lines": hits})
     assert warn["status"] == "warn" and "rmem_max" in warn["fix"]
-    assert check_libvirtd_log({"log_lines": [], "log_files_read": []})[0]["status"] == "ok"
+    # issue 13: nothing read (no file, no journal) is not "ok", it is a blind spot to report
+    (blind,) = check_libvirtd_log({"log_lines": [], "log_files_read": [], "journal_read": False})
+    assert blind["status"] == "warn" and "nothing to read" in blind["summary"]
+    assert check_libvirtd_log({"log_lines": [], "log_files_read": [], "journal_read": True})[0]["status"] == "ok"
 
 
 def test_dhcp_duplicates(facts):
