@@ -26,7 +26,11 @@ description:
     name under it, which no cache holds.
   - Pings the default gateway and every address of O(upstream).
   - Returns findings in the same form as M(hypervisor.network.diagnose) (C(guest_route),
-    C(guest_gateway), C(guest_dns) once per style, C(guest_upstream)). Changes nothing.
+    C(guest_gateway), C(guest_dns) once per style, C(guest_upstream), C(guest_resolver)).
+    Changes nothing.
+  - C(guest_resolver) reads the guest's resolv.conf, and systemd-resolved's upstreams when
+    resolv.conf points at its stub, and warns when DNS goes anywhere but the gateway's dnsmasq
+    first (the network's forwarders and domain then do not apply to the guest).
 author:
   - hypervisor.network developers (@hypervisor-network)
 extends_documentation_fragment:
@@ -93,6 +97,18 @@ options:
     type: list
     elements: str
     default: []
+  resolv_conf:
+    description:
+      - The guest's resolv.conf, read (never queried) to say whether the guest's DNS goes to the
+        gateway's dnsmasq (finding C(guest_resolver)).
+    type: path
+    default: /etc/resolv.conf
+  resolved_resolv_conf:
+    description:
+      - Where systemd-resolved lists its upstream servers; read when the first nameserver of
+        O(resolv_conf) is resolved's stub (127.0.0.53 or 127.0.0.54).
+    type: path
+    default: /run/systemd/resolve/resolv.conf
 seealso:
   - module: hypervisor.network.diagnose
 """
@@ -138,6 +154,14 @@ dns:
     styles:
       cookie: {queries: 20, answered: 0, success_rate: 0.0, rcodes: {REFUSED: 20}, clients: "EDNS0 with a DNS cookie: dig, ..."}
       plain: {queries: 20, answered: 20, success_rate: 1.0, rcodes: {NOERROR: 20}, clients: "no EDNS: glibc's stub resolver ..."}
+resolver:
+  description:
+    - The guest's resolver, read from O(resolv_conf) - path, nameservers, search, via
+      (C(resolv.conf) or C(systemd-resolved); null when unreadable), upstreams (the servers
+      queries really go to) and error.
+  returned: always
+  type: dict
+  sample: {path: /etc/resolv.conf, nameservers: [127.0.0.53], search: [], via: systemd-resolved, upstreams: [10.0.0.1], error: null}
 gateway_reachable:
   description: Ping result of the gateway (address, reachable, rtt_ms).
   returned: always

@@ -57,7 +57,10 @@ def test_guest_probe_reports_refused_for_cookie_clients_even_with_a_warm_cache_t
         assert dig_style(lab, guest, PUBLIC_NAME) == "NOERROR"  # masked: the cached answer
         assert dig_style(lab, guest, "c." + PUBLIC_NAME, "+nocookie") == "NOERROR"  # empty EDNS0: retried too
 
-        before = lab.module(guest, "guest_probe", PROBE)
+        resolv = lab.tmp / "guest-resolv.conf"
+        resolv.write_text("nameserver %s\n" % GATEWAY)  # the guest asks the gateway, as a DHCP client sets it
+        probe_args = dict(PROBE, resolv_conf=str(resolv))
+        before = lab.module(guest, "guest_probe", probe_args)
         assert before["summary"]["fail"] == 1, before["dns"]
         styles = by_style(before)
         assert set(styles) == {"cookie", "plain"} and before["dns"]["order"] == ["cookie", "plain"]
@@ -74,7 +77,7 @@ def test_guest_probe_reports_refused_for_cookie_clients_even_with_a_warm_cache_t
         assert host.module("libvirt_network", dict(NETWORK, **bad["fix_module"]["args"]))["changed"]
         wait_dns_ready(lab, guest)
 
-        after = lab.module(guest, "guest_probe", dict(PROBE, styles=["plain", "edns", "cookie"]))
+        after = lab.module(guest, "guest_probe", dict(probe_args, styles=["plain", "edns", "cookie"]))
         assert after["dns"]["order"] == ["cookie", "edns", "plain"]
         assert {s: f["status"] for s, f in by_style(after).items()} == {"cookie": "ok", "edns": "ok", "plain": "ok"}
         assert after["dns"]["success_rate"] == 1.0 and after["summary"]["fail"] == 0, after["findings"]

@@ -37,7 +37,10 @@ ARGUMENT_SPEC = dict(
     edns=dict(type="bool"),
     min_success_rate=dict(type="float", default=0.95),
     upstream=dict(type="list", elements="str", default=[]),
+    resolv_conf=dict(type="path", default="/etc/resolv.conf"),
+    resolved_resolv_conf=dict(type="path", default="/run/systemd/resolve/resolv.conf"),
 )
+RESOLVED_STUBS = ("127.0.0.53", "127.0.0.54")
 
 
 def default_gateway(text):
@@ -110,6 +113,65 @@ def ping(runner, address):
         if "min/avg/max" in line and "=" in line:
             rtt = float(line.split("=")[1].split("/")[1])
     return {"address": address, "reachable": rc == 0, "rtt_ms": rtt}
+
+
+def _read(path):
+    try:
+        with open(path, "r", encoding="utf-8", errors="replace") as handle:
+            return handle.read(), None
+    except OSError as exc:
+        return None, str(exc)
+
+
+def read_resolver(resolv_conf, resolved_resolv_conf):
+    """The guest's resolver as glibc sees it: resolv.conf's nameservers, and when the first is
+    systemd-resolved's stub, resolved's own upstreams (the file resolved writes them to)."""
+    text, error = _read(resolv_conf)
+    if text is None:
+        return {"path": resolv_conf, "error": error, "nameservers": [], "search": [], "via": None, "upstreams": []}
+    parsed = dns.parse_resolv_conf(text)
+    resolver = {"path": resolv_conf, "error": None, "nameservers": parsed["nameservers"], "search": parsed["search"],
+                "via": "resolv.conf", "upstreams": list(parsed["nameservers"])}
+    if parsed["nameservers"] and parsed["nameservers"][0] in RESOLVED_STUBS:
+        upstream_text, upstream_error = _read(resolved_resolv_conf)
+        resolver["via"] = "systemd-resolved"
+        resolver["upstreams"] = dns.parse_resolv_conf(upstream_text)["nameservers"] if upstream_text is not None else []
+        if upstream_text is None:
+            resolver["error"] = "systemd-resolved's upstreams unknown: %s" % upstream_error
+    return resolver
+
+
+def evaluate_resolver(resolver, gateway):
+    """Does the guest's DNS go to the gateway's dnsmasq? If it goes elsewhere, the network's
+    forwarders, its domain and the names of the other guests do not apply to this guest."""
+    path = resolver["path"]
+    shown = "%s: nameservers %s" % (path, ", ".join(resolver["nameservers"]) or "none")
+    evidence = [shown]
+    if resolver["via"] == "systemd-resolved":
+        evidence.append("systemd-resolved's upstreams: %s" % (", ".join(resolver["upstreams"]) or "none"))
+    if resolver["via"] is None:
+        return finding("guest_resolver", WARN, path, "cannot read the guest's resolver configuration",
+                       evidence=[resolver["error"]])
+    upstreams = resolver["upstreams"]
+    fix = ("point the guest's resolver at the gateway %s (hypervisor.network.guest_dns role: resolv.conf, "
+           "systemd-resolved or NetworkManager, whichever the guest uses)" % (gateway or "address"))
+    if not upstreams:
+        return finding("guest_resolver", FAIL, path, "the guest has no nameserver%s: it resolves nothing" % (
+            " behind systemd-resolved" if resolver["via"] == "systemd-resolved" else ""),
+            evidence=evidence + ([resolver["error"]] if resolver.get("error") else []), fix=fix)
+    if gateway is None:
+        return finding("guest_resolver", WARN, path, "no default gateway to compare the nameservers with", evidence=evidence)
+    through = " through systemd-resolved" if resolver["via"] == "systemd-resolved" else ""
+    if upstreams[0] == gateway:
+        return finding("guest_resolver", OK, path, "DNS goes to the gateway's dnsmasq (%s)%s" % (gateway, through),
+                       evidence=evidence)
+    if gateway in upstreams:
+        words = "DNS goes first to %s%s, the gateway %s only after it" % (upstreams[0], through, gateway)
+    else:
+        words = "DNS goes to %s%s, not to the gateway's dnsmasq %s" % (", ".join(upstreams), through, gateway)
+    return finding("guest_resolver", WARN, path,
+                   words + ": the network's DNS forwarders, its domain and the other guests' names do not apply",
+                   evidence=evidence, fix=fix)
 
 
 def style_stats(results, styles):
@@ -202,8 +264,10 @@ def run(module):
         stats["order"] = styles
     reach_gateway = ping(runner, gateway) if gateway else {}
     reach_upstream = [ping(runner, addr) for addr in params["upstream"]]
+    resolver = read_resolver(params["resolv_conf"], params["resolved_resolv_conf"])
     findings = evaluate(gateway, server, stats, reach_gateway, reach_upstream, params["min_success_rate"], per_style)
+    findings.append(evaluate_resolver(resolver, gateway))
     findings.sort(key=lambda f: ({FAIL: 0, WARN: 1, OK: 2}[f["status"]], f["check"]))
-    return {"changed": False, "gateway": gateway, "server": server, "dns": stats,
+    return {"changed": False, "gateway": gateway, "server": server, "dns": stats, "resolver": resolver,
             "gateway_reachable": reach_gateway, "upstream": reach_upstream,
             "findings": findings, "summary": summary(findings)}

@@ -113,3 +113,27 @@ def test_a_refused_cookie_style_is_named_and_explained_while_plain_is_ok():
     cookie, plain = dns_findings["10.0.0.1 (cookie queries)"], dns_findings["10.0.0.1 (plain queries)"]
     assert cookie["status"] == "fail" and "EDNS options" in cookie["fix"] and "plain style" in cookie["fix"]
     assert plain["status"] == "ok" and "glibc" in plain["summary"]
+
+
+def test_guest_resolver_gateway_elsewhere_resolved_and_none(tmp_path):
+    from ansible_collections.hypervisor.network.plugins.module_utils._diagnose.probe import evaluate_resolver, read_resolver
+
+    conf, resolved = tmp_path / "resolv.conf", tmp_path / "resolved.conf"
+    conf.write_text("nameserver 10.0.0.1\nsearch lab.example\n")
+    good = evaluate_resolver(read_resolver(str(conf), str(resolved)), "10.0.0.1")
+    assert good["status"] == "ok" and "gateway's dnsmasq" in good["summary"]
+    conf.write_text("nameserver 198.51.100.10\nnameserver 10.0.0.1\n")
+    second = evaluate_resolver(read_resolver(str(conf), str(resolved)), "10.0.0.1")
+    assert second["status"] == "warn" and "first to 198.51.100.10" in second["summary"] and "guest_dns" in second["fix"]
+    conf.write_text("nameserver 127.0.0.53\noptions edns0 trust-ad\n")
+    resolved.write_text("nameserver 203.0.113.53\n")
+    stub = read_resolver(str(conf), str(resolved))
+    assert stub["via"] == "systemd-resolved" and stub["upstreams"] == ["203.0.113.53"]
+    elsewhere = evaluate_resolver(stub, "10.0.0.1")
+    assert elsewhere["status"] == "warn" and "through systemd-resolved" in elsewhere["summary"]
+    resolved.write_text("nameserver 10.0.0.1\n")
+    assert evaluate_resolver(read_resolver(str(conf), str(resolved)), "10.0.0.1")["status"] == "ok"
+    conf.write_text("# nothing\n")
+    assert evaluate_resolver(read_resolver(str(conf), str(resolved)), "10.0.0.1")["status"] == "fail"
+    missing = evaluate_resolver(read_resolver(str(tmp_path / "none"), str(resolved)), "10.0.0.1")
+    assert missing["status"] == "warn" and missing["evidence"]
