@@ -172,10 +172,16 @@ summary:
   type: dict
   sample: {"ok": 12, "warn": 1, "fail": 2, "total": 15}
 networks:
-  description: The networks looked at, with their bridge, addresses, ports and guests (static hosts and leases).
+  description:
+    - The networks looked at, with their bridge, addresses, ports and guests (static hosts and
+      leases), domain and DNS forwarders (libvirt networks).
   returned: always
   type: list
   elements: dict
+uplink:
+  description: The device of the host's IPv4 default route (null without one); the picture draws it as the way out.
+  returned: always
+  type: str
 counters:
   description: Drop and packet counters of every bridge port; pass them back as O(counters_baseline).
   returned: always

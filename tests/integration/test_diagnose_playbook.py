@@ -7,6 +7,7 @@ import json
 import re
 import subprocess
 import sys
+from xml.etree import ElementTree
 
 from netfilter_topology import build
 from playbook_runner import BIN, REPO, ansible_env
@@ -97,3 +98,14 @@ def test_playbook_report_renders_a_lease_only_guest_and_the_refused_first_proble
         assert data["guests"]["g1"]["dns"]["styles"]["cookie"]["rcodes"].get("REFUSED", 0) >= 3, data["guests"]["g1"]["dns"]
         html = (report / "diagnose.html").read_text()
         assert lease["ip"] in html and "nameservers" in html and "<script" not in html
+        assert "http" not in html.split("</title>")[1]  # no external resource, the picture included
+        # the picture: valid SVG, the uplink, the network, its port and its lease-only guest
+        (svg,) = re.findall(r"<svg .*?</svg>", html, re.S)
+        root = ElementTree.fromstring(svg)
+        # inline in HTML, without the namespace declaration an .svg file carries
+        kinds = [(g.get("class") or "").split() for g in root.iter("g") if g.get("class")]
+        count = {kind: sum(1 for k in kinds if k[0] == kind) for kind in ("uplink", "network", "port", "guest", "link", "path")}
+        assert count == {"uplink": 1, "network": 1, "port": 1, "guest": 1, "link": 2, "path": 1}, count
+        assert ["uplink", "fail"] in kinds  # the REFUSED-first nameserver, on the host's side
+        texts = [t.text for t in root.iter("text")]
+        assert "virbr82 (diag)" in texts and "gport1" in texts and any(lease["ip"] in (t or "") for t in texts)

@@ -197,6 +197,8 @@ def inventory(facts):
             "addresses": ["%s/%s" % (ip["address"], ip["prefix"]) for ip in net.get("ips", [])],
             "ports": ports,
             "guests": [h for ip in net.get("ips", []) for h in ip.get("dhcp_hosts", [])] + list(net.get("leases", [])),
+            "domain": net.get("domain"),
+            "forwarders": list(net.get("forwarders") or []),
         })
     return out
 
@@ -212,6 +214,7 @@ def run(module):
         "findings": findings,
         "summary": summary(findings),
         "networks": inventory(facts),
+        "uplink": facts["default_route_dev"],
         "counters": facts["counters"],
         "dns_probes": facts["dns_probes"],
         "port_forwards": facts["port_forwards"],
