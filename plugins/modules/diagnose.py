@@ -26,7 +26,9 @@ description:
     networks' domains and a public test name, a REFUSED first nameserver detected and per-domain
     forwarders proposed); C(tap_drops) on bridge ports; C(libvirtd_log) messages, from log
     files and the journal; C(dhcp_duplicates); C(firewalld_zone) of each bridge; C(neighbours),
-    failed or incomplete ARP entries on each bridge (a guest the host cannot reach)."
+    failed or incomplete ARP entries on each bridge (a guest the host cannot reach);
+    C(edns_size), answers for O(large_answer_name) larger than a network's dnsmasq
+    C(edns-packet-max), or a path that drops fragments."
   - Networks come from libvirt (through libvirt-python) when it answers. Every other bridge of
     the host is looked at too, as a network of its own; NAT and a DNS/DHCP server on it are then
     assumed from a private address on the bridge, and what is missing is a V(warn), not a V(fail).
@@ -62,7 +64,7 @@ options:
     type: list
     elements: str
     choices: [bridge, bridge_exists, bridge_mtu, bridge_ports, bridge_up, dhcp_duplicates, dnsmasq_listening,
-              firewalld_zone, forward_path, input_path, ip_forward, libvirt_connection, libvirtd_log, masquerade,
+              edns_size, firewalld_zone, forward_path, input_path, ip_forward, libvirt_connection, libvirtd_log, masquerade,
               nameservers, neighbours, outbound_path, port53, port_forward_duplicates, tap_drops]
   resolv_conf:
     description: The resolv.conf whose nameservers are probed (the one libvirt's dnsmasq reads).
@@ -76,6 +78,12 @@ options:
     description: A public name every working upstream resolves, asked of each nameserver.
     type: str
     default: example.com
+  large_answer_name:
+    description:
+      - A name with a large answer (a long TXT record, a zone's DNSKEY set) to ask each host
+        nameserver for, over UDP with a 1232 and a 4096-byte EDNS payload and over TCP, for the
+        C(edns_size) check. Not set, that check is not probed.
+    type: str
   dns_domains:
     description:
       - Private domains to probe on each nameserver, besides the networks' domains and the

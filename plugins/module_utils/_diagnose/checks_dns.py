@@ -258,3 +258,74 @@ def check_dhcp_duplicates(facts):
         else:
             findings.append(finding("dhcp_duplicates", OK, net["name"], "%d DHCP host(s)/lease(s), no duplicates" % len(entries)))
     return findings
+
+
+# dnsmasq's default edns-packet-max since 2.87 (4096 before): the largest UDP answer it sends.
+DNSMASQ_EDNS_DEFAULT = 1232
+EDNS_PROPOSED = 4096
+
+
+def edns_packet_max(net):
+    """The network's edns-packet-max from its dnsmasq options, else dnsmasq's default."""
+    for option in net.get("dnsmasq_options") or ():
+        name, _sep, value = option.partition("=")
+        if name.strip() == "edns-packet-max" and value.strip().isdigit():
+            return int(value.strip())
+    return DNSMASQ_EDNS_DEFAULT
+
+
+def check_edns_size(facts):
+    """Large answers (DNSSEC keys, long TXT records) against each network's edns-packet-max:
+    an answer larger than it reaches guests truncated, and they must ask again over TCP, which is
+    slow and fails where TCP 53 is blocked. The probe asks each host nameserver for
+    ``large_answer_name`` three ways: UDP with the 1232-byte payload, UDP with 4096 and TCP."""
+    probes = facts.get("large_probes") or []
+    name = (facts.get("dns_names") or {}).get("large")
+    if not name:
+        return [finding("edns_size", OK, "edns-packet-max", "not probed (set large_answer_name to a name with a large answer)")]
+    dns_nets = [n for n in facts.get("networks", []) if serves_dns(n)]
+    findings = []
+    for probe in probes:
+        server = probe["server"]
+        udp_small, udp_large, tcp = probe["udp_small"], probe["udp_large"], probe["tcp"]
+        size = tcp.get("bytes") or (udp_large.get("bytes") if udp_large.get("truncated") is False else None)
+        evidence = ["%s %s over %s, payload %s: %s, %s bytes%s" % (
+            server, name, q["transport"], q["payload"], q["rcode"], q.get("bytes"), ", truncated" if q.get("truncated") else "")
+            for q in (udp_small, udp_large, tcp)]
+        if size is None:
+            findings.append(finding("edns_size", WARN, "%s %s" % (server, name), "no answer for %s, over UDP or TCP" % name,
+                                    evidence=evidence, fix="choose a large_answer_name this nameserver answers"))
+            continue
+        fragments_dropped = udp_large.get("rcode") == "TIMEOUT" and tcp.get("bytes")
+        for net in dns_nets:
+            limit = edns_packet_max(net)
+            subject = "%s via %s (%s)" % (name, server, net["name"])
+            net_evidence = evidence + ["network %s: edns-packet-max %d%s" % (
+                net["name"], limit, "" if any(o.startswith("edns-packet-max") for o in net.get("dnsmasq_options") or ())
+                else " (dnsmasq's default)")]
+            if fragments_dropped:
+                findings.append(finding(
+                    "edns_size", WARN, subject,
+                    "a %d-byte answer never arrives over UDP while TCP brings it: the path drops IP fragments" % size,
+                    evidence=net_evidence,
+                    fix="keep edns-packet-max at %d or below so answers fit one packet, and let TCP 53 through for the "
+                        "larger ones" % DNSMASQ_EDNS_DEFAULT))
+            elif size > limit:
+                fixmod = None
+                if net["source"] == "libvirt":
+                    options = [o for o in net.get("dnsmasq_options") or () if not o.startswith("edns-packet-max")]
+                    fixmod = module_fix("libvirt_network", name=net["name"],
+                                        dnsmasq_options=options + ["edns-packet-max=%d" % max(EDNS_PROPOSED, size)])
+                findings.append(finding(
+                    "edns_size", WARN, subject,
+                    "the answer is %d bytes, more than edns-packet-max %d: guests get it truncated and must ask again "
+                    "over TCP (slow, and a failure where TCP 53 is blocked)" % (size, limit),
+                    evidence=net_evidence,
+                    fix="raise dnsmasq's edns-packet-max to %d (the path carried %d-byte UDP answers whole)"
+                        % (max(EDNS_PROPOSED, size), size), fix_module=fixmod))
+            else:
+                findings.append(finding("edns_size", OK, subject, "the %d-byte answer fits edns-packet-max %d" % (size, limit),
+                                        evidence=net_evidence))
+    if not findings:
+        findings.append(finding("edns_size", OK, "edns-packet-max", "no nameserver probed", evidence=[name]))
+    return findings

@@ -25,7 +25,7 @@ UNREACHABLE = "UNREACHABLE"
 # A server that answers NOERROR or NXDOMAIN for a name serves (or forwards) that name; REFUSED,
 # SERVFAIL and silence mean a resolver behind it gets nothing useful.
 ANSWERED = ("NOERROR", "NXDOMAIN")
-QTYPE_A, QCLASS_IN = 1, 1
+QTYPE_A, QTYPE_TXT, QCLASS_IN = 1, 16, 1
 OPT_TYPE, EDNS_PAYLOAD = 41, 1232
 COOKIE_OPTION, CLIENT_COOKIE_LEN = 10, 8
 
@@ -38,7 +38,7 @@ STYLES = {
 }
 
 
-def build_query(name, query_id, qtype=QTYPE_A, edns=False, style=None, cookie=None):
+def build_query(name, query_id, qtype=QTYPE_A, edns=False, style=None, cookie=None, payload=EDNS_PAYLOAD):
     """The bytes of a standard recursive query for ``name`` in ``style``: ``plain`` without an OPT
     record; ``edns`` with an empty EDNS0 OPT record (1232-byte payload); ``cookie`` with an EDNS0
     OPT record carrying an 8-byte client cookie (RFC 7873), as dig sends by default. ``edns=True``
@@ -56,7 +56,7 @@ def build_query(name, query_id, qtype=QTYPE_A, edns=False, style=None, cookie=No
         if style == COOKIE:
             client = cookie if cookie is not None else os.urandom(CLIENT_COOKIE_LEN)
             options = struct.pack("!HH", COOKIE_OPTION, len(client)) + client
-        packet += b"\x00" + struct.pack("!HHIH", OPT_TYPE, EDNS_PAYLOAD, 0, len(options)) + options
+        packet += b"\x00" + struct.pack("!HHIH", OPT_TYPE, payload, 0, len(options)) + options
     return packet
 
 
@@ -69,6 +69,56 @@ def parse_header(data):
         return None
     rcode = flags & 0x000F
     return query_id, RCODES.get(rcode, "RCODE%d" % rcode), ancount
+
+
+def truncated(data):
+    """The TC flag of a reply: the answer did not fit and the client must ask over TCP."""
+    return len(data) >= 4 and bool(struct.unpack("!H", data[2:4])[0] & 0x0200)
+
+
+def query_size(server, name, payload, timeout=2.0, port=53, qtype=QTYPE_TXT, tcp=False):
+    """Ask ``server`` for ``name`` (TXT by default) with an EDNS0 ``payload`` size, over UDP or
+    TCP. Returns {rcode, bytes, truncated, ms}: how large the answer was and whether it came
+    whole. A large answer that never arrives over UDP while TCP brings it points at a path that
+    drops IP fragments."""
+    family = socket.AF_INET6 if ":" in server else socket.AF_INET
+    query_id = struct.unpack("!H", os.urandom(2))[0]
+    packet = build_query(name, query_id, qtype=qtype, style=EDNS, payload=payload)
+    result = {"server": server, "name": name, "payload": payload, "transport": "tcp" if tcp else "udp",
+              "rcode": TIMEOUT, "bytes": None, "truncated": None, "ms": None}
+    started = time.monotonic()
+    sock = socket.socket(family, socket.SOCK_STREAM if tcp else socket.SOCK_DGRAM)
+    try:
+        sock.settimeout(timeout)
+        sock.connect((server, port))
+        if tcp:
+            sock.sendall(struct.pack("!H", len(packet)) + packet)
+            data = _recv_exact(sock, struct.unpack("!H", _recv_exact(sock, 2))[0])
+        else:
+            sock.send(packet)
+            data = sock.recv(65535)
+        parsed = parse_header(data)
+        if parsed and parsed[0] == query_id:
+            result.update(rcode=parsed[1], bytes=len(data), truncated=truncated(data),
+                          ms=round((time.monotonic() - started) * 1000.0, 2))
+    except socket.timeout:
+        pass
+    except OSError as exc:
+        result["rcode"] = UNREACHABLE
+        result["error"] = str(exc)
+    finally:
+        sock.close()
+    return result
+
+
+def _recv_exact(sock, size):
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            raise OSError("connection closed after %d of %d bytes" % (len(data), size))
+        data += chunk
+    return data
 
 
 def query(server, name, timeout=2.0, port=53, edns=False, style=None):

@@ -216,6 +216,21 @@ def dns_probes(servers, names, timeout, budget):
     return probes
 
 
+def large_probes(servers, name, timeout, budget):
+    """Each nameserver asked for ``name`` over UDP with a 1232 and a 4096-byte payload, and over
+    TCP, until ``budget`` seconds are used up (see checks_dns.check_edns_size)."""
+    out = []
+    deadline = time.monotonic() + budget
+    for server in servers:
+        if time.monotonic() + 3 * timeout > deadline:
+            break
+        out.append({"server": server,
+                    "udp_small": dns.query_size(server, name, 1232, timeout=timeout),
+                    "udp_large": dns.query_size(server, name, 4096, timeout=timeout),
+                    "tcp": dns.query_size(server, name, 4096, timeout=timeout, tcp=True)})
+    return out
+
+
 def log_lines(paths, patterns, max_age_hours, now=None):
     """Lines of the libvirtd logs that carry a known message, at most ``max_age_hours`` old when
     the line starts with libvirt's timestamp (2024-05-01 10:00:00.123+0000: ...)."""

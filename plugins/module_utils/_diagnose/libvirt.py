@@ -30,6 +30,7 @@ def network_facts(net, active, leases):
         "domain": net.domain, "mtu": net.mtu, "ips": ips,
         "dns_enabled": not (dns is not None and dns.enable is False),
         "forwarders": [{"domain": f.domain, "addr": f.addr} for f in (dns.forwarders if dns else ())],
+        "dnsmasq_options": list(net.dnsmasq_options or ()),
         "leases": leases,
     }
 

@@ -14,6 +14,7 @@ from ansible_collections.hypervisor.network.plugins.module_utils import _validat
 from ansible_collections.hypervisor.network.plugins.module_utils._diagnose.checks_dns import (
     check_dhcp_duplicates,
     check_dnsmasq_listening,
+    check_edns_size,
     check_nameservers,
     check_port53,
 )
@@ -53,6 +54,7 @@ CHECKS = {
     "dnsmasq_listening": lambda facts, p: check_dnsmasq_listening(facts),
     "port53": lambda facts, p: check_port53(facts),
     "nameservers": lambda facts, p: check_nameservers(facts),
+    "edns_size": lambda facts, p: check_edns_size(facts),
     "tap_drops": lambda facts, p: check_tap_drops(facts, p["drop_threshold"]),
     "libvirtd_log": lambda facts, p: check_libvirtd_log(facts),
     "dhcp_duplicates": lambda facts, p: check_dhcp_duplicates(facts),
@@ -86,6 +88,7 @@ ARGUMENT_SPEC = dict(
     resolv_conf=dict(type="path", default="/etc/resolv.conf"),
     probe_dns=dict(type="bool", default=True),
     public_test_name=dict(type="str", default="example.com"),
+    large_answer_name=dict(type="str"),
     dns_domains=dict(type="list", elements="str", default=[]),
     probe_timeout=dict(type="float", default=2.0),
     probe_budget=dict(type="float", default=20.0),
@@ -100,6 +103,8 @@ def validate_params(params):
     for index, name in enumerate(params.get("bridges") or []):
         validate.interface_name("bridges[%d]" % index, name)
     validate.dns_name("public_test_name", params["public_test_name"])
+    if params.get("large_answer_name"):
+        validate.dns_name("large_answer_name", params["large_answer_name"])
     for index, name in enumerate(params["dns_domains"]):
         validate.dns_name("dns_domains[%d]" % index, name)
     if not 0 < params["probe_timeout"] <= 30:
@@ -150,6 +155,8 @@ def gather_facts(runner, params):
     probes = gather.dns_probes(resolv["nameservers"], names, params["probe_timeout"], params["probe_budget"]) \
         if params["probe_dns"] else []
     patterns = [p for p, _m in LOG_PATTERNS]
+    large = gather.large_probes(resolv["nameservers"], params["large_answer_name"], params["probe_timeout"],
+                                params["probe_budget"]) if params["probe_dns"] and params.get("large_answer_name") else []
     log_hits, log_read = gather.log_lines(params["log_files"], patterns, params["log_max_age_hours"])
     journal_hits, journal_read = gather.journal_lines(runner, patterns, params["log_max_age_hours"])
     return {
@@ -167,7 +174,8 @@ def gather_facts(runner, params):
         "port_forwards": port_forwards,
         "netfilter_errors": netfilter_errors,
         "resolv": resolv,
-        "dns_names": {"public": params["public_test_name"], "domains": domains},
+        "dns_names": {"public": params["public_test_name"], "domains": domains, "large": params.get("large_answer_name")},
+        "large_probes": large,
         "dns_probes": probes,
         "log_lines": log_hits + journal_hits,
         "log_files_read": log_read,

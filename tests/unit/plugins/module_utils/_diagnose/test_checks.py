@@ -98,11 +98,11 @@ def test_a_healthy_host_is_all_ok(facts):
     assert {f["check"] for f in findings} >= {"bridge_exists", "bridge_up", "bridge_ports", "bridge_mtu", "ip_forward",
                                               "masquerade", "dnsmasq_listening", "port53", "nameservers", "tap_drops",
                                               "libvirtd_log", "dhcp_duplicates", "firewalld_zone", "libvirt_connection",
-                                              "input_path", "outbound_path", "neighbours"}
+                                              "input_path", "outbound_path", "neighbours", "edns_size"}
     assert set(CHECKS) == {"libvirt_connection", "bridge", "ip_forward", "masquerade", "forward_path", "port_forward_duplicates",
                            "dnsmasq_listening",
                            "port53", "nameservers", "tap_drops", "libvirtd_log", "dhcp_duplicates", "firewalld_zone",
-                           "input_path", "outbound_path", "neighbours"}
+                           "input_path", "outbound_path", "neighbours", "edns_size"}
 
 
 def test_bridge_missing_down_portless_and_mtu(facts):

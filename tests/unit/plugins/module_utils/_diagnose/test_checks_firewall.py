@@ -141,3 +141,28 @@ def test_checks_option_selects_by_the_names_results_use(checks, expected):
                       "vnet0": {"up": True, "operstate": "UP", "mtu": 1500, "master": "virbr0", "kind": "tun"}}
     facts["neighbours"] = {"virbr0": []}
     assert {f["check"] for f in run_checks(facts, {"checks": checks, "drop_threshold": 0})} == expected
+
+
+def _size_probe(small, large, tcp):
+    def q(transport, payload, result):
+        rcode, size, tc = result
+        return {"transport": transport, "payload": payload, "rcode": rcode, "bytes": size, "truncated": tc}
+    return {"server": "203.0.113.54", "udp_small": q("udp", 1232, small), "udp_large": q("udp", 4096, large),
+            "tcp": q("tcp", 4096, tcp)}
+
+
+def test_edns_size_beyond_the_default_fragments_dropped_and_fitting():
+    from ansible_collections.hypervisor.network.plugins.module_utils._diagnose.checks_dns import check_edns_size
+
+    net = dict(copy.deepcopy(NET), dnsmasq_options=["log-queries"])
+    facts = {"networks": [net], "dns_names": {"large": "big.example"},
+             "large_probes": [_size_probe(("NOERROR", 1200, True), ("NOERROR", 2100, False), ("NOERROR", 2100, False))]}
+    (bad,) = check_edns_size(facts)
+    assert bad["status"] == "warn" and "2100 bytes, more than edns-packet-max 1232" in bad["summary"]
+    assert bad["fix_module"]["args"] == {"name": "default", "dnsmasq_options": ["log-queries", "edns-packet-max=4096"]}
+    net["dnsmasq_options"] = ["edns-packet-max=4096"]
+    assert check_edns_size(facts)[0]["status"] == "ok"
+    facts["large_probes"] = [_size_probe(("NOERROR", 1200, True), ("TIMEOUT", None, None), ("NOERROR", 2100, False))]
+    (frag,) = check_edns_size(facts)
+    assert frag["status"] == "warn" and "drops IP fragments" in frag["summary"] and frag["fix_module"] is None
+    assert check_edns_size({"networks": [net], "dns_names": {}})[0]["summary"].startswith("not probed")
