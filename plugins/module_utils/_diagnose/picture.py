@@ -99,8 +99,8 @@ def render(result, host="host", standalone=True):
 
     uplink = result.get("uplink") or "no default route"
     host_status = _worst([f for f in findings if f["check"] in HOST_CHECKS])
-    uplink_lines = [uplink, "host %s" % host] + ["%s: %s" % (f["check"], f["status"]) for f in findings
-                                                  if f["check"] in HOST_CHECKS and f["status"] != OK][:6]
+    host_problems = [f for f in findings if f["check"] in HOST_CHECKS and f["status"] != OK]
+    uplink_lines = [uplink, "host %s" % host] + ["%s: %s" % (f["check"], f["status"]) for f in host_problems][:6]
     uplink_y = GAP
     uplink_h = _box(body, COL_X[0], uplink_y, BOX_W[0], uplink_lines, host_status, "uplink",
                     title="; ".join(f["summary"] for f in findings if f["check"] in HOST_CHECKS and f["status"] != OK))
