@@ -34,8 +34,8 @@ def play(lab, mode, *extra, check=True):
 
 
 def resolver_status(lab, guest):
-    probe = lab.module(guest, "guest_probe", {"count": 1, "timeout": 0.5, "names": ["g2.lan"],
-                                             "resolv_conf": str(lab.tmp / "resolv.conf")})
+    args = {"count": 1, "timeout": 0.5, "names": ["g2.lan"], "resolv_conf": str(lab.tmp / "resolv.conf")}
+    probe = lab.module(guest, "guest_probe", args)
     (found,) = [f for f in probe["findings"] if f["check"] == "guest_resolver"]
     return found["status"]
 
