@@ -95,6 +95,9 @@ def test_playbook_report_renders_a_lease_only_guest_and_the_refused_first_proble
         (net,) = [n for n in data["hosts"]["hv1"]["networks"] if n["name"] == "diag"]
         assert [g["ip"] for g in net["guests"]] == [lease["ip"]] and "name" not in net["guests"][0]
         assert "FAIL nameservers" in proc.stdout
+        # libvirt's own rules let the guests' DNS, DHCP and outbound traffic through: no false alarm
+        paths = [f for f in data["hosts"]["hv1"]["findings"] if f["check"] in ("input_path", "outbound_path")]
+        assert len(paths) == 5 and {f["status"] for f in paths} == {"ok"}, paths
         assert data["guests"]["g1"]["dns"]["styles"]["cookie"]["rcodes"].get("REFUSED", 0) >= 3, data["guests"]["g1"]["dns"]
         html = (report / "diagnose.html").read_text()
         assert lease["ip"] in html and "nameservers" in html and "<script" not in html
