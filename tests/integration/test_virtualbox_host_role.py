@@ -115,3 +115,34 @@ def test_vm_port_forward_name_that_would_break_the_rule_is_refused(lab):
     proc = pf_play(lab.tmp, text=text, check=False)
     assert proc.returncode != 0 and "the name takes letters" in proc.stdout, proc.stdout
     assert json.loads(state.read_text())["vms"]["builder"] == {}
+
+
+HOSTONLY_PLAY = """
+- hosts: localhost
+  connection: local
+  gather_facts: false
+  roles:
+    - role: hypervisor.network.virtualbox_host
+      vars:
+        virtualbox_host_hostonly_interfaces:
+          - {name: vboxnet0, ip: 192.168.56.1}
+          - {name: vboxnet1, ip: 10.10.0.1, netmask: 255.255.0.0}
+"""
+
+
+def test_hostonly_interfaces_created_addressed_idempotent_and_wrong_names_refused(lab):
+    state = lab.tmp / "state.json"
+    state.write_text(json.dumps({"natnets": [], "vms": {}, "hostonlyifs": {
+        "vboxnet0": {"ip": "192.168.99.1", "netmask": "255.255.255.0"}}}))
+    before = state.read_text()
+    assert recap_changed(pf_play(lab.tmp, "--check", text=HOSTONLY_PLAY).stdout) == 0  # commands do not run in check mode
+    assert state.read_text() == before
+    assert recap_changed(pf_play(lab.tmp, text=HOSTONLY_PLAY).stdout) == 2  # create vboxnet1, address both
+    assert json.loads(state.read_text())["hostonlyifs"] == {"vboxnet0": {"ip": "192.168.56.1", "netmask": "255.255.255.0"},
+                                                           "vboxnet1": {"ip": "10.10.0.1", "netmask": "255.255.0.0"}}
+    assert recap_changed(pf_play(lab.tmp, text=HOSTONLY_PLAY).stdout) == 0
+
+    wrong = HOSTONLY_PLAY.replace("vboxnet1", "vboxnet3")
+    proc = pf_play(lab.tmp, text=wrong, check=False)
+    assert proc.returncode != 0 and "creating vboxnet3 would create vboxnet2" in proc.stdout, proc.stdout
+    assert "vboxnet2" not in json.loads(state.read_text())["hostonlyifs"]
