@@ -138,8 +138,9 @@ def test_hostonly_interfaces_created_addressed_idempotent_and_wrong_names_refuse
     assert recap_changed(pf_play(lab.tmp, "--check", text=HOSTONLY_PLAY).stdout) == 0  # commands do not run in check mode
     assert state.read_text() == before
     assert recap_changed(pf_play(lab.tmp, text=HOSTONLY_PLAY).stdout) == 2  # create vboxnet1, address both
-    assert json.loads(state.read_text())["hostonlyifs"] == {"vboxnet0": {"ip": "192.168.56.1", "netmask": "255.255.255.0"},
-                                                           "vboxnet1": {"ip": "10.10.0.1", "netmask": "255.255.0.0"}}
+    wanted = {"vboxnet0": {"ip": "192.168.56.1", "netmask": "255.255.255.0"},
+              "vboxnet1": {"ip": "10.10.0.1", "netmask": "255.255.0.0"}}
+    assert json.loads(state.read_text())["hostonlyifs"] == wanted
     assert recap_changed(pf_play(lab.tmp, text=HOSTONLY_PLAY).stdout) == 0
 
     wrong = HOSTONLY_PLAY.replace("vboxnet1", "vboxnet3")
