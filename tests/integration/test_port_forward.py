@@ -10,6 +10,7 @@ import sys
 import time
 
 import pytest
+import systemd_exec
 from netlab import COLLECTIONS
 from netfilter_topology import BACKENDS, G1, G2, HV_UPLINK, UPSTREAM, UPSTREAM_ALT, build, persist_args, ruleset
 
@@ -126,12 +127,7 @@ def test_persistent_file_restores_what_was_applied(lab, backend):
     persisted = applied["persisted"]
     assert persisted["file"]
     # A reboot: empty netfilter, then what boot loads.
-    if backend["backend"] == "nftables":
-        fresh = lab.ns("boot")
-        loaded = lab.run(fresh, ["nft", "-f", persisted["loader"]], check=False)
-        assert loaded.returncode == 0, loaded.stderr
-    else:
-        fresh = boot(lab, persisted["loader"])
+    fresh = boot(lab, persisted["loader"])
     args = dict(backend, state="gathered", **persist_args(lab))
     assert lab.module(fresh, "port_forward", args)["gathered"] == applied["after"]
     assert lab.module(fresh, "masquerade", args)["gathered"] == [
@@ -273,9 +269,8 @@ def test_masquerade_switching_backend_removes_our_rules_from_the_old_one(lab):
 
 def boot(lab, unit_path):
     """What the oneshot unit runs at boot, run in a fresh namespace (an empty netfilter)."""
-    fresh = lab.ns("boot")
-    exec_start = open(unit_path).read().split("ExecStart=", 1)[1].splitlines()[0]
-    lab.run(fresh, ["/bin/sh", "-c", exec_start.split(" -c ", 1)[1].strip("'")])
+    fresh, loaded = systemd_exec.boot(lab, unit_path)
+    assert loaded.returncode == 0, loaded.stderr
     return fresh
 
 

@@ -10,14 +10,15 @@ import os
 
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import iptables as ipt
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import nft
+from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import persist as boot
+from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import rollback
 from ansible_collections.hypervisor.network.plugins.module_utils._errors import (
     CommandError,
     HypervisorNetworkError,
 )
 
 NFT_CONF_CANDIDATES = ("/etc/nftables.conf", "/etc/sysconfig/nftables.conf")
-SYSTEM_UNIT_DIRS = ("/lib/systemd/system", "/usr/lib/systemd/system")
-IPTABLES_UNIT = "hypervisor-network-iptables.service"
+IPTABLES_UNIT = boot.IPTABLES_UNIT
 
 
 def select_backend(runner, requested, kind, params):
@@ -33,24 +34,6 @@ def _nft_works(runner):
         return False
     rc, _out, _err = runner.read(["nft", "list", "tables"], check_rc=False)
     return rc == 0
-
-
-def _enable_unit(runner, unit_dir, unit, target, source=None):
-    """`systemctl enable` without systemd running: the symlink it would make. ``source`` is
-    given for our own unit, which in check mode is not written yet."""
-    source = source or next(
-        (os.path.join(d, unit) for d in (unit_dir,) + SYSTEM_UNIT_DIRS if os.path.exists(os.path.join(d, unit))), None
-    )
-    if source is None:
-        return None
-    link = os.path.join(unit_dir, "%s.wants" % target, unit)
-    if os.path.islink(link) or os.path.exists(link):
-        return link
-    runner.commands.append("ln -s %s %s" % (source, link))
-    if not runner.check_mode:
-        os.makedirs(os.path.dirname(link), exist_ok=True)
-        os.symlink(source, link)
-    return link
 
 
 class NftBackend:
@@ -88,25 +71,38 @@ class NftBackend:
         script = self.script(rules)
         self.runner.change(["nft", "-f", "-"], data=script, shown="nft -f - <<EOF\n%sEOF" % script)
 
-    def persist(self, rules):
-        """Write our table to its include file and make the system's nftables service load it."""
+    def persist_ops(self, rules):
+        """The boot files for ``rules``: our table's file, our own oneshot unit that loads it
+        (never the distribution's nftables.service), and the removal of the include line an
+        earlier version added to the system's nftables configuration. (file operations, what
+        `persisted` reports, a warning or None)."""
         path = os.path.join(self.persist_dir, "hypervisor-network-%s.nft" % self.kind.replace("_", "-"))
-        changed = False
         if rules:
-            changed |= self.runner.write_file(path, "# Managed by hypervisor.network; edits are overwritten.\n" + self.script(rules))
+            ops = [boot.FileOp(path, "# Managed by hypervisor.network; edits are overwritten.\n" + self.script(rules))]
         else:
-            changed |= self.runner.remove_file(path)
+            ops = [boot.FileOp(path, None)]
+        unit = os.path.join(self.unit_dir, boot.NFT_UNIT)
+        ops += boot.unit_ops(self.unit_dir, boot.NFT_UNIT, boot.nft_unit_text(self.persist_dir))
         conf = self.nftables_conf or next((c for c in NFT_CONF_CANDIDATES if os.path.exists(c)), NFT_CONF_CANDIDATES[0])
-        include = 'include "%s/hypervisor-network-*.nft"' % self.persist_dir
-        try:
-            with open(conf, "r", encoding="utf-8") as handle:
-                current = handle.read()
-        except FileNotFoundError:
-            current = "#!/usr/sbin/nft -f\n"
-        if include not in current.splitlines():
-            changed |= self.runner.write_file(conf, current.rstrip("\n") + "\n" + include + "\n", mode=0o755)
-        service = _enable_unit(self.runner, self.unit_dir, "nftables.service", "sysinit.target")
-        return changed, {"file": path if rules else None, "loader": conf, "service": service}
+        migration = boot.migration_ops(conf)
+        ops += migration
+        warning = boot.migration_warning(conf, self.unit_dir) if migration else None
+        return ops, {"file": path if rules else None, "loader": unit, "service": unit}, warning
+
+    def snapshot(self):
+        """Our table as `nft -j` lists it (None where it does not exist), to put it back."""
+        argv = ["nft", "-j", "list", "table", nft.FAMILY, self.table]
+        rc, out, err = self.runner.read(argv, check_rc=False)
+        if rc != 0:
+            if "No such file or directory" in err:
+                return None
+            raise CommandError(argv, rc, out, err)
+        return json.loads(out)
+
+    def restore_steps(self, snapshot):
+        """One `nft -j -f -` that makes our table what ``snapshot`` holds (JSON: no quoting)."""
+        document = rollback.nft_restore_document(nft.FAMILY, self.table, snapshot)
+        return [rollback.Step(("nft", "-j", "-f", "-"), json.dumps(document))]
 
 
 class IptablesBackend:
@@ -174,25 +170,49 @@ class IptablesBackend:
                 # what is there now, so that a rollback after a later failure removes our jumps
                 self.jumps[family] = ipt.jumps_of(self.kind, family, rules)
 
-    def persist(self, rules):
-        """Write a boot-time restore file per family, named after the variant that must load
-        it, and the oneshot unit that loads them all."""
-        changed = False
-        files = []
+    def persist_ops(self, rules):
+        """A boot-time restore file per family, named after the variant that must load it, and
+        the oneshot unit that loads them all."""
+        ops, files = [], []
         base = os.path.join(self.persist_dir, "hypervisor-network-%s" % self.kind.replace("_", "-"))
         variant = self.variant
         for family in self.tools:
             path = "%s.%s-v%d" % (base, variant, family)
             script = ipt.boot_script(self.kind, family, rules)
+            ops.append(boot.FileOp(path, script, mode=0o600))
             if script:
-                changed |= self.runner.write_file(path, script, mode=0o600)
                 files.append(path)
-            else:
-                changed |= self.runner.remove_file(path)
         unit = os.path.join(self.unit_dir, IPTABLES_UNIT)
-        changed |= self.runner.write_file(unit, self.unit_text())
-        _enable_unit(self.runner, self.unit_dir, IPTABLES_UNIT, "multi-user.target", source=unit)
-        return changed, {"file": files or None, "loader": unit, "service": unit}
+        ops += boot.unit_ops(self.unit_dir, IPTABLES_UNIT, self.unit_text())
+        return ops, {"file": files or None, "loader": unit, "service": unit}, None
+
+    def snapshot(self):
+        """{family: iptables-save text of our tables}, to put our chains back as they were."""
+        return {family: self._save_text(family, cached=True) for family in self.tools if self._family_present(family)}
+
+    def restore_steps(self, snapshot):
+        """Per family, the `iptables-restore --noflush` script that turns what is there now back
+        into ``snapshot``: our chains' lines as they were saved, our jumps from the built-in
+        chains, nothing of anybody else's."""
+        steps = []
+        for family, before in sorted(snapshot.items()):
+            script = rollback.iptables_restore_script(ipt.CHAINS[self.kind], before, self._save_text(family))
+            if script:
+                steps.append(rollback.Step((self.tools[family][1], "--noflush"), script))
+        return steps
+
+    def _family_present(self, family):
+        if self.saved is not None:
+            return ("ip" if family == 4 else "ip6") in self.saved
+        return family == 4 or self.runner.has(self.tools[family][0])
+
+    def _save_text(self, family, cached=False):
+        save = self.tools[family][0]
+        if self.saved is not None:
+            if cached:
+                return self.saved.get("ip" if family == 4 else "ip6", "")
+            return self.runner.read([save])[1]
+        return "".join(self.runner.read([save, "-t", table], cached=cached)[1] for table in ipt.TABLES)
 
     def _restore_for(self, variant, family):
         """The restore command of ``variant`` on this host, or None where it has none."""
@@ -204,17 +224,10 @@ class IptablesBackend:
     def unit_text(self):
         """The same text whichever module and variant writes it (every module of the host
         shares the unit), so that runs of different variants do not undo each other."""
-        loops = []
+        restores = []
         for variant in ("nft", "legacy"):
             for family in (4, 6):
                 restore = self._restore_for(variant, family)
                 if restore:
-                    loops.append('for f in %s/hypervisor-network-*.%s-v%d; do [ -e "$f" ] && %s --noflush "$f"; done' % (
-                        self.persist_dir, variant, family, restore))
-        return (
-            "# Managed by hypervisor.network.\n[Unit]\nDescription=hypervisor.network iptables rules\n"
-            "# After libvirtd and Docker, so that our FORWARD jumps stand above theirs.\n"
-            "After=network-pre.target libvirtd.service docker.service\n\n"
-            "[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/sh -c '%s; true'\n\n"
-            "[Install]\nWantedBy=multi-user.target\n" % "; ".join(loops)
-        )
+                    restores.append(("%s-v%d" % (variant, family), restore))
+        return boot.iptables_unit_text(self.persist_dir, restores)

@@ -10,7 +10,9 @@ from ansible_collections.hypervisor.network.plugins.module_utils._netfilter impo
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import coexist
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import foreign as chains_reader
 from ansible_collections.hypervisor.network.plugins.module_utils._errors import HypervisorNetworkError, ValidationError
-from ansible_collections.hypervisor.network.plugins.module_utils._lock import host_lock
+from ansible_collections.hypervisor.network.plugins.module_utils._lock import default_lock_path, host_lock
+from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import persist as boot
+from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import rollback
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter.backend import (
     IptablesBackend,
     NftBackend,
@@ -53,6 +55,8 @@ def common_argument_spec(item_options):
         nftables_conf=dict(type="path"),
         systemd_unit_dir=dict(type="path", default="/etc/systemd/system"),
         lock_file=dict(type="path"),
+        rollback_timeout=dict(type="int"),
+        _rollback_confirm=dict(type="str", no_log=False),
     )
 
 
@@ -105,6 +109,7 @@ def _converge(module, kind, runner, partials):
     params = module.params
     state = params["state"]
     config = params["config"]
+    confirmed = _check_rollback(params, kind, runner.check_mode) if state != "gathered" else None
     backend = select_backend(runner, params["backend"], kind.name, params)
     # One `nft -j list ruleset` serves both our own rules and the coexistence walk.
     ruleset = coexist.read_ruleset(runner) if kind is PORT_FORWARD and state != "gathered" else None
@@ -140,36 +145,24 @@ def _converge(module, kind, runner, partials):
     stale = _stale_owners(runner, backend, kind, params, legacy)
     runtime_changed = wanted != have_rules
     companions_changed = [c for c in companions if c[2] != c[1]]
-    persisted = None
-    persist_changed = False
-    if runtime_changed:
-        backend.apply(wanted)
-    for other in stale:
-        other.apply([])
-        if params["persist"]:
-            other.persist([])
-    if companions_changed:
-        _apply_companions(backend, companions_changed, have_rules, runtime_changed)
-    if params["persist"]:
-        persist_changed, persisted = backend.persist(wanted)
-        for companion, have, want in companions:
-            if want or have:
-                companion_persisted, companion_files = companion.persist(want)
-                persist_changed |= companion_persisted
-                persisted["companion" if companion.variant == "nft" else "legacy_companion"] = companion_files
+    outcome = _apply(runner, params, kind, backend, wanted, stale, companions, companions_changed, runtime_changed)
 
     after_rules = backend.gather() if runtime_changed and not runner.check_mode else wanted
     after_items = kind.decompile(after_rules)[0]
     result = {
-        "changed": runtime_changed or bool(companions_changed) or persist_changed or bool(stale),
+        "changed": runtime_changed or bool(companions_changed) or outcome["files_changed"] or bool(stale),
         "commands": runner.commands,
         "before": before,
         "after": [item.to_dict() for item in after_items],
         "backend": backend.name,
-        "persisted": persisted,
+        "persisted": outcome["persisted"],
         "coexistence": report,
         "removed_stale": ["%s (%s)" % (other.kind, _placement(other)) for other in stale],
     }
+    if outcome["rollback"] is not None or confirmed is not None:
+        result["rollback"] = outcome["rollback"] or confirmed
+    if outcome["warning"]:
+        module.warn(outcome["warning"])
     # The arguments as given: a thousand forwards with every unset suboption spelled out as
     # null would double what Ansible must carry back and scrub.
     result["invocation"] = {"module_args": dict(params, config=[
@@ -234,21 +227,84 @@ def _holds_rules(other):
     return bool(other.gather()) or any(getattr(other, "jumps", {}).values())
 
 
-def _apply_companions(backend, companions, old_rules, table_changed):
-    """The iptables half of an nftables apply; if one fails, the companions applied before it
-    and our table go back as they were, so that the run changes all or nothing."""
-    done = []
+def _lock_path(params):
+    return params.get("lock_file") or default_lock_path()
+
+
+def _check_rollback(params, kind, check_mode):
+    """Before reading: confirm the ``rollback_timeout`` of an earlier run (``_rollback_confirm``,
+    sent by the action plugin over a fresh connection), and refuse to change rules that a
+    pending rollback would put back underneath this run."""
+    timeout = params.get("rollback_timeout")
+    if timeout is not None and not 1 <= timeout <= 3600:
+        raise ValidationError("rollback_timeout", timeout, "seconds from 1 to 3600")
+    lock = _lock_path(params)
+    if params.get("_rollback_confirm"):
+        return rollback.confirm(lock, kind.name, params["_rollback_confirm"])
+    waiting = rollback.pending(lock, kind.name)
+    if waiting and not check_mode:
+        raise HypervisorNetworkError(
+            "an earlier %s task with rollback_timeout is not confirmed yet (%s): its watcher would undo this "
+            "run; wait until it is confirmed or its timeout has passed" % (kind.name, waiting)
+        )
+    return None
+
+
+def _persist_ops(params, backend, wanted, stale, companions):
+    """Every boot file this run writes: ours, the stale owners' (emptied), the companions'."""
+    ops, warnings = [], []
+    backend_ops, persisted, warning = backend.persist_ops(wanted)
+    ops += backend_ops
+    warnings.append(warning)
+    for other in stale:
+        other_ops, _files, warning = other.persist_ops([])
+        ops += other_ops
+        warnings.append(warning)
+    for companion, have, want in companions:
+        if want or have:
+            companion_ops, companion_files, _warning = companion.persist_ops(want)
+            ops += companion_ops
+            persisted["companion" if companion.variant == "nft" else "legacy_companion"] = companion_files
+    return ops, persisted, next((w for w in warnings if w), None)
+
+
+def _apply(runner, params, kind, backend, wanted, stale, companions, companions_changed, runtime_changed):
+    """All or nothing: the boot files are written beside their targets first (a full disk or a
+    read-only directory fails here, before any rule changes), then every owner is changed, each
+    read just before, then the files are renamed into place. A failure on the way puts back the
+    rules of every owner changed so far and the files, then fails.
+
+    With ``rollback_timeout``, a run that changes rules writes no boot file: the rules go back
+    unless the controller confirms in time, and the confirming run persists them."""
+    timeout = params.get("rollback_timeout")
+    deferred = bool(timeout) and (runtime_changed or bool(stale) or bool(companions_changed))
+    persisted, warning, ops = None, None, []
+    if params["persist"] and not deferred:
+        ops, persisted, warning = _persist_ops(params, backend, wanted, stale, companions)
+    files = boot.FileTransaction(runner, ops)
+    files.stage()
+    guard = rollback.RuntimeGuard(runner)
     try:
-        for companion, have, want in companions:
+        if runtime_changed:
+            guard.before_change(backend)
+            backend.apply(wanted)
+        for other in stale:
+            guard.before_change(other)
+            other.apply([])
+        for companion, _have, want in companions_changed:
+            guard.before_change(companion)
             companion.apply(want)
-            done.append((companion, have))
-    except HypervisorNetworkError:
-        if not backend.runner.check_mode:
-            for companion, have in reversed(done):
-                companion.apply(have)
-            if table_changed:
-                backend.apply(old_rules)
+        files.commit()
+    except HypervisorNetworkError as exc:
+        files.rollback()
+        guard.rollback(exc)
         raise
+    armed = None
+    if deferred:
+        armed = {"pending": False, "timeout": timeout}
+        if not runner.check_mode:
+            armed = rollback.arm(runner, _lock_path(params), kind.name, timeout, guard.steps())
+    return {"files_changed": files.changed, "persisted": persisted, "warning": warning, "rollback": armed}
 
 
 def _rendered(backend, wanted):
