@@ -114,10 +114,22 @@ backend:
   returned: always
   type: str
 persisted:
-  description: The persistent file(s), the configuration or unit that loads them at boot, and
-    the enabled service link.
-  returned: when O(persist) is true and the rules were applied
+  description: The persistent file(s) (C(file)) and the unit of ours that loads them at boot
+    (C(loader), C(service)).
+  returned: when O(persist) is true and the rules were applied (with O(rollback_timeout), by the
+    confirmation)
   type: dict
+rollback:
+  description:
+    - With O(rollback_timeout), what became of it. C(pending) is true while the previous rules
+      would still come back (the confirmation failed); C(confirmed) is true once the controller
+      confirmed; C(state) is the watcher's state file next to the lock, and C(watcher_pid) its process.
+    - After a failed confirmation the previous rules come back within O(rollback_timeout);
+      C(<state>.done) records what the watcher ran.
+  returned: when O(rollback_timeout) is set and the rules changed
+  type: dict
+  sample: {"pending": false, "confirmed": true, "timeout": 30, "token": "3f1c...", "watcher_pid": 4242,
+           "state": "/run/hypervisor-network/netns-4026531840.lock.rollback-masquerade-3f1c....json"}
 removed_stale:
   description: Rules of this module found where this run does not put them (the host switched
     O(backend) or O(iptables_variant)), removed in the same run; each entry names the module and

@@ -182,7 +182,7 @@ def state_path(lock_path, kind, token):
 
 def pending(lock_path, kind):
     """The state file of an unconfirmed rollback of ``kind`` still waiting, or None."""
-    prefix = os.path.basename(state_path(lock_path, kind, ""))
+    prefix = "%s.rollback-%s-" % (os.path.basename(lock_path), kind)
     directory = os.path.dirname(lock_path) or "."
     for name in sorted(os.listdir(directory)) if os.path.isdir(directory) else []:
         if name.startswith(prefix) and name.endswith(".json"):
