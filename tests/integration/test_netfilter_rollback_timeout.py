@@ -155,3 +155,24 @@ def test_a_pending_rollback_blocks_other_runs_of_the_module(lab):
     assert confirmed["rollback"]["confirmed"] and confirmed["persisted"]["file"]
     assert wait_until(lambda: not alive(armed["rollback"]["watcher_pid"]))
     assert lab.module(topo.hv, "port_forward", plain)["changed"]
+
+
+def test_confirmed_backend_switch_removes_the_old_backends_boot_files(lab):
+    """Switching from iptables-nft to nftables with rollback_timeout: the first run removes the
+    old chains but writes no boot file; the confirming run must still drop the old boot files,
+    although no rule of the old backend is left by then."""
+    topo = build(lab)
+    lab.module(topo.hv, "port_forward", dict(BACKENDS["iptables-nft"], config=[WEB], **persist_args(lab)))
+    persist_dir = Path(persist_args(lab)["persist_dir"])
+    assert (persist_dir / "hypervisor-network-port-forward.nft-v4").exists()
+    args = dict(BACKENDS["nftables"], config=[WEB], rollback_timeout=30, **persist_args(lab))
+    armed = lab.module(topo.hv, "port_forward", args)
+    lab.track_pid(armed["rollback"]["watcher_pid"])
+    assert armed["removed_stale"] == ["port_forward (iptables-nft)"]
+    assert (persist_dir / "hypervisor-network-port-forward.nft-v4").exists(), "nothing persisted before confirmation"
+    confirm = dict(args, _rollback_confirm=armed["rollback"]["token"])
+    del confirm["rollback_timeout"]
+    confirmed = lab.module(topo.hv, "port_forward", confirm)
+    assert "remove %s" % (persist_dir / "hypervisor-network-port-forward.nft-v4") in confirmed["commands"]
+    assert sorted(p.name for p in persist_dir.iterdir()) == ["hypervisor-network-port-forward.nft"]
+    assert wait_until(lambda: not alive(armed["rollback"]["watcher_pid"]))

@@ -142,10 +142,12 @@ def _converge(module, kind, runner, partials):
     else:
         legacy = chains_reader.read_legacy(runner)
 
-    stale = _stale_owners(runner, backend, kind, params, legacy)
+    others = _stale_owners(runner, backend, kind, params, legacy, holding_only=False)
+    stale = [other for other in others if _holds_rules(other)]
     runtime_changed = wanted != have_rules
     companions_changed = [c for c in companions if c[2] != c[1]]
-    outcome = _apply(runner, params, kind, backend, wanted, stale, companions, companions_changed, runtime_changed)
+    outcome = _apply(runner, params, kind, backend, wanted, stale, companions, companions_changed, runtime_changed,
+                     others)
 
     after_rules = backend.gather() if runtime_changed and not runner.check_mode else wanted
     after_items = kind.decompile(after_rules)[0]
@@ -197,7 +199,7 @@ def _companion(runner, params, variant, legacy):
     return IptablesBackend(runner, "port_forward_accept", dict(params, iptables_variant="nft"))
 
 
-def _stale_owners(runner, backend, kind, params, legacy):
+def _stale_owners(runner, backend, kind, params, legacy, holding_only=True):
     """Our rules left where this run does not put them (the host switched backend or iptables
     variant, or a companion chain is no longer needed): they are removed in the same apply.
     ``legacy`` are the iptables-legacy saves already read (empty where no legacy table is
@@ -216,7 +218,7 @@ def _stale_owners(runner, backend, kind, params, legacy):
             candidates.append(_companion(runner, params, "nft", legacy))
         if legacy:
             candidates.append(_companion(runner, params, "legacy", legacy))
-    return [other for other in candidates if _holds_rules(other)]
+    return [other for other in candidates if _holds_rules(other)] if holding_only else candidates
 
 
 def _placement(owner):
@@ -250,8 +252,10 @@ def _check_rollback(params, kind, check_mode):
     return None
 
 
-def _persist_ops(params, backend, wanted, stale, companions):
-    """Every boot file this run writes: ours, the stale owners' (emptied), the companions'."""
+def _persist_ops(params, backend, wanted, stale, companions, others=()):
+    """Every boot file this run writes: ours, the stale owners' (emptied), the companions'; and
+    the removal of boot files left by another owner that holds no rule any more (a switch of
+    backend confirmed after rollback_timeout, or a boot file whose rules were flushed)."""
     ops, warnings = [], []
     backend_ops, persisted, warning = backend.persist_ops(wanted)
     ops += backend_ops
@@ -260,6 +264,10 @@ def _persist_ops(params, backend, wanted, stale, companions):
         other_ops, _files, warning = other.persist_ops([])
         ops += other_ops
         warnings.append(warning)
+    for other in others:
+        if not any(other is owner for owner in stale):
+            other_ops, _files, _warning = other.persist_ops([])
+            ops += [op for op in other_ops if isinstance(op, boot.FileOp) and op.content is None]
     for companion, have, want in companions:
         if want or have:
             companion_ops, companion_files, _warning = companion.persist_ops(want)
@@ -268,7 +276,7 @@ def _persist_ops(params, backend, wanted, stale, companions):
     return ops, persisted, next((w for w in warnings if w), None)
 
 
-def _apply(runner, params, kind, backend, wanted, stale, companions, companions_changed, runtime_changed):
+def _apply(runner, params, kind, backend, wanted, stale, companions, companions_changed, runtime_changed, others=()):
     """All or nothing: the boot files are written beside their targets first (a full disk or a
     read-only directory fails here, before any rule changes), then every owner is changed, each
     read just before, then the files are renamed into place. A failure on the way puts back the
@@ -280,7 +288,7 @@ def _apply(runner, params, kind, backend, wanted, stale, companions, companions_
     deferred = bool(timeout) and (runtime_changed or bool(stale) or bool(companions_changed))
     persisted, warning, ops = None, None, []
     if params["persist"] and not deferred:
-        ops, persisted, warning = _persist_ops(params, backend, wanted, stale, companions)
+        ops, persisted, warning = _persist_ops(params, backend, wanted, stale, companions, others)
     files = boot.FileTransaction(runner, ops)
     files.stage()
     guard = rollback.RuntimeGuard(runner)
