@@ -98,6 +98,7 @@ def run(module, kind):
         wanted = kind.compile(items)
         return {"changed": False, "rendered": _rendered(backend, wanted), "commands": [], "backend": backend.name}
 
+    _validate_rollback(params)
     # One lock over read -> plan -> apply: a run that read the table before another run applied
     # would write it back without the other's items.
     with host_lock(params.get("lock_file")):
@@ -109,7 +110,6 @@ def _converge(module, kind, runner, partials):
     params = module.params
     state = params["state"]
     config = params["config"]
-    confirmed = _check_rollback(params, kind, runner.check_mode) if state != "gathered" else None
     backend = select_backend(runner, params["backend"], kind.name, params)
     # One `nft -j list ruleset` serves both our own rules and the coexistence walk.
     ruleset = coexist.read_ruleset(runner) if kind is PORT_FORWARD and state != "gathered" else None
@@ -161,8 +161,8 @@ def _converge(module, kind, runner, partials):
         "coexistence": report,
         "removed_stale": ["%s (%s)" % (other.kind, _placement(other)) for other in stale],
     }
-    if outcome["rollback"] is not None or confirmed is not None:
-        result["rollback"] = outcome["rollback"] or confirmed
+    if outcome["rollback"] is not None:
+        result["rollback"] = outcome["rollback"]
     if outcome["warning"]:
         module.warn(outcome["warning"])
     # The arguments as given: a thousand forwards with every unset suboption spelled out as
@@ -233,13 +233,16 @@ def _lock_path(params):
     return params.get("lock_file") or default_lock_path()
 
 
-def _check_rollback(params, kind, check_mode):
-    """Before reading: confirm the ``rollback_timeout`` of an earlier run (``_rollback_confirm``,
-    sent by the action plugin over a fresh connection), and refuse to change rules that a
-    pending rollback would put back underneath this run."""
+def _validate_rollback(params):
     timeout = params.get("rollback_timeout")
     if timeout is not None and not 1 <= timeout <= 3600:
         raise ValidationError("rollback_timeout", timeout, "seconds from 1 to 3600")
+
+
+def _rollback_gate(params, kind, check_mode):
+    """Under the host lock, before any change: confirm the ``rollback_timeout`` of an earlier
+    run (``_rollback_confirm``, sent by the action plugin over a fresh connection), or refuse to
+    change rules that a pending rollback would put back underneath this run."""
     lock = _lock_path(params)
     if params.get("_rollback_confirm"):
         return rollback.confirm(lock, kind.name, params["_rollback_confirm"])
@@ -283,7 +286,9 @@ def _apply(runner, params, kind, backend, wanted, stale, companions, companions_
     rules of every owner changed so far and the files, then fails.
 
     With ``rollback_timeout``, a run that changes rules writes no boot file: the rules go back
-    unless the controller confirms in time, and the confirming run persists them."""
+    unless the controller confirms in time, and the confirming run persists them. Called under
+    the host lock."""
+    confirmed = _rollback_gate(params, kind, runner.check_mode)
     timeout = params.get("rollback_timeout")
     deferred = bool(timeout) and (runtime_changed or bool(stale) or bool(companions_changed))
     persisted, warning, ops = None, None, []
@@ -307,7 +312,7 @@ def _apply(runner, params, kind, backend, wanted, stale, companions, companions_
         files.rollback()
         guard.rollback(exc)
         raise
-    armed = None
+    armed = confirmed
     if deferred:
         armed = {"pending": False, "timeout": timeout}
         if not runner.check_mode:

@@ -10,11 +10,6 @@ from ansible_collections.hypervisor.network.plugins.module_utils._errors import 
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import persist
 
 
-class FakeModule:
-    def __init__(self, check_mode=False):
-        self.check_mode = check_mode
-
-
 class Recorder:
     """The two things the transaction asks of a runner: check_mode and commands."""
 
