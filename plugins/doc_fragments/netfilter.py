@@ -94,4 +94,9 @@ options:
       - While a rollback is pending, other runs of the same module on the host are refused.
       - Unset (the default), the rules are applied and persisted at once.
     type: int
+  _rollback_confirm:
+    description:
+      - Internal. The token with which the module's action plugin confirms a O(rollback_timeout)
+        over a fresh connection. A task that sets it is refused.
+    type: str
 """
