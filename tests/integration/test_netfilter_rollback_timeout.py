@@ -176,3 +176,13 @@ def test_confirmed_backend_switch_removes_the_old_backends_boot_files(lab):
     assert "remove %s" % (persist_dir / "hypervisor-network-port-forward.nft-v4") in confirmed["commands"]
     assert sorted(p.name for p in persist_dir.iterdir()) == ["hypervisor-network-port-forward.nft"]
     assert wait_until(lambda: not alive(armed["rollback"]["watcher_pid"]))
+
+
+def test_check_mode_with_rollback_timeout_arms_nothing(lab):
+    topo = build(lab)
+    before = lab.run(topo.hv, ["nft", "list", "ruleset"]).stdout
+    args = dict(BACKENDS["nftables"], config=[WEB], rollback_timeout=5, **persist_args(lab))
+    preview = lab.module(topo.hv, "port_forward", args, check_mode=True)
+    assert preview["changed"] and preview["rollback"] == {"pending": False, "timeout": 5}
+    assert lab.run(topo.hv, ["nft", "list", "ruleset"]).stdout == before
+    assert rollback_files(lab) == [] and not (lab.tmp / "persist").exists()
