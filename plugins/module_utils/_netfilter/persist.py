@@ -35,7 +35,7 @@ IPTABLES_UNIT = "hypervisor-network-iptables.service"
 # not installed is ignored by systemd, so one text serves every host.
 AFTER = "network-pre.target nftables.service firewalld.service libvirtd.service docker.service"
 # What an earlier version added to the system's nftables configuration, for any persist_dir.
-OLD_INCLUDE = re.compile(r'^include "(?P<dir>[^"\n]*)/hypervisor-network-\*\.nft"$')
+OLD_INCLUDE = re.compile(r'include "[^"\n]*/hypervisor-network-\*\.nft"')
 
 
 @dataclass(frozen=True)
@@ -139,7 +139,7 @@ def without_old_include(text):
     """``text`` without the include lines an earlier version appended; None when it had none.
     Every other byte stays."""
     lines = text.splitlines(keepends=True)
-    kept = [line for line in lines if not OLD_INCLUDE.match(line.rstrip("\n"))]
+    kept = [line for line in lines if not OLD_INCLUDE.fullmatch(line.rstrip("\n"))]
     return None if len(kept) == len(lines) else "".join(kept)
 
 
