@@ -67,10 +67,17 @@ class Runner:
         argv = [self.binary(argv[0])] + list(argv[1:])
         # expand_user_and_vars off: run_command would otherwise expand '$VAR' and '~' in every
         # argv element, so a user's value would not reach the command as given
-        rc, out, err = self.module.run_command(
-            argv, data=data, binary_data=data is not None, environ_update=C_LOCALE, check_rc=False,
-            expand_user_and_vars=False,
-        )
+        # handle_exceptions off: run_command would otherwise fail_json itself when the command
+        # cannot be run or stops reading its input (a broken pipe), and end the module before a
+        # caller could put back what it had changed; here that is a CommandError like any other
+        try:
+            rc, out, err = self.module.run_command(
+                argv, data=data, binary_data=data is not None, environ_update=C_LOCALE, check_rc=False,
+                expand_user_and_vars=False, handle_exceptions=False,
+            )
+        except OSError as exc:
+            raise CommandError(argv, exc.errno or 257, "", str(exc),
+                               msg="could not run %s: %s" % (" ".join(argv), exc))
         if check_rc and rc != 0:
             raise CommandError(argv, rc, out, err)
         return rc, out, err

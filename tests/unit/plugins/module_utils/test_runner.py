@@ -215,3 +215,11 @@ def test_remove_file(runner, dry, tmp_path):
     assert runner.remove_file(str(path)) is True and not path.exists()
     assert runner.remove_file(str(path)) is False
     assert dry.commands == runner.commands == ["remove %s" % path]
+
+
+def test_a_command_that_cannot_take_its_input_is_a_typed_error(runner):
+    """Regression: run_command handled OSError itself (fail_json), so a tool that exits without
+    reading its stdin (a broken pipe) ended the module before the caller could roll back."""
+    with pytest.raises(CommandError) as failed:
+        runner.change(["true"], data=b"x" * (4 << 20))
+    assert failed.value.details["cmd"][0].endswith("/true") and failed.value.details["rc"] != 0
