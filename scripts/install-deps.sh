@@ -30,5 +30,16 @@ if ! ls build/downloads/ansible-"$ANSIBLE_WHEEL_VERSION"-*.whl >/dev/null 2>&1; 
   .venv/bin/pip download -q --disable-pip-version-check --no-deps -d build/downloads "ansible==$ANSIBLE_WHEEL_VERSION"
 fi
 
+# galaxy.yml's dependency ansible.windows, unpacked from that wheel next to (not into) our own
+# collections path: docs-check (antsibull-docs) and the Hyper-V role's syntax check use it.
+if [ ! -d build/extra_collections/ansible_collections/ansible/windows/plugins ]; then
+  .venv/bin/python - build/downloads/ansible-"$ANSIBLE_WHEEL_VERSION"-*.whl <<'EOF'
+import sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as wheel:
+    wheel.extractall("build/extra_collections",
+                     [m for m in wheel.namelist() if m.startswith("ansible_collections/ansible/windows/")])
+EOF
+fi
+
 mkdir -p build/collections/ansible_collections/hypervisor
 ln -sfn "$PWD" build/collections/ansible_collections/hypervisor/network
