@@ -4,12 +4,18 @@
 #      argument_specs; a non-zero exit or any warning on stderr is a failure;
 #   2. every module's EXAMPLES is valid YAML and calls existing modules with documented options
 #      and choices only, suboptions included (scripts/check_examples.py);
-#   3. the changelog fragments are valid (antsibull-changelog lint).
+#   3. the changelog: fragments by antsibull-changelog's rules, a release dry run, CHANGELOG.rst
+#      up to date (scripts/changelog-check.sh);
+#   4. the docs site: antsibull-docs lints every plugin's and role's documentation markup (the
+#      O(...)/RV(...) references too) and renders the collection to HTML with Sphinx, as
+#      docs.ansible.com would (build/docsite/build/html). Offline: the links into Ansible's own
+#      docs (intersphinx) cannot be resolved here, and only those warnings are let through.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 root=$PWD
 export PATH="$root/.venv/bin:$PATH"
-export ANSIBLE_COLLECTIONS_PATH="${ANSIBLE_COLLECTIONS_PATH:-$root/build/collections}"
+# build/extra_collections: ansible.windows, the declared dependency (scripts/install-deps.sh)
+export ANSIBLE_COLLECTIONS_PATH="${ANSIBLE_COLLECTIONS_PATH:-$root/build/collections:$root/build/extra_collections}"
 export ANSIBLE_CONFIG="${ANSIBLE_CONFIG:-$root/ansible.cfg}"
 export ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0 PAGER=cat ANSIBLE_PAGER=cat
 start=$SECONDS
@@ -18,7 +24,7 @@ failures=()
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-if [ ! -e "$ANSIBLE_COLLECTIONS_PATH/ansible_collections/hypervisor/network/galaxy.yml" ]; then
+if [ ! -e "${ANSIBLE_COLLECTIONS_PATH%%:*}/ansible_collections/hypervisor/network/galaxy.yml" ]; then
   echo "docs-check: $collection is not under $ANSIBLE_COLLECTIONS_PATH (run make deps)" >&2
   exit 2
 fi
@@ -78,14 +84,39 @@ if ! python scripts/check_examples.py "${modules[@]}"; then
   failures+=("module EXAMPLES (scripts/check_examples.py)")
 fi
 
-echo "== changelog fragments (antsibull-changelog lint)"
-if antsibull-changelog lint; then
-  echo "  ok    $(find changelogs/fragments -type f ! -name .keep | wc -l) fragment(s)"
+scripts/changelog-check.sh || failures+=("changelog (scripts/changelog-check.sh)")
+
+echo "== docs site: antsibull-docs lint-collection-docs --plugin-docs"
+if (cd "${ANSIBLE_COLLECTIONS_PATH%%:*}/ansible_collections/hypervisor/network" \
+    && antsibull-docs lint-collection-docs --plugin-docs --skip-rstcheck .) >"$tmp/lint.out" 2>&1; then
+  echo "  ok    every plugin's and role's documentation markup"
 else
-  failures+=("antsibull-changelog lint")
+  sed 's/^/        /' "$tmp/lint.out"
+  failures+=("antsibull-docs lint-collection-docs --plugin-docs")
 fi
-if [ -f changelogs/changelog.yaml ]; then
-  antsibull-changelog lint-changelog-yaml changelogs/changelog.yaml || failures+=("changelogs/changelog.yaml")
+
+echo "== docs site: antsibull-docs + Sphinx -> build/docsite/build/html"
+site=$root/build/docsite
+rm -rf "$site" && mkdir -p "$site" && chmod 700 "$site"
+if antsibull-docs sphinx-init --use-current --dest-dir "$site" "$collection" >"$tmp/site.out" 2>&1 \
+   && (cd "$site" && mkdir -p rst && chmod og-w rst \
+       && antsibull-docs --config-file antsibull-docs.cfg collection --cleanup everything --use-current \
+            --dest-dir rst "$collection" \
+       && printf '\n# offline: no inventories of the Ansible docs to fetch\nintersphinx_mapping = {}\n' >>conf.py \
+       && sphinx-build -q -b html -c . -w "$tmp/sphinx-warnings" rst build/html) >>"$tmp/site.out" 2>&1; then
+  # Links to Ansible's own documentation, which only resolve against docs.ansible.com.
+  external="undefined label: 'common_return_values'|undefined label: 'ansible_configuration_settings'|'envvar' reference target not found: ANSIBLE_"
+  real_warnings=$(grep 'WARNING' "$tmp/sphinx-warnings" | grep -Ev "$external" || true)
+  if [ -n "$real_warnings" ]; then
+    sed 's/^/        /' <<<"$real_warnings"
+    failures+=("the docs site has warnings (above)")
+  else
+    pages=$(find "$site/build/html/collections" -name '*.html' | wc -l)
+    echo "  ok    $pages pages, $(grep -Ec "$external" "$tmp/sphinx-warnings" || true) link(s) into docs.ansible.com left unresolved offline"
+  fi
+else
+  tail -30 "$tmp/site.out" | sed 's/^/        /'
+  failures+=("antsibull-docs / sphinx-build of the docs site")
 fi
 
 if [ ${#failures[@]} -gt 0 ]; then
