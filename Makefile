@@ -12,6 +12,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 COLLECTION_SRC := $(CURDIR)/build/sanity/ansible_collections/hypervisor/network
 
 .PHONY: help deps demo test molecule unit integration sanity lint docs-check build-check bench clean
+.PHONY: version-matrix changelog
 
 help:
 	@echo "make demo   build the sandbox lab, run the playbook against it, print what was proven"
@@ -25,7 +26,7 @@ demo: deps
 	$(PY) scripts/demo.py $(if $(HOSTS),--hosts $(HOSTS))
 
 test: deps
-	$(MAKE) --no-print-directory unit integration sanity lint docs-check build-check molecule
+	$(MAKE) --no-print-directory unit integration sanity lint docs-check build-check version-matrix molecule
 
 # Guest connectivity on the sandbox lab (root): create, converge, idempotence, verify, destroy.
 molecule:
@@ -50,6 +51,15 @@ docs-check:
 
 build-check:
 	@scripts/build-check.sh
+
+# sanity, unit and an integration slice on every other ansible-core of the range we claim
+# (meta/runtime.yml), one venv per version under build/ (scripts/version-matrix.sh)
+version-matrix:
+	@scripts/version-matrix.sh
+
+# regenerate CHANGELOG.rst from the fragments, as the release of galaxy.yml's version would
+changelog:
+	@CHANGELOG_WRITE=1 scripts/changelog-check.sh
 
 bench: deps
 	$(PY) bench/netfilter_bench.py

@@ -14,11 +14,14 @@
 # The tests run as three ansible-test processes in parallel (pylint alone is the longest), each
 # with its own log; the logs are printed one after the other when all are done.
 #
-# Environment: SANITY_TESTS="pylint validate-modules" runs only those tests (one process).
+# Environment: SANITY_TESTS="pylint validate-modules" runs only those tests (one process);
+# SANITY_VENV=build/venv-core-2.16 runs the ansible-test of that venv (the version matrix,
+# scripts/version-matrix.sh) with its own copy of the tree in SANITY_DIR.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
-export PATH="$root/.venv/bin:$PATH"
+venv=$(realpath "${SANITY_VENV:-.venv}")
+export PATH="$venv/bin:$PATH"
 start=$SECONDS
 mkdir -p build
 # One run at a time on a machine: runs share build/sanity and the venv cache.
@@ -43,14 +46,15 @@ EOF
 export HOME="$root/build/ansible-test-home"
 cache="$HOME/.ansible/test/cache/get_pip_${pip_version//./_}.py"
 mkdir -p "$(dirname "$cache")" "$HOME/.config/pip"
-sed "s|@HOST_PYTHON@|$root/.venv/bin/python|" scripts/ansible_test_get_pip.py > "$cache"
+sed "s|@HOST_PYTHON@|$venv/bin/python|" scripts/ansible_test_get_pip.py > "$cache"
 # ansible-test passes only HOME and PATH to pip, so pip's options go in HOME's pip.conf: quiet,
 # and no byte-compiling at install time (these venvs are small and that halves the install time).
 printf '[global]\nquiet = 1\nno-compile = true\ndisable-pip-version-check = true\nprogress-bar = off\n' \
   > "$HOME/.config/pip/pip.conf"
 
-dest=build/sanity/ansible_collections/hypervisor/network
-rm -rf build/sanity && mkdir -p "$dest"
+sanity_dir=${SANITY_DIR:-build/sanity}
+dest=$sanity_dir/ansible_collections/hypervisor/network
+rm -rf "$sanity_dir" && mkdir -p "$dest"
 # tracked and untracked-but-not-ignored files; a tracked file deleted in the work tree is left out
 git ls-files -co --exclude-standard -z \
   | while IFS= read -r -d '' f; do [ -f "$f" ] && printf '%s\0' "$f"; done \
