@@ -444,6 +444,8 @@ def ip_forward(module, root=PROC_SYS):
             want.modules_load_file if persisted and plan_.module_at_boot else None
         ),
     )
+    if not result["changed"]:  # `after` only when something changed or would: fleet results stay small
+        del result["after"]
     if module._diff:
         result["diff"] = _diff(plan_, before, after)
     return result

@@ -370,6 +370,8 @@ def apply(module, runner):
     before_dict = have.to_dict() if have else {}
     after_dict = after.to_dict() if after else {}
     result = {"changed": bool(commands), "commands": runner.commands, "before": before_dict, "after": after_dict}
+    if not result["changed"]:  # `after` only when something changed or would: fleet results stay small
+        del result["after"]
     if module._diff:
         result["diff"] = {"before": before_dict, "after": after_dict}
     return result

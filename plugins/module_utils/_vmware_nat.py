@@ -285,6 +285,8 @@ def apply(module, runner):
             _restart(runner, restart, path)
     result = {"changed": changed, "commands": runner.commands, "path": path,
               "before": facts(path, text), "after": facts(path, content)}
+    if not result["changed"]:  # `after` only when something changed or would: fleet results stay small
+        del result["after"]
     if module._diff:
         result["diff"] = {"before": text, "after": content, "before_header": path, "after_header": path}
     return result

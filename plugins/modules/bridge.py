@@ -196,8 +196,11 @@ before:
   type: dict
   sample: {"name": "br0", "present": false}
 after:
-  description: The bridge after the task, as read back (in check mode, as planned).
-  returned: always
+  description:
+    - The bridge after the task, as read back (in check mode, as planned).
+    - Left out when nothing changed (as the resource modules of ansible.netcommon do); RV(before) is then
+      the state, and a no-change run across a fleet does not carry every item twice.
+  returned: when something changed (in check mode, when something would change)
   type: dict
   sample: {"name": "br0", "present": true, "stp": false, "mtu": 1500, "ports": [{"name": "eno1"}]}
 persist:

@@ -160,8 +160,11 @@ before:
   type: dict
   sample: {"net.ipv4.ip_forward": 0, "net.ipv6.conf.all.forwarding": 0}
 after:
-  description: The same switches after the run (read back), or in check mode as they would be.
-  returned: always
+  description:
+    - The same switches after the run (read back), or in check mode as they would be.
+    - Left out when nothing changed (as the resource modules of ansible.netcommon do); RV(before) is then
+      the state, and a no-change run across a fleet does not carry every item twice.
+  returned: when something changed (in check mode, when something would change)
   type: dict
   sample: {"net.ipv4.ip_forward": 1, "net.ipv6.conf.all.forwarding": 1}
 sysctl_file:

@@ -104,8 +104,11 @@ before:
   type: dict
   sample: {"mac": "52:54:00:12:34:56", "network": "lab", "model": "virtio", "queues": null, "rx_queue_size": null, "tx_queue_size": null}
 after:
-  description: The same after the task.
-  returned: always
+  description:
+    - The same after the task.
+    - Left out when nothing changed (as the resource modules of ansible.netcommon do); RV(before) is then
+      the state, and a no-change run across a fleet does not carry every item twice.
+  returned: when something changed (in check mode, when something would change)
   type: dict
 running:
   description: Whether the domain runs.

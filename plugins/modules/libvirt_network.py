@@ -344,8 +344,11 @@ before:
   returned: always
   type: dict
 after:
-  description: The definition after the task (in check mode, as it would be); empty for O(state=absent).
-  returned: always
+  description:
+    - The definition after the task (in check mode, as it would be); empty for O(state=absent).
+    - Left out when nothing changed (as the resource modules of ansible.netcommon do); RV(before) is then
+      the state, and a no-change run across a fleet does not carry every item twice.
+  returned: when something changed (in check mode, when something would change)
   type: dict
 restarted:
   description: Whether the running network was (or would be) restarted to apply a change.

@@ -95,8 +95,12 @@ before:
   type: list
   elements: dict
 after:
-  description: The items after the task, as loaded in the one transaction (in check mode, as planned).
-  returned: when state is merged, replaced, overridden or deleted
+  description:
+    - The items after the task, as loaded in the one transaction (in check mode, as planned).
+    - Left out when nothing changed (as the resource modules of ansible.netcommon do); RV(before) is then
+      the state, and a no-change run across a fleet does not carry every item twice.
+  returned: when state is merged, replaced, overridden or deleted and something changed (in check
+    mode, would change)
   type: list
   elements: dict
 gathered:

@@ -149,8 +149,11 @@ before:
   returned: always
   type: dict
 after:
-  description: The network after the task (read back from VBoxManage, or predicted in check mode).
-  returned: always
+  description:
+    - The network after the task (read back from VBoxManage, or predicted in check mode).
+    - Left out when nothing changed (as the resource modules of ansible.netcommon do); RV(before) is then
+      the state, and a no-change run across a fleet does not carry every item twice.
+  returned: when something changed (in check mode, when something would change)
   type: dict
 diff:
   description: C(before) and C(after), with C(--diff).

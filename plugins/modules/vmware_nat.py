@@ -145,8 +145,11 @@ before:
   returned: always
   type: dict
 after:
-  description: Port forwards and C([dns]) keys in the file after the task (predicted in check mode).
-  returned: always
+  description:
+    - Port forwards and C([dns]) keys in the file after the task (predicted in check mode).
+    - Left out when nothing changed (as the resource modules of ansible.netcommon do); RV(before) is then
+      the state, and a no-change run across a fleet does not carry every item twice.
+  returned: when something changed (in check mode, when something would change)
   type: dict
 diff:
   description: The file content before and after, with C(--diff).

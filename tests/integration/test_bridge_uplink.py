@@ -106,10 +106,10 @@ def test_failed_move_onto_an_existing_bridge_restores_it(lab):
     hv, _up = uplink_host(lab, gateway="10.9.0.77")
     guests(lab, hv, 1, subnet="10.9.0")
     lab.module(hv, "bridge", dict(name="br0", ports=[{"name": "vnet0"}], addresses=["10.30.0.1/24"], persist="none"))
-    before = lab.module(hv, "bridge", dict(name="br0", persist="none"))["after"]
+    before = lab.module(hv, "bridge", dict(name="br0", persist="none"))["before"]  # no change: `before` is the state
 
     lab.module(hv, "bridge", dict(name="br0", ports=[{"name": "vnet0"}, {"name": "eno1"}], mtu=1400, stp=True, forward_delay=2,
                                   uplink_check_timeout=2, persist="none"), expect_fail=True)
-    assert lab.module(hv, "bridge", dict(name="br0", persist="none"))["after"] == before
+    assert lab.module(hv, "bridge", dict(name="br0", persist="none"))["before"] == before
     assert addresses(lab, hv, "eno1") == ["10.9.0.2/24", "fd00:9::2/64"]
     assert link(lab, hv, "eno1")["mtu"] == 1500 and not link(lab, hv, "eno1").get("ifalias")

@@ -230,6 +230,8 @@ def run(module):
     }
     if uplink:
         result["uplink_check"] = uplink
+    if not result["changed"]:  # `after` only when something changed or would: fleet results stay small
+        del result["after"]
     if module._diff:
         result["diff"] = [{"before_header": "%s (runtime)" % want.name, "after_header": "%s (runtime)" % want.name,
                            "before": before, "after": after}] + file_diffs

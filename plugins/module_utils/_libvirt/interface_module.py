@@ -199,6 +199,8 @@ def _tune(module, params, runner, conn, want, uri):
         tap=tap,
         tap_tx_dropped=_tx_dropped(tap),
     )
+    if not result["changed"]:  # `after` only when something changed or would: fleet results stay small
+        del result["after"]
     if module._diff:
         result["diff"] = dict(before=before_xml + "\n", after=after_xml + "\n")
     return result

@@ -94,6 +94,8 @@ def libvirt_network(module):
         reattached=reattached,
         notes=list(result.notes),
     )
+    if not output["changed"]:  # `after` only when something changed or would: fleet results stay small
+        del output["after"]
     if module._diff:  # the whole definition as libvirt has it, before and after
         output["diff"] = dict(
             before=result.before_xml + "\n" if result.before_xml else "",

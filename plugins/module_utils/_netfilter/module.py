@@ -149,13 +149,11 @@ def _converge(module, kind, runner, partials):
     outcome = _apply(runner, params, kind, backend, wanted, stale, companions, companions_changed, runtime_changed,
                      others)
 
-    after_rules = backend.gather() if runtime_changed and not runner.check_mode else wanted
-    after_items = kind.decompile(after_rules)[0]
+    changed = runtime_changed or bool(companions_changed) or outcome["files_changed"] or bool(stale)
     result = {
-        "changed": runtime_changed or bool(companions_changed) or outcome["files_changed"] or bool(stale),
+        "changed": changed,
         "commands": runner.commands,
         "before": before,
-        "after": [item.to_dict() for item in after_items],
         "backend": backend.name,
         "persisted": outcome["persisted"],
         "coexistence": report,
@@ -165,6 +163,11 @@ def _converge(module, kind, runner, partials):
         result["rollback"] = outcome["rollback"]
     if outcome["warning"]:
         module.warn(outcome["warning"])
+    # `after` only when something changed or would (the resource-module convention): a no-change
+    # run across a fleet returns `before` alone, not the same thousand forwards twice.
+    if changed:
+        after_rules = backend.gather() if runtime_changed and not runner.check_mode else wanted
+        result["after"] = [item.to_dict() for item in kind.decompile(after_rules)[0]]
     # The arguments as given: a thousand forwards with every unset suboption spelled out as
     # null would double what Ansible must carry back and scrub.
     result["invocation"] = {"module_args": dict(params, config=[
