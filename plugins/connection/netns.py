@@ -38,6 +38,18 @@ options:
 notes:
   - Needs root on the controller, as C(ip netns exec) does.
   - Files are copied on the controller's own file system, which the namespace shares.
+  - A network namespace has its own interfaces, routes and netfilter tables, but not its own
+    files. The modules persist by default, and through this connection they write into the
+    B(controller's real) C(/etc) (C(/etc/sysctl.d), the nftables include and iptables restore
+    files, C(/etc/systemd/system) units, network configuration files), where they would load at
+    the controller's next boot. For a namespace that stands in for a host, turn persistence off
+    or point it at a directory of its own, as the sandbox does, for example
+    O(hypervisor.network.port_forward#module:persist=false), O(hypervisor.network.ip_forward#module:persist=false),
+    O(hypervisor.network.bridge#module:persist=none), or the path options such as
+    O(hypervisor.network.port_forward#module:persist_dir), O(hypervisor.network.port_forward#module:nftables_conf),
+    O(hypervisor.network.port_forward#module:systemd_unit_dir) and O(hypervisor.network.ip_forward#module:sysctl_file).
+  - With O(netns_mount_namespace), the task sees that mount namespace's files instead (the sandbox
+    bind-mounts per-host directories over the libvirt paths there).
 """
 
 EXAMPLES = r"""
@@ -48,6 +60,19 @@ EXAMPLES = r"""
 #       ansible_connection: hypervisor.network.netns
 #       ansible_netns_name: sandbox-hv1
 #       ansible_python_interpreter: "{{ ansible_playbook_python }}"
+
+# Keep what the modules persist out of the controller's own /etc
+- name: Port forwards in the namespace only, nothing for the controller's boot
+  hypervisor.network.port_forward:
+    config:
+      - {host_port: 8080, destination: 10.0.0.2, destination_port: 80}
+    persist: false
+
+- name: Or persisted into a directory of the namespace's own
+  hypervisor.network.ip_forward:
+    ipv4: true
+    sysctl_file: /srv/sandbox/hv1/sysctl.d/90-hypervisor-network.conf
+    modules_load_file: /srv/sandbox/hv1/modules-load.d/hypervisor-network.conf
 """
 
 import os
