@@ -97,8 +97,8 @@ def report(runs):
     lines = ["%5s %6s %-9s %10s %10s %12s" % ("hosts", "forks", "strategy", "first s", "re-run s", "first / H=1"), "-" * 58]
     for run in runs:
         ratio = "%.2f" % (run["seconds"]["first"] / base["first"]) if base else "-"
-        lines.append("%5d %6d %-9s %10.1f %10.1f %12s" % (run["hosts"], run["forks"], run["strategy"],
-                                                        run["seconds"]["first"], run["seconds"]["rerun"], ratio))
+        lines.append("%5d %6d %-9s %10.1f %10.1f %12s" % (
+            run["hosts"], run["forks"], run["strategy"], run["seconds"]["first"], run["seconds"]["rerun"], ratio))
     for run in (runs[0], runs[-1]) if len(runs) > 1 else runs:
         for phase in ("first", "rerun"):
             total, rows = where_time_goes(run, phase)

@@ -41,9 +41,10 @@ bad=$(tar -tzf "$tarball" | grep -E '(^|/)(\.venv|build|\.git|\.ci|\.pytest_cach
 bad+=$'\n'$(tar -tzf "$tarball" | grep -E '^(bench|scripts)/|^(Makefile|requirements\.txt|bindep\.txt|ansible\.cfg)$' || true)
 bad=$(sed '/^$/d' <<<"$bad")
 # The runtime content, the docs, the changelog, the EE definition and the tests go in.
+listing=$(tar -tzf "$tarball")
 for must in MANIFEST.json README.md CHANGELOG.rst changelogs/changelog.yaml meta/runtime.yml \
             meta/execution-environment.yml meta/ee-requirements.txt meta/ee-bindep.txt docs/DEVELOPING.md tests/unit; do
-  tar -tzf "$tarball" | grep -qE "^$must(/|$)" || problems+=("$must is missing from the tarball")
+  grep -qE "^$must(/|$)" <<<"$listing" || problems+=("$must is missing from the tarball")
 done
 if [ -n "$bad" ]; then
   echo "   unwanted paths in the tarball:"
@@ -58,12 +59,12 @@ fi
 # the ansible.windows inside the ansible wheel becomes one without a network.
 deps_dir=$install_root/deps
 mkdir -p "$deps_dir/unpacked"
-wheel=$(ls build/downloads/ansible-*.whl 2>/dev/null | sort -V | tail -1 || true)
+wheel=$(find build/downloads -maxdepth 1 -name 'ansible-*.whl' 2>/dev/null | sort -V | tail -1 || true)
 dep_tarballs=()
 if [ -z "$wheel" ]; then
   problems+=("no ansible wheel in build/downloads (make deps fetches it): the ansible.windows dependency cannot be installed offline")
 else
-  python - "$wheel" "$deps_dir" <<'PYEOF'
+  if ! python - "$wheel" "$deps_dir" <<'PYEOF'
 import hashlib, json, pathlib, sys, tarfile, yaml, zipfile
 wheel, out = sys.argv[1], pathlib.Path(sys.argv[2])
 deps = yaml.safe_load(open("galaxy.yml"))["dependencies"] or {}
@@ -90,7 +91,9 @@ with zipfile.ZipFile(wheel) as zf:
             for path in sorted(src.rglob("*")):
                 tar.add(path, arcname=str(path.relative_to(src)), recursive=False)
 PYEOF
-  [ $? -eq 0 ] || problems+=("the dependencies in galaxy.yml could not be taken from $wheel")
+  then
+    problems+=("the dependencies in galaxy.yml could not be taken from $wheel")
+  fi
   for t in "$deps_dir"/*.tar.gz; do [ -f "$t" ] && dep_tarballs+=("$t"); done
 fi
 

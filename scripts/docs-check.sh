@@ -108,7 +108,7 @@ if antsibull-docs sphinx-init --use-current --dest-dir "$site" "$collection" >"$
   external="undefined label: 'common_return_values'|undefined label: 'ansible_configuration_settings'|'envvar' reference target not found: ANSIBLE_"
   real_warnings=$(grep 'WARNING' "$tmp/sphinx-warnings" | grep -Ev "$external" || true)
   if [ -n "$real_warnings" ]; then
-    sed 's/^/        /' <<<"$real_warnings"
+    while IFS= read -r line; do echo "        $line"; done <<<"$real_warnings"
     failures+=("the docs site has warnings (above)")
   else
     pages=$(find "$site/build/html/collections" -name '*.html' | wc -l)

@@ -70,7 +70,8 @@ for core in $cores; do
       tail -30 "build/matrix-$line-$part.log" | sed 's/^/   /'
     fi
   done
-  verdict[$core]="ansible-core $got: $(IFS=';'; echo "${results[*]}" | sed 's/;/; /g')"
+  joined=$(IFS=';'; echo "${results[*]}")
+  verdict[$core]="ansible-core $got: ${joined//;/; }"
 done
 
 echo "== version matrix (Python $(python3 -c 'import platform; print(platform.python_version())'))"

@@ -128,4 +128,3 @@ def test_module_defaults_groups_reach_the_modules(hosts):
     assert result["network"]["changed"] and not result["network"].get("failed"), result["network"]
     assert "10.79.0.1" in host.virsh(["net-dumpxml", "grp"]).stdout
     assert not result["diagnose"].get("failed") and real in json.dumps(result["diagnose"]["findings"]), result["diagnose"]
-
