@@ -22,6 +22,7 @@ root=$PWD
 cores=${MATRIX_CORES:-"2.16.19 2.17.14 2.18.19"}
 parts=${MATRIX_PARTS-"sanity unit integration"}  # empty: only make the venvs
 start=$SECONDS
+mkdir -p build
 # the test tools at the versions requirements.txt pins, so the only difference is ansible-core
 pins=()
 for pkg in pytest hypothesis libvirt-python; do
@@ -32,20 +33,37 @@ slice=(
   tests/integration/test_action_groups.py
 )
 
+make_venv() {  # core venv want: a venv with exactly these pins, .pins written only on success
+  local core=$1 venv=$2 want=$3
+  rm -rf "$venv"
+  python3 -m venv "$venv" || return 1
+  # shellcheck disable=SC2086
+  "$venv/bin/pip" install -q --disable-pip-version-check $want 2>&1 | grep -v "^WARNING: Location" || true
+  "$venv/bin/python" -c 'import ansible, pytest, libvirt' || return 1
+  echo "$want" >"$venv/.pins"
+}
+
 declare -A verdict
 rc=0
+# Missing venvs are made side by side: mostly downloads and one libvirt-python build each.
+for core in $cores; do
+  venv=$root/build/venv-core-${core%.*}
+  want="ansible-core==$core ${pins[*]}"
+  if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.pins" 2>/dev/null)" != "$want" ]; then
+    echo "== making $venv ($want)"
+    make_venv "$core" "$venv" "$want" >"build/matrix-${core%.*}-venv.log" 2>&1 &
+  fi
+done
+wait
 for core in $cores; do
   line=${core%.*}
   venv=$root/build/venv-core-$line
   want="ansible-core==$core ${pins[*]}"
-  if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.pins" 2>/dev/null)" != "$want" ]; then
-    echo "== making $venv ($want)"
-    rm -rf "$venv"
-    python3 -m venv "$venv" || { verdict[$core]="venv FAILED"; rc=1; continue; }
-    # shellcheck disable=SC2086
-    if ! "$venv/bin/pip" install -q --disable-pip-version-check $want 2>&1 | grep -v "^WARNING: Location"; then :; fi
-    "$venv/bin/python" -c 'import ansible, pytest, libvirt' || { verdict[$core]="venv FAILED"; rc=1; continue; }
-    echo "$want" >"$venv/.pins"
+  if [ "$(cat "$venv/.pins" 2>/dev/null)" != "$want" ]; then
+    verdict[$core]="ansible-core $core: venv FAILED (build/matrix-$line-venv.log)"
+    tail -20 "build/matrix-$line-venv.log" | sed 's/^/   /'
+    rc=1
+    continue
   fi
   got=$("$venv/bin/python" -c 'import ansible.release; print(ansible.release.__version__)')
   results=()
