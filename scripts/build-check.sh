@@ -59,7 +59,7 @@ fi
 # the ansible.windows inside the ansible wheel becomes one without a network.
 deps_dir=$install_root/deps
 mkdir -p "$deps_dir/unpacked"
-wheel=$(find build/downloads -maxdepth 1 -name 'ansible-*.whl' 2>/dev/null | sort -V | tail -1 || true)
+wheel=$(find build/downloads/ -maxdepth 1 -name 'ansible-*.whl' 2>/dev/null | sort -V | tail -1 || true)
 dep_tarballs=()
 if [ -z "$wheel" ]; then
   problems+=("no ansible wheel in build/downloads (make deps fetches it): the ansible.windows dependency cannot be installed offline")
