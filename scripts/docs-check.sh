@@ -104,15 +104,19 @@ if antsibull-docs sphinx-init --use-current --dest-dir "$site" "$collection" >"$
             --dest-dir rst "$collection" \
        && printf '\n# offline: no inventories of the Ansible docs to fetch\nintersphinx_mapping = {}\n' >>conf.py \
        && sphinx-build -q -b html -c . -w "$tmp/sphinx-warnings" rst build/html) >>"$tmp/site.out" 2>&1; then
-  # Links to Ansible's own documentation, which only resolve against docs.ansible.com.
+  # Links to Ansible's own documentation and to other collections' plugins (M(ansible.posix.sysctl)),
+  # which only resolve against docs.ansible.com; a broken link to one of ours is a failure.
   external="undefined label: 'common_return_values'|undefined label: 'ansible_configuration_settings'|'envvar' reference target not found: ANSIBLE_"
-  real_warnings=$(grep 'WARNING' "$tmp/sphinx-warnings" | grep -Ev "$external" || true)
+  warnings=$(grep 'WARNING' "$tmp/sphinx-warnings" | grep -Ev "$external" || true)
+  ours=$(grep "undefined label: 'ansible_collections\.hypervisor\.network\." <<<"$warnings" || true)
+  others=$(grep -v "undefined label: 'ansible_collections\." <<<"$warnings" || true)
+  real_warnings=$(printf '%s\n%s\n' "$ours" "$others" | sed '/^$/d')
   if [ -n "$real_warnings" ]; then
     while IFS= read -r line; do echo "        $line"; done <<<"$real_warnings"
     failures+=("the docs site has warnings (above)")
   else
     pages=$(find "$site/build/html/collections" -name '*.html' | wc -l)
-    echo "  ok    $pages pages, $(grep -Ec "$external" "$tmp/sphinx-warnings" || true) link(s) into docs.ansible.com left unresolved offline"
+    echo "  ok    $pages pages, $(grep -c 'WARNING' "$tmp/sphinx-warnings" || true) link(s) into docs.ansible.com left unresolved offline"
   fi
 else
   tail -30 "$tmp/site.out" | sed 's/^/        /'
