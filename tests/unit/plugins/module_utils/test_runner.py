@@ -16,7 +16,21 @@ from pathlib import Path
 
 import pytest
 from ansible.module_utils import basic
-from ansible.module_utils.testing import patch_module_args
+
+try:
+    from ansible.module_utils.testing import patch_module_args
+except ImportError:  # ansible-core before 2.19 has no such helper: hand the arguments over as it read them
+    import contextlib
+    import json
+
+    @contextlib.contextmanager
+    def patch_module_args(args):
+        saved = basic._ANSIBLE_ARGS
+        basic._ANSIBLE_ARGS = json.dumps({"ANSIBLE_MODULE_ARGS": args}).encode()
+        try:
+            yield
+        finally:
+            basic._ANSIBLE_ARGS = saved
 
 from ansible_collections.hypervisor.network.plugins.module_utils._errors import CommandError, HypervisorNetworkError
 from ansible_collections.hypervisor.network.plugins.module_utils._runner import Runner
