@@ -12,7 +12,7 @@ report says where the time goes per host. The lab is torn down after each size, 
     .venv/bin/python bench/fleet_bench.py --hosts 1 16 --strategy free --forks 8
 
 Goal: 16 hypervisors in at most 3 times the converge time of one, on this 2-CPU machine.
-Needs root. The lab is named `fleetbench` (HN_SANDBOX_LAB), apart from `make demo`'s lab; no
+Needs root. The lab is named `fleet` (HN_SANDBOX_LAB), apart from `make demo`'s lab; no
 traffic leaves its namespaces. Raw results go to bench/results/fleet-<UTC date>.json.
 """
 
@@ -34,7 +34,7 @@ BIN = REPO / ".venv" / "bin"
 SANDBOX = REPO / "playbooks" / "sandbox"
 INVENTORY = REPO / "playbooks" / "inventory" / "sandbox"
 RESULTS = Path(__file__).resolve().parent / "results"
-LAB = "fleetbench"
+LAB = "fleet"  # the sandbox takes 1 to 6 letters or digits
 GOAL = 3.0  # converge(16) / converge(1)
 
 

@@ -20,7 +20,8 @@ DOCUMENTATION = r"""
 name: host_timing
 type: aggregate
 short_description: Per host and task seconds, as JSON (HN_TIMING_OUT)
-description: Writes {host: {task: seconds}} to the file named by HN_TIMING_OUT at the end of the play.
+description:
+  - Writes a JSON object of seconds per task per host to the file named by HN_TIMING_OUT at the end of the run.
 """
 
 
