@@ -2,51 +2,63 @@
 # Copyright: hypervisor.network developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """VLAN filtering on a real bridge: guests on one VLAN reach each other, not across VLANs, and an
-untagged port lands on its PVID. Skipped, with the reason, on kernels without VLAN filtering."""
+untagged port lands on its PVID.
+
+Each test runs twice: in a namespace of this machine ("netns": skipped, with the reason, on kernels
+without VLAN filtering, as this machine's) and inside a Debian 12 VM of the host lab ("vm": the
+module run by ansible-playbook over SSH, the same checks on a Debian kernel that has VLANs)."""
 
 from __future__ import annotations
 
 import json
 
+import pytest
 from bridge_lab import VLAN_FILTERING, guests, require
+from hostlab.fixtures import bookworm_image, bookworm_vm, vm_lab  # noqa: F401 (fixtures)
+
+
+@pytest.fixture(params=["netns", pytest.param("vm", marks=pytest.mark.hostlab)])
+def vlab(request):
+    """The lab a test runs in: a namespace here, or a real Debian host over SSH."""
+    return request.getfixturevalue("lab" if request.param == "netns" else "vm_lab")
 
 
 def vlan_table(lab, ns, dev):
-    for entry in json.loads(lab.run(ns, ["bridge", "-j", "vlan", "show", "dev", dev]).stdout or "[]"):
+    for entry in json.loads(lab.run(ns, ["bridge", "-compressvlans", "-j", "vlan", "show", "dev", dev]).stdout or "[]"):
         if entry["ifname"] == dev:
             return entry["vlans"]
     return []
 
 
-def test_guests_on_one_vlan_reach_each_other_and_not_across(lab):
-    hv = lab.ns("hv")
-    require(lab, hv, VLAN_FILTERING)
-    g0, g1, g2 = guests(lab, hv, 3)
+def test_guests_on_one_vlan_reach_each_other_and_not_across(vlab):
+    hv = vlab.ns("hv")
+    require(vlab, hv, VLAN_FILTERING)
+    g0, g1, g2 = guests(vlab, hv, 3)
     args = dict(name="br0", vlan_filtering=True, persist="none", ports=[
         {"name": "vnet0", "pvid": 10}, {"name": "vnet1", "pvid": 10}, {"name": "vnet2", "pvid": 20}])
-    applied = lab.module(hv, "bridge", args)
+    applied = vlab.module(hv, "bridge", args)
     assert "bridge vlan add dev vnet0 vid 10 pvid untagged" in applied["commands"]
-    lab.serve_tcp(g1, 7101)
-    lab.serve_tcp(g2, 7102)
-    assert lab.connect(g0, "10.20.0.12", 7101) == "peer=10.20.0.11"
-    assert lab.connect(g0, "10.20.0.13", 7102, timeout=2) is None
-    assert lab.module(hv, "bridge", args)["changed"] is False
+    vlab.serve_tcp(g1, 7101)
+    vlab.serve_tcp(g2, 7102)
+    assert vlab.connect(g0, "10.20.0.12", 7101) == "peer=10.20.0.11"
+    assert vlab.connect(g0, "10.20.0.13", 7102, timeout=2) is None
+    assert vlab.module(hv, "bridge", args)["changed"] is False
 
 
-def test_untagged_port_lands_on_its_pvid(lab):
-    hv = lab.ns("hv")
-    require(lab, hv, VLAN_FILTERING)
-    g0, g1 = guests(lab, hv, 2)
+def test_untagged_port_lands_on_its_pvid(vlab):
+    hv = vlab.ns("hv")
+    require(vlab, hv, VLAN_FILTERING)
+    g0, g1 = guests(vlab, hv, 2)
     args = dict(name="br0", vlan_filtering=True, default_pvid=0, vlans=["30"], pvid=10, addresses=["10.20.0.1/24"],
                 persist="none", ports=[{"name": "vnet0", "pvid": 10, "vlans": ["30-31"]}, {"name": "vnet1", "pvid": 20}])
-    applied = lab.module(hv, "bridge", args)
-    assert vlan_table(lab, hv, "vnet0") == [
+    applied = vlab.module(hv, "bridge", args)
+    assert vlan_table(vlab, hv, "vnet0") == [
         {"vlan": 10, "flags": ["PVID", "Egress Untagged"]}, {"vlan": 30, "vlanEnd": 31}]
     assert applied["after"]["ports"][0] == {"name": "vnet0", "vlans": ["10", "30-31"], "pvid": 10, "untagged": ["10"]}
-    lab.serve_tcp(hv, 7103, address="10.20.0.1")
-    assert lab.connect(g0, "10.20.0.1", 7103) == "peer=10.20.0.11"  # PVID 10 is the bridge's own
-    assert lab.connect(g1, "10.20.0.1", 7103, timeout=2) is None  # PVID 20 is not
-    assert lab.module(hv, "bridge", args)["changed"] is False
+    vlab.serve_tcp(hv, 7103, address="10.20.0.1")
+    assert vlab.connect(g0, "10.20.0.1", 7103) == "peer=10.20.0.11"  # PVID 10 is the bridge's own
+    assert vlab.connect(g1, "10.20.0.1", 7103, timeout=2) is None  # PVID 20 is not
+    assert vlab.module(hv, "bridge", args)["changed"] is False
 
 
 def test_vlan_plan_in_check_mode_and_a_clean_failure_where_the_kernel_cannot(lab):

@@ -1,0 +1,218 @@
+"""The VM lab: Debian hosts under QEMU (TCG) on bridges inside a namespace of ours, over SSH.
+
+Layout, all inside one network namespace the lab creates (nothing reaches the machine's own
+network):
+
+    lab namespace
+      hlup   bridge 198.51.100.1/24, "upstream": every VM's eth0 (management, SSH, default route)
+      hltrk  bridge without address: every VM's eth1, a trunk that carries tagged frames between VMs
+
+Each VM boots the image's kernel and initramfs directly from a copy-on-write overlay of the
+image, so VMs never share a writable disk. QEMU runs with ``-no-reboot``: a guest that reboots
+makes QEMU exit and the lab starts it again (an in-place reset under TCG is two to three times
+slower). Every QEMU is tracked by PID and stopped at teardown, also when a test fails; deleting
+the namespace removes the taps and bridges.
+
+Ansible runs as users run it: ``ansible-playbook`` over SSH (pipelining on, a control socket
+folder of our own), from inside the lab namespace, where the VMs' addresses live.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+UPLINK_NET = "198.51.100"
+SSH_WAIT = 300  # TCG on a shared 2-core machine: boots take 40 s alone, much longer under load
+
+
+def _sh(argv, check=True, timeout=120, input=None):
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False, input=input)
+    if check and proc.returncode != 0:
+        raise AssertionError("%s failed rc=%s\nstdout: %s\nstderr: %s" % (argv, proc.returncode, proc.stdout, proc.stderr))
+    return proc
+
+
+class VM:
+    def __init__(self, lab, index, name):
+        self.lab = lab
+        self.index = index
+        self.name = name
+        self.address = "%s.%d" % (UPLINK_NET, 10 + index)
+        self.disk = lab.tmp / ("%s.qcow2" % name)
+        self.console = lab.tmp / ("%s-console.log" % name)
+        self.proc = None
+        self.boots = 0
+
+    @property
+    def taps(self):
+        return ("hl%du" % self.index, "hl%dt" % self.index)
+
+    def mac(self, nic):
+        return "52:54:00:4c:%02x:%02x" % (self.index, nic)
+
+
+class HostLab:
+    """N Debian VMs; ``close()`` (or the fixture) removes every trace."""
+
+    def __init__(self, image, tmp_root=None):
+        self.image = image
+        self.ns = "hl%s" % uuid.uuid4().hex[:8]
+        self.tmp = Path(tempfile.mkdtemp(prefix=self.ns + "-", dir=tmp_root))
+        self.vms = []
+        self.pids = []
+        _sh(["ip", "netns", "add", self.ns])
+        self.run(["ip", "link", "set", "lo", "up"])
+        for bridge, cidr in (("hlup", UPLINK_NET + ".1/24"), ("hltrk", None)):
+            self.run(["ip", "link", "add", bridge, "type", "bridge", "stp_state", "0", "forward_delay", "0"])
+            if cidr:
+                self.run(["ip", "addr", "add", cidr, "dev", bridge])
+            self.run(["ip", "link", "set", bridge, "up"])
+        (self.tmp / "cp").mkdir()
+
+    # -- the namespace -------------------------------------------------------------------------
+    def run(self, argv, check=True, timeout=120, input=None):
+        """A command inside the lab namespace (the controller's side of every VM)."""
+        return _sh(["ip", "netns", "exec", self.ns] + list(argv), check=check, timeout=timeout, input=input)
+
+    # -- VMs -----------------------------------------------------------------------------------
+    def add_vm(self, name=None):
+        vm = VM(self, len(self.vms), name or "vm%d" % len(self.vms))
+        _sh(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(self.image.disk), str(vm.disk)])
+        for tap, bridge in zip(vm.taps, ("hlup", "hltrk")):
+            self.run(["ip", "tuntap", "add", "dev", tap, "mode", "tap"])
+            self.run(["ip", "link", "set", tap, "master", bridge, "up"])
+        self.vms.append(vm)
+        return vm
+
+    def _qemu_argv(self, vm):
+        append = "root=/dev/vda rw console=ttyS0 net.ifnames=0 quiet hostlab.addr=%s/24 hostlab.gw=%s.1" % (vm.address, UPLINK_NET)
+        argv = ["qemu-system-x86_64", "-accel", "tcg", "-m", "1024", "-smp", "2", "-nodefaults", "-cpu", "max",
+                "-no-reboot", "-display", "none", "-serial", "file:%s" % vm.console,
+                "-kernel", str(self.image.kernel), "-initrd", str(self.image.initrd), "-append", append,
+                "-drive", "file=%s,if=virtio,format=qcow2" % vm.disk, "-device", "virtio-rng-pci"]
+        for nic, tap in enumerate(vm.taps):
+            argv += ["-netdev", "tap,id=n%d,ifname=%s,script=no,downscript=no" % (nic, tap),
+                     "-device", "virtio-net-pci,netdev=n%d,mac=%s" % (nic, vm.mac(nic))]
+        return argv
+
+    def start(self, vm, wait=True):
+        # QEMU opens its taps by name, so it runs in the namespace that holds them.
+        log = open(self.tmp / ("%s-qemu.log" % vm.name), "a")
+        vm.proc = subprocess.Popen(["ip", "netns", "exec", self.ns] + self._qemu_argv(vm), stdout=log, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL, start_new_session=True)
+        log.close()
+        self.pids.append(vm.proc.pid)
+        vm.boots += 1
+        if wait:
+            self.wait_ssh(vm)
+        return vm
+
+    def ssh_argv(self, vm, command=None):
+        argv = ["ssh", "-i", str(self.image.key), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                "-o", "LogLevel=ERROR", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "root@%s" % vm.address]
+        return argv + ([command] if command else [])
+
+    def ssh(self, vm, command, check=True, timeout=120):
+        """Run a shell command on the VM; CompletedProcess."""
+        return self.run(self.ssh_argv(vm, command), check=check, timeout=timeout)
+
+    def wait_ssh(self, vm, timeout=SSH_WAIT):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if vm.proc.poll() is not None:
+                raise AssertionError("QEMU for %s exited rc=%s while booting; console:\n%s" % (vm.name, vm.proc.returncode, self.console_tail(vm)))
+            if self.ssh(vm, "systemctl is-system-running --wait >/dev/null 2>&1; true", check=False, timeout=150).returncode == 0:
+                return
+            time.sleep(3)
+        raise AssertionError("%s: no SSH after %s s; console:\n%s" % (vm.name, timeout, self.console_tail(vm)))
+
+    def console_tail(self, vm, lines=40):
+        try:
+            return "\n".join(vm.console.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no console log)"
+
+    def reboot(self, vm, timeout=SSH_WAIT):
+        """A real reboot: the guest shuts down (units stop, files sync), QEMU exits because of
+        -no-reboot, and the same disk boots again."""
+        self.ssh(vm, "systemctl reboot", check=False, timeout=30)
+        try:
+            vm.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("%s did not shut down in %s s; console:\n%s" % (vm.name, timeout, self.console_tail(vm)))
+        self.start(vm)
+
+    # -- Ansible over SSH ----------------------------------------------------------------------
+    def inventory(self):
+        hosts = {}
+        for vm in self.vms:
+            hosts[vm.name] = {
+                "ansible_host": vm.address, "ansible_user": "root", "ansible_connection": "ssh",
+                "ansible_ssh_private_key_file": str(self.image.key), "ansible_ssh_pipelining": True,
+                "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR",
+                "ansible_python_interpreter": "/usr/bin/python3",
+            }
+        path = self.tmp / "inventory.json"
+        path.write_text(json.dumps({"all": {"hosts": hosts}}))
+        return path
+
+    def playbook(self, text, *args, check=True, timeout=1200):
+        """Run ``ansible-playbook`` against the VMs; returns (CompletedProcess, per-host recap)."""
+        play = self.tmp / ("play-%s.yml" % uuid.uuid4().hex[:6])
+        play.write_text(text)
+        env = dict(os.environ, PATH="%s:%s" % (BIN, os.environ["PATH"]),
+                   ANSIBLE_COLLECTIONS_PATH=str(REPO / "build" / "collections"), ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
+                   ANSIBLE_NOCOLOR="1", ANSIBLE_HOST_KEY_CHECKING="0", ANSIBLE_PIPELINING="1",
+                   ANSIBLE_SSH_CONTROL_PATH_DIR=str(self.tmp / "cp"), ANSIBLE_RETRY_FILES_ENABLED="0",
+                   ANSIBLE_LOCAL_TEMP=str(self.tmp / "ansible-local"))
+        argv = ["ip", "netns", "exec", self.ns, str(BIN / "ansible-playbook"), "-i", str(self.inventory()), str(play)] + list(args)
+        proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout, check=False, cwd=str(REPO))
+        if check and proc.returncode != 0:
+            raise AssertionError("ansible-playbook failed rc=%s\n%s\n%s" % (proc.returncode, proc.stdout[-12000:], proc.stderr[-4000:]))
+        return proc, recap(proc.stdout)
+
+    # -- teardown ------------------------------------------------------------------------------
+    def close(self):
+        for vm in self.vms:
+            if vm.proc is not None and vm.proc.poll() is None:
+                try:
+                    os.killpg(vm.proc.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        for vm in self.vms:
+            if vm.proc is None:
+                continue
+            try:
+                vm.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(vm.proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                vm.proc.wait(timeout=10)
+        _sh(["ip", "netns", "del", self.ns], check=False)
+        subprocess.run(["rm", "-rf", str(self.tmp)], check=False)
+
+
+def recap(output):
+    """{host: {ok, changed, failed, ...}} from the PLAY RECAP lines."""
+    hosts = {}
+    in_recap = False
+    for line in output.splitlines():
+        if line.startswith("PLAY RECAP"):
+            in_recap = True
+            continue
+        if in_recap and ":" in line and "=" in line:
+            host, _, rest = line.partition(":")
+            hosts[host.strip()] = dict((k, int(v)) for k, v in (item.split("=") for item in rest.split()))
+    return hosts
