@@ -19,6 +19,8 @@ description:
     it does not within O(uplink_check_timeout) seconds, undoes the run (all but VLAN table changes) and fails.
   - Ports this module enslaved are marked with the interface alias C(hypervisor.network:bridge=NAME); a marked port
     that leaves O(ports) is released. Ports it did not enslave are left alone unless O(exclusive_ports=true).
+    After a reboot, the ports the bridge's own persistent files list count as marked, so the first run after a
+    boot changes nothing.
 author:
   - hypervisor.network developers (@hypervisor-network)
 extends_documentation_fragment:
@@ -132,7 +134,14 @@ options:
 notes:
   - Runs as root. Needs C(ip) and C(bridge) from iproute2.
   - The marks that tell which ports this module enslaved live in the kernel; after a reboot the persisted
-    configuration rebuilds the bridge, and a port dropped from O(ports) later is released only with O(exclusive_ports).
+    configuration rebuilds the bridge, and the ports listed in the bridge's own files stand for the marks.
+  - The persisted configuration rebuilds the VLAN tables exactly as the module left them at runtime. With
+    systemd-networkd a VLAN-filtering bridge is written with C(DefaultPVID=none) and every port's table in full (the
+    kernel's default entry included where the table is not managed), because networkd only adds VLANs and never
+    removes the default one; a port that joins later (a guest's tap) then carries no VLAN until it is configured.
+    An explicit non-zero O(default_pvid) is written as it is.
+  - With ifupdown, lines for a port that does not exist at boot (a guest's tap or veth) are skipped instead of
+    failing the stanza, and a VLAN sub-interface's parent is brought up before the sub-interface is made.
 """
 
 EXAMPLES = r"""

@@ -1,3 +1,6 @@
+# -*- coding: utf-8 -*-
+# Copyright: hypervisor.network developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """pytest fixtures of the host lab; a test module imports the ones it uses.
 
 The image is built once per session (or found in the cache); a VM is booted once per test module
@@ -27,12 +30,23 @@ def lab_can_run():
     return None
 
 
-@pytest.fixture(scope="session")
-def bookworm_image():
+def _image(suite):
     reason = lab_can_run()
     if reason:
         pytest.skip(reason)
-    return build("bookworm")
+    return build(suite)
+
+
+@pytest.fixture(scope="session")
+def bookworm_image():
+    """Debian 12: kernel 6.1, systemd 252."""
+    return _image("bookworm")
+
+
+@pytest.fixture(scope="session")
+def trixie_image():
+    """Debian 13: kernel 6.12, systemd 257."""
+    return _image("trixie")
 
 
 @pytest.fixture(scope="module")

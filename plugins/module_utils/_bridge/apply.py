@@ -90,12 +90,24 @@ def claims(existing, bridge):
     return owners
 
 
+def own_ports(existing, bridge):
+    """The ports that ``bridge``'s own persisted files list: what a boot enslaves to it."""
+    ports = set()
+    for text in existing.values():
+        owner, listed = persist.read_header(text)
+        if owner == bridge:
+            ports.update(listed)
+    return frozenset(ports)
+
+
 def persist_config(want, host, the_plan):
     """What goes to disk: the wanted settings, with the runtime values where the user left a
     setting out (a manager's default, NetworkManager's STP on for one, would differ)."""
     bridge = host.links.get(want.name)
     current = bridge.bridge if bridge is not None else KERNEL_DEFAULTS
     config = persist.BridgeConfig(name=want.name, mtu=want.mtu, mac=want.mac, default_pvid=want.default_pvid, vlans=want.vlans)
+    if current.get("default_pvid") is not None:
+        config.runtime_default_pvid = current.get("default_pvid")
     # VLAN filtering is off by default everywhere: written only when asked for or already on.
     config.vlan_filtering = want.vlan_filtering if want.vlan_filtering is not None else (current.get("vlan_filtering") or None)
     for key in ("stp", "forward_delay"):
@@ -194,6 +206,18 @@ def _persist(runner, backend, directory, bridge, files):
     for path in sorted(set(mine) - set(files)):
         if runner.remove_file(path):
             diffs.append({"before_header": path, "after_header": "%s (removed)" % path, "before": mine[path], "after": ""})
+    # networkd's one file per link goes with the last drop-in of any bridge on it.
+    others = [path for path in existing if path not in mine]
+    for entry in sorted(os.listdir(directory)) if os.path.isdir(directory) else []:
+        path = os.path.join(directory, entry)
+        if not entry.startswith(persist.LINK_STEMS) or not entry.endswith(".network") or path in files or not os.path.isfile(path):
+            continue
+        if any(other.startswith(path + ".d" + os.sep) for other in others):
+            continue
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            text = handle.read()
+        if text.startswith("# Managed by hypervisor.network:") and runner.remove_file(path):
+            diffs.append({"before_header": path, "after_header": "%s (removed)" % path, "before": text, "after": ""})
     return diffs
 
 
@@ -209,7 +233,7 @@ def run(module):
         host = gather(runner)
         existing = _our_files(directory) if directory else {}
         validate_against_host(want, host, claims(existing, want.name))
-        the_plan = plan(want, host)
+        the_plan = plan(want, host, own_ports(existing, want.name))
         config = persist_config(want, host, the_plan)
         files = {}
         if directory and want.state == "present":

@@ -20,6 +20,12 @@ from ansible_collections.hypervisor.network.plugins.module_utils._errors import 
 BACKENDS = ("networkd", "networkmanager", "ifupdown")
 HEADER = "# Managed by hypervisor.network: bridge="
 PORTS_HEADER = "# hypervisor.network ports:"
+# networkd applies only the first .network file that matches a link, so every link we configure
+# has exactly one: 10-hnet-link-NAME.network, holding only [Match]; what each bridge needs of the
+# link (Bridge=, VLAN=, [BridgeVLAN]) goes into a drop-in of its own beside it. The main file is
+# shared by every bridge that uses the link and removed with the last drop-in.
+LINK_HEADER = "# Managed by hypervisor.network: link="
+LINK_STEMS = ("10-hnet-link-", "10-hnet-vlanparent-")  # the second: files of earlier releases
 # Names that are safe in every file format and shell line without quoting surprises.
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_.-]+\Z")
 
@@ -43,6 +49,9 @@ class BridgeConfig:
     mac: str = None
     vlan_filtering: bool = None
     default_pvid: int = None
+    # the bridge's default PVID at runtime when default_pvid is not given (the kernel's is 1):
+    # the VLAN a port gets on joining, which the boot configuration must reproduce exactly
+    runtime_default_pvid: int = 1
     vlans: dict = None
     addresses: list = field(default_factory=list)
     routes: list = field(default_factory=list)  # (dst, gateway, metric or None)
@@ -104,16 +113,40 @@ def _networkd_vlan_section(table):
     return "\n".join(lines) + "\n"
 
 
+def networkd_link_file(name):
+    return "10-hnet-link-%s.network" % name
+
+
+def _networkd_tables(config):
+    """(bridge's own table, {port: table}) as networkd must write them, and the DefaultPVID.
+
+    networkd (before systemd 256) only adds the VLANs a [BridgeVLAN] section lists; it never
+    removes the default PVID the kernel gives a port on joining. So the bridge is created with
+    DefaultPVID=none and every table is written out in full, the kernel default included where
+    the runtime path keeps it (a table the user does not manage): the VLAN table after a boot is
+    then the one the module left, exactly. An explicit non-zero default_pvid is written as it is."""
+    if not config.vlan_filtering:
+        return None, dict((p.name, p.vlans) for p in config.ports), config.default_pvid
+    if config.default_pvid:
+        return config.vlans, dict((p.name, p.vlans) for p in config.ports), config.default_pvid
+    default = config.runtime_default_pvid if config.default_pvid is None else 0
+    joined = {default: (True, True)} if default else {}
+    own = config.vlans if config.vlans is not None else joined
+    ports = dict((p.name, p.vlans if p.vlans is not None else joined) for p in config.ports)
+    return own, ports, 0
+
+
 def render_networkd(config):
     files = {}
+    own_table, port_tables, default_pvid = _networkd_tables(config)
     netdev = [config.header(), "[NetDev]", "Name=%s" % config.name, "Kind=bridge"]
     netdev += ["MACAddress=%s" % config.mac] if config.mac else []
     netdev += ["MTUBytes=%d" % config.mtu] if config.mtu else []
     bridge = ["STP=%s" % _yes(config.stp)] if config.stp is not None else []
     bridge += ["ForwardDelaySec=%d" % config.forward_delay] if config.forward_delay is not None else []
     bridge += ["VLANFiltering=%s" % _yes(config.vlan_filtering)] if config.vlan_filtering is not None else []
-    if config.default_pvid is not None:
-        bridge.append("DefaultPVID=%s" % (config.default_pvid or "none"))
+    if default_pvid is not None:
+        bridge.append("DefaultPVID=%s" % (default_pvid or "none"))
     netdev += ["", "[Bridge]"] + bridge if bridge else []
     files["10-%s.netdev" % file_stem(config.name)] = "\n".join(netdev) + "\n"
     network = [config.header(), "[Match]", "Name=%s" % config.name, "", "[Network]", "ConfigureWithoutCarrier=yes"]
@@ -123,19 +156,22 @@ def render_networkd(config):
         network += ["", "[Route]"] + (["Destination=%s" % dst] if dst != "default" else [])
         network += ["Gateway=%s" % gateway] if gateway else []
         network += ["Metric=%s" % metric] if metric else []
-    files["10-%s.network" % file_stem(config.name)] = "\n".join(network) + "\n" + _networkd_vlan_section(config.vlans)
+    files["10-%s.network" % file_stem(config.name)] = "\n".join(network) + "\n" + _networkd_vlan_section(own_table)
     for port in config.ports:
-        stem = "10-%s-port-%s" % (file_stem(config.name), port.name)
-        text = [config.header(), "[Match]", "Name=%s" % port.name, "", "[Network]", "Bridge=%s" % config.name]
+        link = networkd_link_file(port.name)
+        files[link] = "%s%s\n\n[Match]\nName=%s\n" % (LINK_HEADER, port.name, port.name)
+        text = [config.header(), "[Network]", "Bridge=%s" % config.name]
         text += ["", "[Link]", "MTUBytes=%d" % config.mtu] if config.mtu else []
-        files[stem + ".network"] = "\n".join(text) + "\n" + _networkd_vlan_section(port.vlans)
+        files["%s.d/%s.conf" % (link, file_stem(config.name))] = "\n".join(text) + "\n" + _networkd_vlan_section(port_tables[port.name])
         if port.vlan_parent:
-            files[stem + ".netdev"] = "%s\n[NetDev]\nName=%s\nKind=vlan\n\n[VLAN]\nId=%d\n" % (config.header(), port.name, port.vlan_id)
-            # networkd attaches a VLAN through its parent's .network; a drop-in per VLAN lets
-            # several bridges put their VLANs on one parent.
-            parent = "10-hnet-vlanparent-%s.network" % port.vlan_parent
-            files[parent] = "# Managed by hypervisor.network: VLAN parent\n\n[Match]\nName=%s\n\n[Network]\nLinkLocalAddressing=no\n" % port.vlan_parent
-            files["%s.d/%s-%s.conf" % (parent, file_stem(config.name), port.name)] = "%s\n[Network]\nVLAN=%s\n" % (config.header(), port.name)
+            files["10-%s-port-%s.netdev" % (file_stem(config.name), port.name)] = (
+                "%s\n[NetDev]\nName=%s\nKind=vlan\n\n[VLAN]\nId=%d\n" % (config.header(), port.name, port.vlan_id))
+            # networkd creates a VLAN through its parent's .network: a drop-in per VLAN on the
+            # parent's one file, so the parent can be a port of another bridge as well.
+            parent = networkd_link_file(port.vlan_parent)
+            files[parent] = "%s%s\n\n[Match]\nName=%s\n" % (LINK_HEADER, port.vlan_parent, port.vlan_parent)
+            files["%s.d/%s-vlan-%s.conf" % (parent, file_stem(config.name), port.name)] = (
+                "%s\n[Network]\nVLAN=%s\nLinkLocalAddressing=no\n" % (config.header(), port.name))
     return files
 
 
@@ -199,21 +235,32 @@ def render_networkmanager(config):
     return files
 
 
+def _if_present(dev, command):
+    """A stanza line that runs ``command`` only when ``dev`` exists: a guest's tap or veth is
+    absent at boot, and one failing line would abort the whole stanza (no VLANs, no address)."""
+    return "[ ! -e /sys/class/net/%s ] || %s" % (dev, command)
+
+
 def _ifupdown_vlan_lines(dev, table, own):
     lines = []
     if table is None:
         return lines
     extra = " self" if own else ""
+    quoted = shlex.quote(dev)
     # Start from an empty table: the kernel put the default PVID there when the port joined.
-    lines.append("up bridge vlan del dev %s vid 1-4094%s || true" % (shlex.quote(dev), extra))
-    for vids, flags in _table_items(table):
-        lines.append("up bridge vlan add dev %s vid %s%s" % (shlex.quote(dev), vids, "".join(" " + f for f in flags + extra.split())))
-    return lines
+    reset = "bridge vlan del dev %s vid 1-4094%s 2>/dev/null || true" % (quoted, extra)
+    adds = ["bridge vlan add dev %s vid %s%s" % (quoted, vids, "".join(" " + f for f in flags + extra.split()))
+            for vids, flags in _table_items(table)]
+    if own:
+        return ["up %s" % step for step in [reset] + adds]
+    return ["up %s" % _if_present(quoted, "{ %s; }" % "; ".join([reset] + adds))]
 
 
 def render_ifupdown(config):
     """One stanza that builds the bridge with iproute2 commands, so it needs no bridge-utils
-    hooks and carries VLAN filtering too."""
+    hooks and carries VLAN filtering too. Port lines are skipped for ports absent at boot (a
+    guest's tap joins when the guest starts); a VLAN sub-interface's parent is brought up before
+    the sub-interface is made on it."""
     name = shlex.quote(config.name)
     options = []
     if config.stp is not None:
@@ -229,9 +276,13 @@ def render_ifupdown(config):
     for port in config.ports:
         dev = shlex.quote(port.name)
         if port.vlan_parent:
-            lines.append("pre-up ip link add link %s name %s type vlan id %d" % (shlex.quote(port.vlan_parent), dev, port.vlan_id))
-        lines += ["pre-up ip link set dev %s mtu %d" % (dev, config.mtu)] if config.mtu else []
-        lines += ["pre-up ip link set dev %s master %s" % (dev, name), "pre-up ip link set dev %s up" % dev]
+            parent = shlex.quote(port.vlan_parent)
+            lines.append("pre-up " + _if_present(parent, "ip link set dev %s up" % parent))
+            lines.append("pre-up [ -e /sys/class/net/%s ] || [ ! -e /sys/class/net/%s ] || ip link add link %s name %s type vlan id %d"
+                         % (dev, parent, parent, dev, port.vlan_id))
+        steps = ["ip link set dev %s mtu %d" % (dev, config.mtu)] if config.mtu else []
+        steps += ["ip link set dev %s master %s" % (dev, name), "ip link set dev %s up" % dev]
+        lines.append("pre-up " + _if_present(dev, "{ %s; }" % " && ".join(steps)))
     lines += ["pre-up ip link set dev %s mtu %d" % (name, config.mtu)] if config.mtu else []
     lines.append("up ip link set dev %s up" % name)
     for port in config.ports:

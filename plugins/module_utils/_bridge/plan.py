@@ -102,8 +102,11 @@ def validate_against_host(want, host, claims=None):
                                   % (port.name, link.kind, lower.name, lower.mtu - link.headroom, lower.name, lower.mtu))
 
 
-def plan(want, host):
-    """The ordered commands that take ``host`` to ``want``."""
+def plan(want, host, persisted_ports=()):
+    """The ordered commands that take ``host`` to ``want``. ``persisted_ports`` are the ports this
+    bridge's own boot configuration lists: a boot enslaves them without the runtime mark (an
+    ifalias, which no network manager writes), and they count as marked, so the first run after
+    a reboot has nothing to do."""
     result = Plan()
     if want.state == "absent":
         _plan_absent(want, host, result)
@@ -113,7 +116,7 @@ def plan(want, host):
     _plan_vlan_links(want, host, result)
     _plan_bridge_link(want, bridge, result)
     members = set(host.ports_of(want.name))
-    _plan_release(want, host, members, result)
+    _plan_release(want, host, members, result, persisted_ports)
     for port in want.ports or []:
         link = host.links.get(port.name)
         if want.mtu and (link is None or link.mtu != want.mtu):
@@ -121,7 +124,7 @@ def plan(want, host):
             result.add("ip", "link", "set", "dev", port.name, "mtu", str(want.mtu), undo=undo)
     if bridge is None or not bridge.up:
         result.add("ip", "link", "set", "dev", want.name, "up", undo=bridge and ["ip", "link", "set", "dev", want.name, "down"])
-    moved_addresses = _plan_ports(want, host, members, result)
+    moved_addresses = _plan_ports(want, host, members, result, persisted_ports)
     if want.mtu and (bridge is None or bridge.mtu != want.mtu):
         undo = ["ip", "link", "set", "dev", want.name, "mtu", str(bridge.mtu)] if bridge else None
         result.add("ip", "link", "set", "dev", want.name, "mtu", str(want.mtu), undo=undo)
@@ -187,13 +190,14 @@ def _plan_bridge_link(want, bridge, result):
         result.add("ip", "link", "set", "dev", want.name, "address", want.mac, undo=undo)
 
 
-def _plan_release(want, host, members, result):
+def _plan_release(want, host, members, result, persisted_ports=()):
     if want.ports is None:
         return
     mark = PORT_MARK + want.name
     for name in sorted(members - set(want.port_names())):
         link = host.links[name]
-        if want.exclusive_ports or link.alias == mark:
+        booted_in = not link.alias and name in persisted_ports
+        if want.exclusive_ports or link.alias == mark or booted_in:
             result.add("ip", "link", "set", "dev", name, "nomaster", undo=["ip", "link", "set", "dev", name, "master", want.name])
         if link.alias == mark:
             result.add("ip", "link", "set", "dev", name, "alias", "", undo=["ip", "link", "set", "dev", name, "alias", mark])
@@ -250,7 +254,7 @@ def _uplink_move(want, host, port):
     return move, Step(["ip", "-batch", "-"], "\n".join(forward) + "\n", undo=Step(["ip", "-force", "-batch", "-"], "\n".join(back) + "\n"))
 
 
-def _plan_ports(want, host, members, result):
+def _plan_ports(want, host, members, result, persisted_ports=()):
     """Enslave the wanted ports; the ones carrying the host's addresses or routes in one batch.
     Returns the addresses that a move puts on the bridge."""
     moved = []
@@ -265,7 +269,8 @@ def _plan_ports(want, host, members, result):
                 moved += move[0].addresses
             else:
                 result.add("ip", "link", "set", "dev", port.name, "master", want.name, undo=["ip", "link", "set", "dev", port.name, "nomaster"])
-        if link is None or not link.alias:
+        booted_in = port.name in members and port.name in persisted_ports
+        if (link is None or not link.alias) and not booted_in:
             result.add("ip", "link", "set", "dev", port.name, "alias", mark, undo=["ip", "link", "set", "dev", port.name, "alias", ""])
         if link is None or not link.up:
             result.add("ip", "link", "set", "dev", port.name, "up", undo=link and ["ip", "link", "set", "dev", port.name, "down"])
