@@ -12,12 +12,13 @@ export PYTHONDONTWRITEBYTECODE := 1
 COLLECTION_SRC := $(CURDIR)/build/sanity/ansible_collections/hypervisor/network
 
 .PHONY: help deps demo test molecule unit integration sanity lint docs-check build-check bench clean
-.PHONY: version-matrix changelog
+.PHONY: version-matrix changelog test-hosts hosts-core
 
 help:
 	@echo "make demo   build the sandbox lab, run the playbook against it, print what was proven"
 	@echo "make test   every test layer: unit, integration, sanity, lint, docs, build"
 	@echo "make bench  benchmarks against the common alternatives"
+	@echo "make test-hosts  every test on Debian VMs over SSH (tests/hostlab: VLANs, reboots)"
 
 deps:
 	@scripts/install-deps.sh
@@ -26,7 +27,7 @@ demo: deps
 	$(PY) scripts/demo.py $(if $(HOSTS),--hosts $(HOSTS))
 
 test: deps
-	$(MAKE) --no-print-directory unit integration sanity lint docs-check build-check version-matrix molecule
+	$(MAKE) --no-print-directory unit integration hosts-core sanity lint docs-check build-check version-matrix molecule
 
 # Guest connectivity on the sandbox lab (root): create, converge, idempotence, verify, destroy.
 molecule:
@@ -37,7 +38,15 @@ unit:
 	$(PY) -m pytest -q tests/unit
 
 integration:
-	$(PY) -m pytest -q tests/integration
+	$(PY) -m pytest -q tests/integration -m "not hostlab"
+
+# Debian VMs (QEMU TCG) reached over SSH; the image is built once and cached under build/hostlab.
+# hosts-core is the part that fits make test's time budget; test-hosts runs them all.
+hosts-core:
+	$(PY) -m pytest -q -m hostlab_core tests/integration tests/hostlab
+
+test-hosts: deps
+	$(PY) -m pytest -q -m hostlab tests/integration tests/hostlab
 
 sanity:
 	@scripts/sanity.sh

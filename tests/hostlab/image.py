@@ -1,3 +1,6 @@
+# -*- coding: utf-8 -*-
+# Copyright: hypervisor.network developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Debian host images for the VM lab, built at test time from Debian packages and cached.
 
 Why build instead of download: the machine reaches Debian's package archive and nothing else, and
@@ -33,8 +36,8 @@ PACKAGES = (
     "openssh-server", "python3", "iproute2", "nftables", "iptables", "ifupdown", "iputils-ping",
     "procps",
 )
-# trixie moved systemd-networkd into its own package.
-SUITE_PACKAGES = {"bookworm": (), "trixie": ("systemd-networkd",)}
+# Packages one suite needs on top (none yet: trixie's archive still ships networkd in systemd).
+SUITE_PACKAGES = {"bookworm": (), "trixie": ()}
 DISK_SIZE = "2G"
 # The first virtio drivers the kernel needs to find its root disk; everything else loads from it.
 INITRAMFS_MODULES = ("virtio_pci", "virtio_blk", "ext4")

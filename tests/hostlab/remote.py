@@ -1,3 +1,6 @@
+# -*- coding: utf-8 -*-
+# Copyright: hypervisor.network developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The ``lab`` interface of tests/netlab.py, played inside a VM of the host lab.
 
 A test written against ``lab`` (namespaces, veths, addresses, a TCP service and a client, module
@@ -117,9 +120,10 @@ class RemoteLab:
     def close(self):
         """Remove this test's namespaces, bridges, VLAN devices and files from the VM, so the
         next test starts from the booted state."""
+        names = "python3 -c 'import json,sys;print(\" \".join(l[\"ifname\"] for l in json.load(sys.stdin)))'"
         script = ["for n in %s; do ip netns pids $n | xargs -r kill -9; ip netns del $n; done" % " ".join(self.namespaces) if self.namespaces else "true",
-                  "for l in $(ip -j link show type bridge | python3 -c 'import json,sys;print(\" \".join(l[\"ifname\"] for l in json.load(sys.stdin)))'); do ip link del $l; done",
-                  "for l in $(ip -j link show type vlan | python3 -c 'import json,sys;print(\" \".join(l[\"ifname\"] for l in json.load(sys.stdin)))'); do ip link del $l; done",
+                  "for l in $(ip -j link show type bridge | %s); do ip link del $l; done" % names,
+                  "for l in $(ip -j link show type vlan | %s); do ip link del $l; done" % names,
                   "rm -rf %s" % self.tmp]
         self.sh("; ".join(script), check=False)
         subprocess.run(["rm", "-rf", str(self.local)], check=False)

@@ -17,7 +17,7 @@ from bridge_lab import VLAN_FILTERING, guests, require
 from hostlab.fixtures import bookworm_image, bookworm_vm, vm_lab  # noqa: F401 (fixtures)
 
 
-@pytest.fixture(params=["netns", pytest.param("vm", marks=pytest.mark.hostlab)])
+@pytest.fixture(params=["netns", pytest.param("vm", marks=[pytest.mark.hostlab, pytest.mark.hostlab_core])])
 def vlab(request):
     """The lab a test runs in: a namespace here, or a real Debian host over SSH."""
     return request.getfixturevalue("lab" if request.param == "netns" else "vm_lab")
