@@ -1,3 +1,6 @@
+# -*- coding: utf-8 -*-
+# Copyright: hypervisor.network developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The VM lab: Debian hosts under QEMU (TCG) on bridges inside a namespace of ours, over SSH.
 
 Layout, all inside one network namespace the lab creates (nothing reaches the machine's own
@@ -70,6 +73,7 @@ class HostLab:
         self.tmp = Path(tempfile.mkdtemp(prefix=self.ns + "-", dir=tmp_root))
         self.vms = []
         self.pids = []
+        self.services = []
         _sh(["ip", "netns", "add", self.ns])
         self.run(["ip", "link", "set", "lo", "up"])
         for bridge, cidr in (("hlup", UPLINK_NET + ".1/24"), ("hltrk", None)):
@@ -181,8 +185,34 @@ class HostLab:
             raise AssertionError("ansible-playbook failed rc=%s\n%s\n%s" % (proc.returncode, proc.stdout[-12000:], proc.stderr[-4000:]))
         return proc, recap(proc.stdout)
 
+    # -- services on the upstream side ----------------------------------------------------------
+    def serve_tcp(self, port, address=UPLINK_NET + ".1"):
+        """A TCP service in the lab namespace (the VMs' upstream) answering with the peer's address."""
+        from hostlab.remote import SERVE
+        proc = subprocess.Popen(["ip", "netns", "exec", self.ns, sys.executable, "-c", SERVE, address, str(port)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        self.services.append(proc)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if ":%d " % port in self.run(["ss", "-Htln"]).stdout:
+                return proc
+            time.sleep(0.1)
+        raise AssertionError("service on %s:%s did not start" % (address, port))
+
+    def connect(self, host, port, timeout=5.0):
+        """Connect from the upstream side; what the service said, or None."""
+        from hostlab.remote import CONNECT
+        proc = self.run([sys.executable, "-c", CONNECT, host, str(port), str(timeout)], check=False, timeout=timeout + 10)
+        return proc.stdout.strip() if proc.returncode == 0 else None
+
     # -- teardown ------------------------------------------------------------------------------
     def close(self):
+        for proc in self.services:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait(timeout=10)
         for vm in self.vms:
             if vm.proc is not None and vm.proc.poll() is None:
                 try:
