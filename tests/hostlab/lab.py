@@ -243,6 +243,6 @@ def recap(output):
             in_recap = True
             continue
         if in_recap and ":" in line and "=" in line:
-            host, _, rest = line.partition(":")
+            host, rest = line.split(":", 1)
             hosts[host.strip()] = dict((k, int(v)) for k, v in (item.split("=") for item in rest.split()))
     return hosts

@@ -17,7 +17,7 @@ import json
 
 import pytest
 
-from hostlab.fixtures import bookworm_image, trixie_image  # noqa: F401 (fixtures)
+from hostlab.fixtures import bookworm_image, trixie_image  # noqa: F401  # pylint: disable=unused-import
 from hostlab.lab import HostLab
 from hostlab.remote import HOST, RemoteLab
 
@@ -54,8 +54,12 @@ def vlan_tables(remote):
 
 def links(remote):
     shown = json.loads(remote.run(HOST, ["ip", "-j", "-d", "addr", "show"]).stdout)
-    return dict((item["ifname"], (item.get("master"), sorted("%s/%s" % (a["local"], a["prefixlen"]) for a in item["addr_info"]
-                                                                if a.get("scope") == "global"))) for item in shown if item["ifname"] in BOOTED)
+    found = {}
+    for item in shown:
+        if item["ifname"] in BOOTED:
+            cidrs = sorted("%s/%s" % (a["local"], a["prefixlen"]) for a in item["addr_info"] if a.get("scope") == "global")
+            found[item["ifname"]] = (item.get("master"), cidrs)
+    return found
 
 
 def guest_checks(remote, g0, g1):

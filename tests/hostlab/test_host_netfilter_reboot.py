@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from hostlab.fixtures import bookworm_image  # noqa: F401 (fixture)
+from hostlab.fixtures import bookworm_image  # noqa: F401  # pylint: disable=unused-import
 from hostlab.lab import UPLINK_NET, HostLab
 from hostlab.remote import HOST, RemoteLab
 

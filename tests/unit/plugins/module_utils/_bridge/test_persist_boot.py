@@ -77,8 +77,8 @@ def test_ports_the_boot_configuration_enslaved_need_no_mark():
     state = host("uplink")
     first = plan(want(ports=["vnet0"]), state)
     assert "ip link set dev vnet0 alias hypervisor.network:bridge=br0" in argvs(first)
-    state.links["br0"] = type(state.links["vnet0"])(name="br0", kind="bridge", up=True,
-                                                       bridge={"stp": False, "forward_delay": 15, "vlan_filtering": False, "default_pvid": 1})
+    bridge = {"stp": False, "forward_delay": 15, "vlan_filtering": False, "default_pvid": 1}
+    state.links["br0"] = type(state.links["vnet0"])(name="br0", kind="bridge", up=True, bridge=bridge)
     state.links["vnet0"].master, state.links["vnet0"].up = "br0", True
     booted = plan(want(ports=["vnet0"], stp=False, forward_delay=15), state, persisted_ports=frozenset(["vnet0"]))
     assert argvs(booted) == []
