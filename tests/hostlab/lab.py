@@ -22,6 +22,7 @@ folder of our own), from inside the lab namespace, where the VMs' addresses live
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import signal
@@ -36,6 +37,12 @@ REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 UPLINK_NET = "198.51.100"
 SSH_WAIT = 300  # TCG on a shared 2-core machine: boots take 40 s alone, much longer under load
+
+
+def _die_with_parent():
+    """QEMU gets SIGKILL if the test process dies without its teardown (killed, not failed): the
+    death signal survives ``ip netns exec``'s exec into QEMU."""
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def _sh(argv, check=True, timeout=120, input=None):
@@ -113,7 +120,7 @@ class HostLab:
         # QEMU opens its taps by name, so it runs in the namespace that holds them.
         log = open(self.tmp / ("%s-qemu.log" % vm.name), "a")
         vm.proc = subprocess.Popen(["ip", "netns", "exec", self.ns] + self._qemu_argv(vm), stdout=log, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, start_new_session=True)
+                                   stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_parent)
         log.close()
         self.pids.append(vm.proc.pid)
         vm.boots += 1

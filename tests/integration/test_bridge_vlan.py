@@ -84,3 +84,27 @@ def test_vlan_plan_in_check_mode_and_a_clean_failure_where_the_kernel_cannot(lab
     failed = lab.module(hv, "bridge", args, expect_fail=True)
     assert failed["cmd"][-4:] == ["type", "bridge", "vlan_filtering", "1"] and failed["stderr"]
     assert json.loads(lab.run(hv, ["ip", "-j", "link", "show", "type", "bridge"]).stdout) == []
+
+
+@pytest.mark.hostlab
+@pytest.mark.hostlab_core
+def test_802_1q_sub_interface_port_carries_tagged_frames(vm_lab):
+    """In a Debian VM (this machine's kernel has no 802.1Q): the module makes trunk0.20 on trunk0
+    and puts it in br20; a peer that tags VLAN 20 reaches the bridge's address, both ways tagged."""
+    lab = vm_lab
+    hv, peer = lab.ns("hv"), lab.ns("peer")
+    lab.veth(hv, "trunk0", peer, "eth0")
+    lab.run(peer, ["ip", "link", "add", "link", "eth0", "name", "eth0.20", "type", "vlan", "id", "20"])
+    lab.run(peer, ["ip", "link", "set", "eth0.20", "up"])
+    lab.addr(peer, "eth0.20", "10.40.0.2/24")
+    args = dict(name="br20", ports=[{"name": "trunk0.20", "vlan_parent": "trunk0"}], addresses=["10.40.0.1/24"], persist="none")
+    created = lab.module(hv, "bridge", args)
+    assert created["commands"][0] == "ip link add link trunk0 name trunk0.20 type vlan id 20"
+    lab.serve_tcp(hv, 7104, address="10.40.0.1")
+    assert lab.connect(peer, "10.40.0.1", 7104) == "peer=10.40.0.2"
+    # the peer's eth0.20 gets only frames tagged 20: the answers came back tagged
+    stats = json.loads(lab.run(peer, ["ip", "-s", "-j", "link", "show", "dev", "eth0.20"]).stdout)[0]["stats64"]["rx"]
+    assert stats["packets"] > 0
+    again, gone = lab.modules(hv, [("bridge", args), ("bridge", dict(args, state="absent"))])
+    assert again["changed"] is False and gone["changed"] is True
+    assert lab.run(hv, ["ip", "link", "show", "dev", "trunk0.20"], check=False).returncode != 0
