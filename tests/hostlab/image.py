@@ -35,6 +35,8 @@ PACKAGES = (
     "systemd-sysv", "udev", "dbus", "kmod", "initramfs-tools", "linux-image-cloud-amd64",
     "openssh-server", "python3", "iproute2", "nftables", "iptables", "ifupdown", "iputils-ping",
     "procps",
+    # what the roles' package tasks need to find their packages installed (ansible's apt module)
+    "python3-apt",
 )
 # Packages one suite needs on top (none yet: trixie's archive still ships networkd in systemd).
 SUITE_PACKAGES = {"bookworm": (), "trixie": ()}
