@@ -2,7 +2,7 @@
 # Copyright: hypervisor.network developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """ip_forward, masquerade and port_forward, persisted with their defaults, come back after a real
-reboot of a Debian 12 VM, on the nftables and on the iptables backend: a guest behind the VM
+reboot of a Debian 12 and a Debian 13 VM, on the nftables and on the iptables backend: a guest behind the VM
 reaches the upstream masqueraded, the upstream reaches the guest's service through the port
 forward, and the first converge after the boot changes nothing."""
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from hostlab.fixtures import bookworm_image  # noqa: F401  # pylint: disable=unused-import
+from hostlab.fixtures import bookworm_image, trixie_image  # noqa: F401  # pylint: disable=unused-import
 from hostlab.lab import UPLINK_NET, HostLab
 from hostlab.remote import HOST, RemoteLab
 
@@ -43,9 +43,10 @@ def guest_checks(hostlab, vm, remote, g0):
     assert remote.connect(g0, UPLINK_NET + ".1", 7302, timeout=5) == "peer=%s" % address  # guest -> masquerade -> upstream
 
 
+@pytest.mark.parametrize("suite", ["bookworm", "trixie"])
 @pytest.mark.parametrize("backend", ["nftables", "iptables"])
-def test_forwarding_and_nat_survive_a_reboot(bookworm_image, backend):  # noqa: F811
-    hostlab = HostLab(bookworm_image)
+def test_forwarding_and_nat_survive_a_reboot(request, suite, backend):
+    hostlab = HostLab(request.getfixturevalue("%s_image" % suite))
     try:
         vm = hostlab.start(hostlab.add_vm())
         hostlab.serve_tcp(7302)
