@@ -14,8 +14,10 @@ set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 root=$PWD
 export PATH="$root/.venv/bin:$PATH"
-# build/extra_collections: ansible.windows, the declared dependency (scripts/install-deps.sh)
-export ANSIBLE_COLLECTIONS_PATH="${ANSIBLE_COLLECTIONS_PATH:-$root/build/collections:$root/build/extra_collections}"
+# build/extra_collections: ansible.windows, the declared dependency (scripts/install-deps.sh).
+# Always added: make exports ANSIBLE_COLLECTIONS_PATH without it, and antsibull-docs fails to
+# load a collection whose declared dependency it cannot find.
+export ANSIBLE_COLLECTIONS_PATH="${ANSIBLE_COLLECTIONS_PATH:-$root/build/collections}:$root/build/extra_collections"
 export ANSIBLE_CONFIG="${ANSIBLE_CONFIG:-$root/ansible.cfg}"
 export ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0 PAGER=cat ANSIBLE_PAGER=cat
 start=$SECONDS
