@@ -113,6 +113,17 @@ class Runner:
         self._reads.clear()
         return self._run(argv, data=data)
 
+    def call(self, shown, action, *args):
+        """Alter the host through an API rather than a command (a libvirt call, a staged file set):
+        record ``shown`` in ``commands`` and run ``action(*args)`` unless in check mode. Returns what
+        ``action`` returns, or None in check mode. This keeps the Runner the one check-mode guard
+        for every kind of change."""
+        self.commands.append(shown)
+        if self.check_mode:
+            return None
+        self._reads.clear()
+        return action(*args)
+
     def write_file(self, path, content, mode=None):
         """Write ``content`` to ``path`` atomically, only when it differs. Returns True if changed.
 

@@ -237,3 +237,19 @@ def test_a_command_that_cannot_take_its_input_is_a_typed_error(runner):
     with pytest.raises(CommandError) as failed:
         runner.change(["true"], data=b"x" * (4 << 20))
     assert failed.value.details["cmd"][0].endswith("/true") and failed.value.details["rc"] != 0
+
+
+def test_call_records_and_runs_only_outside_check_mode():
+    from ansible_collections.hypervisor.network.plugins.module_utils._runner import Runner
+
+    class _M:
+        def __init__(self, check):
+            self.check_mode = check
+
+    ran = []
+    checked = Runner(_M(True))
+    assert checked.call("virsh net-define x", ran.append, 1) is None
+    assert checked.commands == ["virsh net-define x"] and ran == []
+    live = Runner(_M(False))
+    live.call("virsh net-start x", ran.append, 2)
+    assert live.commands == ["virsh net-start x"] and ran == [2]
