@@ -5,7 +5,7 @@
 
 VBoxManage has no machine-readable output for NAT networks, so the parser reads the two text
 layouts that VirtualBox prints (see ``parse_natnetworks``). Everything else is pure and tested
-from captured examples; only ``gather`` and ``apply`` touch the host, through the Runner.
+from captured examples; only ``gather`` and ``run`` touch the host, through the Runner.
 """
 
 from __future__ import annotations
@@ -21,6 +21,31 @@ from ansible_collections.hypervisor.network.plugins.module_utils._errors import 
     ValidationError,
 )
 from ansible_collections.hypervisor.network.plugins.module_utils._lock import host_lock
+from ansible_collections.hypervisor.network.plugins.module_utils._result import build_result
+from ansible_collections.hypervisor.network.plugins.module_utils._runner import Runner
+
+_FORWARD_OPTIONS = dict(
+    name=dict(type="str", required=True),
+    protocol=dict(type="str", choices=["tcp", "udp"], default="tcp"),
+    host_ip=dict(type="str", default=""),
+    host_port=dict(type="int", required=True),
+    guest_ip=dict(type="str", required=True),
+    guest_port=dict(type="int", required=True),
+)
+
+ARGUMENT_SPEC = dict(
+    name=dict(type="str", required=True),
+    state=dict(type="str", choices=["present", "absent"], default="present"),
+    network=dict(type="str"),
+    enabled=dict(type="bool"),
+    dhcp=dict(type="bool"),
+    ipv6=dict(type="bool"),
+    port_forwards=dict(type="list", elements="dict", options=_FORWARD_OPTIONS),
+    loopback_mappings=dict(type="list", elements="dict", options=dict(
+        address=dict(type="str", required=True),
+        offset=dict(type="int", required=True),
+    )),
+)
 
 VBOXMANAGE = "VBoxManage"
 RULE_NAME_MAX = 63  # VirtualBox keeps rule names in a 64-byte buffer (PF_NAMELEN)
@@ -354,7 +379,9 @@ def gather(runner):
     return networks
 
 
-def apply(module, runner):
+def run(module):
+    """The virtualbox_natnetwork module: gather, plan, apply under the host lock, report."""
+    runner = Runner(module)
     params = module.params
     state = params["state"]
     want = want_from_params(params)
@@ -369,9 +396,5 @@ def apply(module, runner):
             after = predict(want, have, state) if commands else have
     before_dict = have.to_dict() if have else {}
     after_dict = after.to_dict() if after else {}
-    result = {"changed": bool(commands), "commands": runner.commands, "before": before_dict, "after": after_dict}
-    if not result["changed"]:  # `after` only when something changed or would: fleet results stay small
-        del result["after"]
-    if module._diff:
-        result["diff"] = {"before": before_dict, "after": after_dict}
-    return result
+    return build_result(module, commands, runner.commands, before_dict, after=after_dict,
+                        diff={"before": before_dict, "after": after_dict})

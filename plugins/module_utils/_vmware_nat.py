@@ -23,11 +23,32 @@ from ansible_collections.hypervisor.network.plugins.module_utils._errors import 
     ValidationError,
 )
 from ansible_collections.hypervisor.network.plugins.module_utils._lock import host_lock
+from ansible_collections.hypervisor.network.plugins.module_utils._result import build_result
+from ansible_collections.hypervisor.network.plugins.module_utils._runner import Runner
 
 FORWARD_SECTIONS = {"tcp": "incomingtcp", "udp": "incomingudp"}
 DNS_POLICIES = ("order", "rotate", "burst")
 MAX_NAMESERVERS = 3
 DEFAULT_RESTART = ["vmware-networks --stop", "vmware-networks --start"]
+
+ARGUMENT_SPEC = dict(
+    vmnet=dict(type="str", default="vmnet8"),
+    path=dict(type="path"),
+    state=dict(type="str", choices=["present", "absent"], default="present"),
+    port_forwards=dict(type="list", elements="dict", default=[], options=dict(
+        protocol=dict(type="str", choices=["tcp", "udp"], default="tcp"),
+        host_port=dict(type="int", required=True),
+        guest_ip=dict(type="str"),
+        guest_port=dict(type="int"),
+    )),
+    purge_port_forwards=dict(type="bool", default=False),
+    dns=dict(type="dict", options=dict(
+        policy=dict(type="str", choices=list(DNS_POLICIES)),
+        nameservers=dict(type="list", elements="str"),
+        autodetect=dict(type="bool"),
+    )),
+    restart_command=dict(type="list", elements="str", default=list(DEFAULT_RESTART)),
+)
 _SECTION = re.compile(r"^\s*\[(?P<name>[^\]]+)\]\s*\Z")
 _KEY_VALUE = re.compile(r"^\s*(?P<key>[^#;=\s][^=]*?)\s*=\s*(?P<value>.*?)\s*\Z")
 _TARGET = re.compile(r"^(?P<ip>[0-9.]+):(?P<port>\d+)\Z")
@@ -266,7 +287,9 @@ def _restart(runner, restart, path):
             raise
 
 
-def apply(module, runner):
+def run(module):
+    """The vmware_nat module: read nat.conf, edit it line by line under the host lock, restart."""
+    runner = Runner(module)
     params = module.params
     path = config_path(params)
     with host_lock():
@@ -283,10 +306,5 @@ def apply(module, runner):
         if changed:
             runner.write_file(path, content)
             _restart(runner, restart, path)
-    result = {"changed": changed, "commands": runner.commands, "path": path,
-              "before": facts(path, text), "after": facts(path, content)}
-    if not result["changed"]:  # `after` only when something changed or would: fleet results stay small
-        del result["after"]
-    if module._diff:
-        result["diff"] = {"before": text, "after": content, "before_header": path, "after_header": path}
-    return result
+    return build_result(module, changed, runner.commands, facts(path, text), after=lambda: facts(path, content),
+                        diff={"before": text, "after": content, "before_header": path, "after_header": path}, path=path)

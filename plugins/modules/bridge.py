@@ -237,37 +237,8 @@ uplink_check:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.hypervisor.network.plugins.module_utils._bridge.apply import run
+from ansible_collections.hypervisor.network.plugins.module_utils._bridge.module import ARGUMENT_SPEC, run
 from ansible_collections.hypervisor.network.plugins.module_utils._errors import run_module_main
-
-_VLAN_OPTIONS = dict(vlans=dict(type="list", elements="str"), pvid=dict(type="int"), untagged=dict(type="list", elements="str"))
-
-ARGUMENT_SPEC = dict(
-    name=dict(type="str", required=True),
-    state=dict(type="str", choices=["present", "absent"], default="present"),
-    ports=dict(type="list", elements="dict", options=dict(
-        name=dict(type="str", required=True),
-        vlan_parent=dict(type="str"),
-        vlan_id=dict(type="int"),
-        **_VLAN_OPTIONS
-    )),
-    exclusive_ports=dict(type="bool", default=False),
-    steal=dict(type="bool", default=False),
-    stp=dict(type="bool"),
-    forward_delay=dict(type="int"),
-    mtu=dict(type="int"),
-    mac=dict(type="str"),
-    addresses=dict(type="list", elements="str"),
-    vlan_filtering=dict(type="bool"),
-    default_pvid=dict(type="int"),
-    persist=dict(type="str", choices=["auto", "networkd", "networkmanager", "ifupdown", "none"], default="auto"),
-    networkd_dir=dict(type="path", default="/etc/systemd/network"),
-    networkmanager_dir=dict(type="path", default="/etc/NetworkManager/system-connections"),
-    ifupdown_dir=dict(type="path", default="/etc/network/interfaces.d"),
-    uplink_check_target=dict(type="str"),
-    uplink_check_timeout=dict(type="int", default=30),
-    **_VLAN_OPTIONS
-)
 
 
 def main():

@@ -136,28 +136,12 @@ diff:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hypervisor.network.plugins.module_utils._errors import run_module_main
-from ansible_collections.hypervisor.network.plugins.module_utils._libvirt.interface_module import tune_interface
-from ansible_collections.hypervisor.network.plugins.module_utils._runner import Runner
-
-ARGUMENT_SPEC = dict(
-    uri=dict(type="str", default="qemu:///system"),
-    domain=dict(type="str", required=True),
-    network=dict(type="str", required=True),
-    mac=dict(type="str"),
-    model=dict(type="str"),
-    queues=dict(type="int"),
-    rx_queue_size=dict(type="int", choices=[256, 512, 1024]),
-    tx_queue_size=dict(type="int", choices=[256, 512, 1024]),
-)
-
-
-def libvirt_interface(module):
-    return tune_interface(module, module.params, Runner(module))
+from ansible_collections.hypervisor.network.plugins.module_utils._libvirt.interface_module import ARGUMENT_SPEC, run
 
 
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    run_module_main(module, libvirt_interface)
+    run_module_main(module, run)
 
 
 if __name__ == "__main__":

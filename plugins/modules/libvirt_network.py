@@ -376,12 +376,12 @@ diff:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hypervisor.network.plugins.module_utils._errors import run_module_main
-from ansible_collections.hypervisor.network.plugins.module_utils._libvirt.network_module import ARGUMENT_SPEC, libvirt_network
+from ansible_collections.hypervisor.network.plugins.module_utils._libvirt.network_module import ARGUMENT_SPEC, run
 
 
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    run_module_main(module, libvirt_network)
+    run_module_main(module, run)
 
 
 if __name__ == "__main__":

@@ -162,37 +162,13 @@ diff:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.hypervisor.network.plugins.module_utils import _virtualbox
 from ansible_collections.hypervisor.network.plugins.module_utils._errors import run_module_main
-from ansible_collections.hypervisor.network.plugins.module_utils._runner import Runner
-
-FORWARD_OPTIONS = dict(
-    name=dict(type="str", required=True),
-    protocol=dict(type="str", choices=["tcp", "udp"], default="tcp"),
-    host_ip=dict(type="str", default=""),
-    host_port=dict(type="int", required=True),
-    guest_ip=dict(type="str", required=True),
-    guest_port=dict(type="int", required=True),
-)
-
-ARGUMENT_SPEC = dict(
-    name=dict(type="str", required=True),
-    state=dict(type="str", choices=["present", "absent"], default="present"),
-    network=dict(type="str"),
-    enabled=dict(type="bool"),
-    dhcp=dict(type="bool"),
-    ipv6=dict(type="bool"),
-    port_forwards=dict(type="list", elements="dict", options=FORWARD_OPTIONS),
-    loopback_mappings=dict(type="list", elements="dict", options=dict(
-        address=dict(type="str", required=True),
-        offset=dict(type="int", required=True),
-    )),
-)
+from ansible_collections.hypervisor.network.plugins.module_utils._virtualbox import ARGUMENT_SPEC, run
 
 
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    run_module_main(module, lambda mod: _virtualbox.apply(mod, Runner(mod)))
+    run_module_main(module, run)
 
 
 if __name__ == "__main__":

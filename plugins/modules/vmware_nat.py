@@ -158,33 +158,13 @@ diff:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.hypervisor.network.plugins.module_utils import _vmware_nat
 from ansible_collections.hypervisor.network.plugins.module_utils._errors import run_module_main
-from ansible_collections.hypervisor.network.plugins.module_utils._runner import Runner
-
-ARGUMENT_SPEC = dict(
-    vmnet=dict(type="str", default="vmnet8"),
-    path=dict(type="path"),
-    state=dict(type="str", choices=["present", "absent"], default="present"),
-    port_forwards=dict(type="list", elements="dict", default=[], options=dict(
-        protocol=dict(type="str", choices=["tcp", "udp"], default="tcp"),
-        host_port=dict(type="int", required=True),
-        guest_ip=dict(type="str"),
-        guest_port=dict(type="int"),
-    )),
-    purge_port_forwards=dict(type="bool", default=False),
-    dns=dict(type="dict", options=dict(
-        policy=dict(type="str", choices=["order", "rotate", "burst"]),
-        nameservers=dict(type="list", elements="str"),
-        autodetect=dict(type="bool"),
-    )),
-    restart_command=dict(type="list", elements="str", default=list(_vmware_nat.DEFAULT_RESTART)),
-)
+from ansible_collections.hypervisor.network.plugins.module_utils._vmware_nat import ARGUMENT_SPEC, run
 
 
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    run_module_main(module, lambda mod: _vmware_nat.apply(mod, Runner(mod)))
+    run_module_main(module, run)
 
 
 if __name__ == "__main__":

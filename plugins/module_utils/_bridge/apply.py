@@ -1,8 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: hypervisor.network developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The bridge module's work: gather, validate, plan, apply under the host lock, check the uplink
-and roll back, persist, and report."""
+"""The host side of the bridge module: gather the host, apply the plan (check the uplink and roll
+back), write and remove the persisted files, and say what the state is after."""
 
 from __future__ import annotations
 
@@ -10,23 +10,16 @@ import json
 import os
 
 from ansible_collections.hypervisor.network.plugins.module_utils._bridge import persist
-from ansible_collections.hypervisor.network.plugins.module_utils import _validate
-from ansible_collections.hypervisor.network.plugins.module_utils._bridge.module import (
+from ansible_collections.hypervisor.network.plugins.module_utils._bridge.model import (
     describe_table,
     parse_host,
-    summary,
-    want_from_params,
 )
 from ansible_collections.hypervisor.network.plugins.module_utils._bridge.plan import (
     KERNEL_DEFAULTS,
     SELF_MAINTAINED_PROTOCOLS,
-    plan,
-    validate_against_host,
 )
 from ansible_collections.hypervisor.network.plugins.module_utils._bridge.uplink import answers
 from ansible_collections.hypervisor.network.plugins.module_utils._errors import CommandError, HypervisorNetworkError
-from ansible_collections.hypervisor.network.plugins.module_utils._lock import host_lock
-from ansible_collections.hypervisor.network.plugins.module_utils._runner import Runner
 
 _MANAGER_PROCESSES = {"NetworkManager": "networkmanager", "systemd-network": "networkd"}
 
@@ -62,7 +55,7 @@ def active_managers(proc="/proc"):
     return found
 
 
-def _our_files(directory):
+def our_files(directory):
     """{path: text} of the files in ``directory`` (and networkd drop-in dirs) with our header."""
     files = {}
     if not os.path.isdir(directory):
@@ -153,7 +146,7 @@ def predicted_after(want, before, the_plan):
     return after
 
 
-def _apply(runner, the_plan, params):
+def apply_plan(runner, the_plan, params):
     """Run the plan; after an uplink move, check the target answers, else roll back and fail."""
     moved = False
     for done, step in enumerate(the_plan.steps):
@@ -191,9 +184,9 @@ def _roll_back(runner, steps):
     return errors
 
 
-def _persist(runner, backend, directory, bridge, files):
-    """Write ``files`` {path: text} and remove the other files of this bridge; return diff entries."""
-    existing = _our_files(directory)
+def write_files(runner, backend, directory, bridge, files, existing):
+    """Write ``files`` {path: text} and remove the other files of this bridge; return diff entries.
+    ``existing`` is what our_files found in ``directory`` before."""
     mine = dict((path, text) for path, text in existing.items() if persist.read_header(text)[0] == bridge)
     diffs = []
     for path, text in sorted(files.items()):
@@ -219,44 +212,3 @@ def _persist(runner, backend, directory, bridge, files):
         if text.startswith("# Managed by hypervisor.network:") and runner.remove_file(path):
             diffs.append({"before_header": path, "after_header": "%s (removed)" % path, "before": text, "after": ""})
     return diffs
-
-
-def run(module):
-    runner = Runner(module)
-    params = module.params
-    want = want_from_params(params)
-    if params.get("uplink_check_target"):
-        _validate.address("uplink_check_target", params["uplink_check_target"])
-    backend, reason = persist.choose_backend(params["persist"], active_managers())
-    directory = params.get("%s_dir" % backend)
-    with host_lock():
-        host = gather(runner)
-        existing = _our_files(directory) if directory else {}
-        validate_against_host(want, host, claims(existing, want.name))
-        the_plan = plan(want, host, own_ports(existing, want.name))
-        config = persist_config(want, host, the_plan)
-        files = {}
-        if directory and want.state == "present":
-            persist.check_names(config, backend)
-            files = persist.render(backend, config, directory)
-        before = summary(host, want.name)
-        uplink = _apply(runner, the_plan, params)
-        file_diffs = _persist(runner, backend, directory, want.name, files) if directory else []
-        after = predicted_after(want, before, the_plan) if runner.check_mode else summary(gather(runner), want.name)
-    result = {
-        "changed": bool(runner.commands),
-        "commands": runner.commands,
-        "before": before,
-        "after": after,
-        "persist": backend,
-        "persist_reason": reason,
-        "files": sorted(files),
-    }
-    if uplink:
-        result["uplink_check"] = uplink
-    if not result["changed"]:  # `after` only when something changed or would: fleet results stay small
-        del result["after"]
-    if module._diff:
-        result["diff"] = [{"before_header": "%s (runtime)" % want.name, "after_header": "%s (runtime)" % want.name,
-                           "before": before, "after": after}] + file_diffs
-    return result

@@ -14,7 +14,7 @@ import shlex
 import uuid
 from dataclasses import dataclass, field
 
-from ansible_collections.hypervisor.network.plugins.module_utils._bridge.module import vlan_ranges
+from ansible_collections.hypervisor.network.plugins.module_utils._bridge.model import vlan_ranges
 from ansible_collections.hypervisor.network.plugins.module_utils._errors import ValidationError
 
 BACKENDS = ("networkd", "networkmanager", "ifupdown")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ansible_collections.hypervisor.network.plugins.module_utils._bridge.module import PORT_MARK, vlan_ranges
+from ansible_collections.hypervisor.network.plugins.module_utils._bridge.model import PORT_MARK, vlan_ranges
 from ansible_collections.hypervisor.network.plugins.module_utils._errors import ValidationError
 
 # What a new bridge starts with, so creation passes only the options that differ (a kernel built

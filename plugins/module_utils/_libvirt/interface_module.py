@@ -22,6 +22,8 @@ from ansible_collections.hypervisor.network.plugins.module_utils._errors import 
 from ansible_collections.hypervisor.network.plugins.module_utils._libvirt.network_model import mac_address
 from ansible_collections.hypervisor.network.plugins.module_utils._libvirt.network_xml import to_text
 from ansible_collections.hypervisor.network.plugins.module_utils._lock import host_lock
+from ansible_collections.hypervisor.network.plugins.module_utils._result import build_result
+from ansible_collections.hypervisor.network.plugins.module_utils._runner import Runner
 
 # Keep the prefixes of namespaced metadata readable when the domain is written back.
 for _prefix, _uri in (("qemu", "http://libvirt.org/schemas/domain/qemu/1.0"),):
@@ -34,6 +36,17 @@ AFFECT_CONFIG = 2
 # libvirt's codes for "this driver cannot update a device": then the whole definition is redefined
 NO_DEVICE_UPDATE = (3, 74, 84)  # VIR_ERR_NO_SUPPORT, VIR_ERR_ARGUMENT_UNSUPPORTED, VIR_ERR_OPERATION_UNSUPPORTED
 DRIVER_ATTRS = ("queues", "rx_queue_size", "tx_queue_size")
+
+ARGUMENT_SPEC = dict(
+    uri=dict(type="str", default="qemu:///system"),
+    domain=dict(type="str", required=True),
+    network=dict(type="str", required=True),
+    mac=dict(type="str"),
+    model=dict(type="str"),
+    queues=dict(type="int"),
+    rx_queue_size=dict(type="int", choices=list(QUEUE_SIZES)),
+    tx_queue_size=dict(type="int", choices=list(QUEUE_SIZES)),
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -150,8 +163,10 @@ def update_nic(uri, domain, want, nic_xml):
         domain.connect().defineXML(to_text(root))
 
 
-def tune_interface(module, params, runner):
+def run(module):
     """Gather, compare, define: the whole libvirt_interface run. Returns the result dict."""
+    params = module.params
+    runner = Runner(module)
     want = settings_from_params(params)
     uri = params["uri"]
     conn = conn_util.connect(uri)
@@ -188,19 +203,12 @@ def _tune(module, params, runner, conn, want, uri):
         target = live_nic.find("target")
         tap = target.get("dev") if target is not None else None
     tuned = ("model",) + DRIVER_ATTRS
-    result = dict(
-        changed=changed,
-        commands=runner.commands,
-        before=dataclasses.asdict(before),
-        after=dataclasses.asdict(after),
+    return build_result(
+        module, changed, runner.commands, dataclasses.asdict(before), after=dataclasses.asdict(after),
+        diff=dict(before=before_xml + "\n", after=after_xml + "\n"),
         running=running,
         # the running guest keeps its old NIC until it is shut down and started again
         restart_required=bool(running and any(getattr(after, k) is not None and getattr(live, k) != getattr(after, k) for k in tuned)),
         tap=tap,
         tap_tx_dropped=_tx_dropped(tap),
     )
-    if not result["changed"]:  # `after` only when something changed or would: fleet results stay small
-        del result["after"]
-    if module._diff:
-        result["diff"] = dict(before=before_xml + "\n", after=after_xml + "\n")
-    return result

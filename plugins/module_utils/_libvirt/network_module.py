@@ -9,6 +9,7 @@ from ansible_collections.hypervisor.network.plugins.module_utils._libvirt import
 from ansible_collections.hypervisor.network.plugins.module_utils._libvirt.network_model import network_from_params
 from ansible_collections.hypervisor.network.plugins.module_utils._libvirt.network_plan import plan
 from ansible_collections.hypervisor.network.plugins.module_utils._lock import host_lock
+from ansible_collections.hypervisor.network.plugins.module_utils._result import build_result
 from ansible_collections.hypervisor.network.plugins.module_utils._runner import Runner
 
 _STR = dict(type="str")
@@ -70,7 +71,7 @@ def _state_dict(network, active, autostart):
     return {} if network is None else dict(network.to_dict(), active=active, autostart=autostart)
 
 
-def libvirt_network(module):
+def run(module):
     params = module.params
     want = network_from_params(params)  # validation first: nothing is touched on bad input
     runner = Runner(module)
@@ -85,20 +86,13 @@ def libvirt_network(module):
         conn.close()
     before = have.config or have.live
     present = params["state"] == "present"
-    output = dict(
-        changed=bool(result.steps),
-        commands=runner.commands,
-        before=_state_dict(before, have.active, have.autostart),
+    return build_result(
+        module, result.steps, runner.commands, _state_dict(before, have.active, have.autostart),
         after=_state_dict(result.target, present and params["active"], result.autostart),
+        # the whole definition as libvirt has it, before and after
+        diff=dict(before=result.before_xml + "\n" if result.before_xml else "",
+                  after=result.after_xml + "\n" if result.after_xml else ""),
         restarted=result.restarted,
         reattached=reattached,
         notes=list(result.notes),
     )
-    if not output["changed"]:  # `after` only when something changed or would: fleet results stay small
-        del output["after"]
-    if module._diff:  # the whole definition as libvirt has it, before and after
-        output["diff"] = dict(
-            before=result.before_xml + "\n" if result.before_xml else "",
-            after=result.after_xml + "\n" if result.after_xml else "",
-        )
-    return output

@@ -193,7 +193,7 @@ def test_no_pattern_in_plugins_ends_in_dollar():
 
 
 @pytest.mark.parametrize("check", [
-    lambda: __import__("ansible_collections.hypervisor.network.plugins.module_utils._bridge.module",
+    lambda: __import__("ansible_collections.hypervisor.network.plugins.module_utils._bridge.model",
                        fromlist=["x"]).want_from_params(dict(name="br0", mac="02:00:00:00:00:01\n")),
     lambda: __import__("ansible_collections.hypervisor.network.plugins.module_utils._libvirt.interface_module",
                        fromlist=["x"]).settings_from_params(dict(model="virtio\n", network="default")),

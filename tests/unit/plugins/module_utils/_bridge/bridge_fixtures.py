@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ansible_collections.hypervisor.network.plugins.module_utils._bridge.module import parse_host, want_from_params
+from ansible_collections.hypervisor.network.plugins.module_utils._bridge.model import parse_host, want_from_params
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "bridge"
 

@@ -10,7 +10,7 @@ from bridge_fixtures import argvs, host, want
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.hypervisor.network.plugins.module_utils._bridge.module import summary, vlan_list, vlan_ranges
+from ansible_collections.hypervisor.network.plugins.module_utils._bridge.model import summary, vlan_list, vlan_ranges
 from ansible_collections.hypervisor.network.plugins.module_utils._bridge.plan import vlan_table_steps, plan, validate_against_host
 from ansible_collections.hypervisor.network.plugins.module_utils._errors import ValidationError
 
