@@ -17,6 +17,7 @@ from ansible_collections.hypervisor.network.plugins.module_utils._bridge.model i
 from ansible_collections.hypervisor.network.plugins.module_utils._bridge.plan import (
     KERNEL_DEFAULTS,
     SELF_MAINTAINED_PROTOCOLS,
+    MoveUplink,
 )
 from ansible_collections.hypervisor.network.plugins.module_utils._bridge.uplink import answers
 from ansible_collections.hypervisor.network.plugins.module_utils._errors import CommandError, HypervisorNetworkError
@@ -132,9 +133,8 @@ def predicted_after(want, before, the_plan):
     moved = [a for move in the_plan.moves for a in move.addresses]
     after["addresses"] = want.addresses if want.addresses is not None else sorted(set(before.get("addresses", []) + moved))
     ports = dict((p["name"], p) for p in before.get("ports", []))
-    for step in the_plan.steps:
-        if step.argv[-1] == "nomaster":
-            ports.pop(step.argv[4], None)
+    for name in the_plan.released():
+        ports.pop(name, None)
     for port in want.ports or []:
         entry = dict(ports.get(port.name, {"name": port.name}))
         if port.vlans is not None:
@@ -150,12 +150,12 @@ def apply_plan(runner, the_plan, params):
     """Run the plan; after an uplink move, check the target answers, else roll back and fail."""
     moved = False
     for done, step in enumerate(the_plan.steps):
-        moved = moved or step.argv[:2] == ["ip", "-batch"]
+        moved = moved or isinstance(step, MoveUplink)
         try:
             runner.change(step.argv, data=step.data, shown=step.shown)
         except CommandError:
             if moved:  # the host may be cut off: revert what ran, a half-done batch included
-                _roll_back(runner, the_plan.undo(done + (1 if step.argv[:2] == ["ip", "-batch"] else 0)))
+                _roll_back(runner, the_plan.undo(done + (1 if isinstance(step, MoveUplink) else 0)))
             raise
     if not the_plan.moves or runner.check_mode:
         return None

@@ -2,7 +2,9 @@
 # Copyright: hypervisor.network developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The bridge planner: checks the desired state against the host, then plan(want, host) gives the
-ordered ``ip`` / ``bridge`` commands. Pure: it reads the model and touches nothing."""
+ordered steps, typed (one small frozen dataclass per kind of change), each with the step that
+reverts it. A step renders to its ``ip`` / ``bridge`` argv only when it is run or shown. Pure: it
+reads the model and touches nothing."""
 
 from __future__ import annotations
 
@@ -18,11 +20,15 @@ KERNEL_DEFAULTS = {"stp": False, "forward_delay": 15, "vlan_filtering": False, "
 SELF_MAINTAINED_PROTOCOLS = ("kernel", "ra")
 
 
-@dataclass
-class Step:
-    argv: list
-    data: str = None  # standard input, for ``ip -batch -``
-    undo: "Step" = None  # the step that reverts this one, if it can be reverted
+class _Step:
+    """What every plan step offers: ``argv`` (and ``data``, standard input) rendered from its
+    fields, and ``shown``, its line in the result's ``commands``."""
+
+    data = None
+
+    @property
+    def argv(self):
+        raise NotImplementedError
 
     @property
     def shown(self):
@@ -31,34 +37,179 @@ class Step:
         return "%s <<< %s" % (" ".join(self.argv), "; ".join(self.data.strip().splitlines()))
 
 
-@dataclass
+@dataclass(frozen=True)
+class AddVlanLink(_Step):
+    """An 802.1Q sub-interface ``name`` of ``parent``."""
+
+    name: str
+    parent: str
+    vid: int
+
+    @property
+    def argv(self):
+        return ["ip", "link", "add", "link", self.parent, "name", self.name, "type", "vlan", "id", str(self.vid)]
+
+
+@dataclass(frozen=True)
+class AddBridge(_Step):
+    name: str
+    options: tuple = ()  # ((Link.bridge key, value), ...) that differ from the kernel's defaults
+
+    @property
+    def argv(self):
+        return ["ip", "link", "add", "name", self.name, "type", "bridge"] + _option_argv(self.options)
+
+
+@dataclass(frozen=True)
+class SetBridgeOptions(_Step):
+    name: str
+    options: tuple  # ((Link.bridge key, value), ...)
+
+    @property
+    def argv(self):
+        return ["ip", "link", "set", "dev", self.name, "type", "bridge"] + _option_argv(self.options)
+
+
+@dataclass(frozen=True)
+class DeleteLink(_Step):
+    name: str
+
+    @property
+    def argv(self):
+        return ["ip", "link", "del", "dev", self.name]
+
+
+@dataclass(frozen=True)
+class SetLink(_Step):
+    """One ``ip link set dev DEV`` attribute: mtu, address (the MAC), alias."""
+
+    dev: str
+    attribute: str
+    value: str
+
+    @property
+    def argv(self):
+        return ["ip", "link", "set", "dev", self.dev, self.attribute, str(self.value)]
+
+
+@dataclass(frozen=True)
+class SetUp(_Step):
+    dev: str
+    up: bool = True
+
+    @property
+    def argv(self):
+        return ["ip", "link", "set", "dev", self.dev, "up" if self.up else "down"]
+
+
+@dataclass(frozen=True)
+class Enslave(_Step):
+    port: str
+    bridge: str
+
+    @property
+    def argv(self):
+        return ["ip", "link", "set", "dev", self.port, "master", self.bridge]
+
+
+@dataclass(frozen=True)
+class Release(_Step):
+    port: str
+
+    @property
+    def argv(self):
+        return ["ip", "link", "set", "dev", self.port, "nomaster"]
+
+
+@dataclass(frozen=True)
+class Address(_Step):
+    dev: str
+    cidr: str
+    add: bool = True
+
+    @property
+    def argv(self):
+        return ["ip", "addr", "add" if self.add else "del", self.cidr, "dev", self.dev]
+
+
+@dataclass(frozen=True)
+class VlanEntry(_Step):
+    """One ``bridge vlan`` change on a port, or on the bridge itself (``own``: ``self``)."""
+
+    dev: str
+    vids: str  # "10" or "20-29"
+    add: bool = True
+    pvid: bool = False
+    untagged: bool = False
+    own: bool = False
+
+    @property
+    def argv(self):
+        flags = (["pvid"] if self.pvid else []) + (["untagged"] if self.untagged else []) + (["self"] if self.own else [])
+        return ["bridge", "vlan", "add" if self.add else "del", "dev", self.dev, "vid", self.vids] + flags
+
+
+@dataclass(frozen=True)
 class UplinkMove:
     """A port that carries the host's addresses or routes: they go to the bridge in one batch."""
 
     port: str
-    addresses: list
-    routes: list
+    addresses: tuple
+    routes: tuple
     gateway: str = None  # a default gateway it carried: the default reachability target
+
+
+@dataclass(frozen=True)
+class MoveUplink(_Step):
+    """The uplink ``move`` onto ``bridge`` in one ``ip -batch`` (``back``: from the bridge to the
+    port again, going on past errors, so a batch that stopped halfway is undone too). It can stop
+    halfway, so its own undo belongs to a rollback even when it failed."""
+
+    move: UplinkMove
+    bridge: str
+    back: bool = False
+
+    @property
+    def argv(self):
+        return ["ip", "-force", "-batch", "-"] if self.back else ["ip", "-batch", "-"]
+
+    @property
+    def data(self):
+        port, bridge = self.move.port, self.bridge
+        source, target = (bridge, port) if self.back else (port, bridge)
+        lines = ["link set dev %s nomaster" % port] if self.back else ["link set dev %s master %s" % (port, bridge)]
+        # Deleting a primary IPv4 address drops its secondaries, so delete from the last one up.
+        lines += ["addr del %s dev %s" % (cidr, source) for cidr in reversed(self.move.addresses)]
+        # The address was in use on this very segment a moment ago: no need to wait for DAD.
+        lines += ["addr add %s dev %s%s" % (cidr, target, " nodad" if ":" in cidr else "") for cidr in self.move.addresses]
+        lines += ["route replace %s" % " ".join(route_spec(route, target)) for route in self.move.routes]
+        return "\n".join(lines) + "\n"
 
 
 @dataclass
 class Plan:
     steps: list = field(default_factory=list)
+    undos: list = field(default_factory=list)  # per step, the step that reverts it, or None
     moves: list = field(default_factory=list)
     created: bool = False
 
-    def add(self, *argv, undo=None):
-        self.steps.append(Step(list(argv), undo=Step(list(undo)) if undo else None))
+    def add(self, step, undo=None):
+        self.steps.append(step)
+        self.undos.append(undo)
 
     def undo(self, done=None):
         """The steps that revert the first ``done`` steps (all by default), newest first. VLAN
         table changes have none: the tables stay as the run left them."""
         done = len(self.steps) if done is None else done
-        return [step.undo for step in reversed(self.steps[:done]) if step.undo is not None]
+        return [undo for undo in reversed(self.undos[:done]) if undo is not None]
 
     @property
     def rollback(self):
         return self.undo()
+
+    def released(self):
+        """The ports the plan takes off the bridge."""
+        return [step.port for step in self.steps if isinstance(step, Release)]
 
 
 def validate_against_host(want, host, claims=None):
@@ -120,14 +271,12 @@ def plan(want, host, persisted_ports=()):
     for port in want.ports or []:
         link = host.links.get(port.name)
         if want.mtu and (link is None or link.mtu != want.mtu):
-            undo = ["ip", "link", "set", "dev", port.name, "mtu", str(link.mtu)] if link else None
-            result.add("ip", "link", "set", "dev", port.name, "mtu", str(want.mtu), undo=undo)
+            result.add(SetLink(port.name, "mtu", want.mtu), undo=SetLink(port.name, "mtu", link.mtu) if link else None)
     if bridge is None or not bridge.up:
-        result.add("ip", "link", "set", "dev", want.name, "up", undo=bridge and ["ip", "link", "set", "dev", want.name, "down"])
+        result.add(SetUp(want.name), undo=SetUp(want.name, up=False) if bridge else None)
     moved_addresses = _plan_ports(want, host, members, result, persisted_ports)
     if want.mtu and (bridge is None or bridge.mtu != want.mtu):
-        undo = ["ip", "link", "set", "dev", want.name, "mtu", str(bridge.mtu)] if bridge else None
-        result.add("ip", "link", "set", "dev", want.name, "mtu", str(want.mtu), undo=undo)
+        result.add(SetLink(want.name, "mtu", want.mtu), undo=SetLink(want.name, "mtu", bridge.mtu) if bridge else None)
     _plan_vlan_tables(want, host, members, result)
     _plan_addresses(want, bridge, moved_addresses, result)
     return result
@@ -138,27 +287,27 @@ def _plan_absent(want, host, result):
     mark = PORT_MARK + want.name
     for name in sorted(host.links):
         if host.links[name].alias == mark:
-            result.add("ip", "link", "set", "dev", name, "alias", "")
+            result.add(SetLink(name, "alias", ""))
     if bridge is not None:
-        result.add("ip", "link", "del", "dev", want.name)
+        result.add(DeleteLink(want.name))
     for port in want.ports or []:
         link = host.links.get(port.name)
         if port.vlan_parent and link is not None and link.kind == "vlan":
-            result.add("ip", "link", "del", "dev", port.name)
+            result.add(DeleteLink(port.name))
 
 
 def _plan_vlan_links(want, host, result):
     for port in want.ports or []:
         if port.vlan_parent and port.name not in host.links:
-            result.add("ip", "link", "add", "link", port.vlan_parent, "name", port.name, "type", "vlan", "id", str(port.vlan_id),
-                       undo=["ip", "link", "del", "dev", port.name])
+            result.add(AddVlanLink(port.name, port.vlan_parent, port.vlan_id), undo=DeleteLink(port.name))
 
 
 _BRIDGE_OPTIONS = (("stp", "stp_state"), ("forward_delay", "forward_delay"), ("vlan_filtering", "vlan_filtering"), ("default_pvid", "vlan_default_pvid"))
 
 
-def _option_argv(values):
-    """``type bridge`` arguments for a {key: value} dict of Link.bridge keys."""
+def _option_argv(options):
+    """``type bridge`` arguments for ((Link.bridge key, value), ...)."""
+    values = dict(options)
     argv = []
     for key, option in _BRIDGE_OPTIONS:
         if values.get(key) is not None:
@@ -170,24 +319,21 @@ def _option_argv(values):
 
 
 def _bridge_changes(want, current):
-    """{key: wanted value} for the bridge settings that differ from ``current`` (a Link.bridge dict)."""
-    return dict((key, getattr(want, key)) for key, _option in _BRIDGE_OPTIONS
-                if getattr(want, key) is not None and current.get(key) != getattr(want, key))
+    """((key, wanted value), ...) for the bridge settings that differ from ``current`` (a Link.bridge dict)."""
+    return tuple((key, getattr(want, key)) for key, _option in _BRIDGE_OPTIONS
+                 if getattr(want, key) is not None and current.get(key) != getattr(want, key))
 
 
 def _plan_bridge_link(want, bridge, result):
     if bridge is None:
-        options = _option_argv(_bridge_changes(want, KERNEL_DEFAULTS))
-        result.add("ip", "link", "add", "name", want.name, "type", "bridge", *options, undo=["ip", "link", "del", "dev", want.name])
+        result.add(AddBridge(want.name, _bridge_changes(want, KERNEL_DEFAULTS)), undo=DeleteLink(want.name))
     else:
         changes = _bridge_changes(want, bridge.bridge)
         if changes:
-            old = _option_argv(dict((key, bridge.bridge.get(key)) for key in changes))
-            undo = ["ip", "link", "set", "dev", want.name, "type", "bridge"] + old if old else None
-            result.add("ip", "link", "set", "dev", want.name, "type", "bridge", *_option_argv(changes), undo=undo)
+            old = tuple((key, bridge.bridge.get(key)) for key, _value in changes if bridge.bridge.get(key) is not None)
+            result.add(SetBridgeOptions(want.name, changes), undo=SetBridgeOptions(want.name, old) if old else None)
     if want.mac and (bridge is None or bridge.mac != want.mac):
-        undo = ["ip", "link", "set", "dev", want.name, "address", bridge.mac] if bridge else None
-        result.add("ip", "link", "set", "dev", want.name, "address", want.mac, undo=undo)
+        result.add(SetLink(want.name, "address", want.mac), undo=SetLink(want.name, "address", bridge.mac) if bridge else None)
 
 
 def _plan_release(want, host, members, result, persisted_ports=()):
@@ -198,9 +344,9 @@ def _plan_release(want, host, members, result, persisted_ports=()):
         link = host.links[name]
         booted_in = not link.alias and name in persisted_ports
         if want.exclusive_ports or link.alias == mark or booted_in:
-            result.add("ip", "link", "set", "dev", name, "nomaster", undo=["ip", "link", "set", "dev", name, "master", want.name])
+            result.add(Release(name), undo=Enslave(name, want.name))
         if link.alias == mark:
-            result.add("ip", "link", "set", "dev", name, "alias", "", undo=["ip", "link", "set", "dev", name, "alias", mark])
+            result.add(SetLink(name, "alias", ""), undo=SetLink(name, "alias", mark))
 
 
 def _routes_on(host, port):
@@ -236,22 +382,7 @@ def _uplink_move(want, host, port):
         return None
     gateways = [r["gateway"] for r in routes if r.get("dst") == "default" and r.get("gateway")]
     gateways.sort(key=lambda gw: ":" in gw)  # IPv4 first
-    move = UplinkMove(port=port.name, addresses=list(link.addresses), routes=routes, gateway=(gateways or [None])[0])
-    forward = ["link set dev %s master %s" % (port.name, want.name)]
-    back = ["link set dev %s nomaster" % port.name]
-    # Deleting a primary IPv4 address drops its secondaries, so delete from the last one up.
-    for cidr in reversed(move.addresses):
-        forward.append("addr del %s dev %s" % (cidr, port.name))
-        back.append("addr del %s dev %s" % (cidr, want.name))
-    for cidr in move.addresses:
-        # The address was in use on this very segment a moment ago: no need to wait for DAD.
-        forward.append("addr add %s dev %s%s" % (cidr, want.name, " nodad" if ":" in cidr else ""))
-        back.append("addr add %s dev %s%s" % (cidr, port.name, " nodad" if ":" in cidr else ""))
-    for route in routes:
-        forward.append("route replace %s" % " ".join(route_spec(route, want.name)))
-        back.append("route replace %s" % " ".join(route_spec(route, port.name)))
-    # -force: the way back goes on past errors, so a batch that stopped halfway is undone too.
-    return move, Step(["ip", "-batch", "-"], "\n".join(forward) + "\n", undo=Step(["ip", "-force", "-batch", "-"], "\n".join(back) + "\n"))
+    return UplinkMove(port=port.name, addresses=tuple(link.addresses), routes=tuple(routes), gateway=(gateways or [None])[0])
 
 
 def _plan_ports(want, host, members, result, persisted_ports=()):
@@ -264,16 +395,16 @@ def _plan_ports(want, host, members, result, persisted_ports=()):
         if port.name not in members:
             move = _uplink_move(want, host, port)
             if move:
-                result.moves.append(move[0])
-                result.steps.append(move[1])
-                moved += move[0].addresses
+                result.moves.append(move)
+                result.add(MoveUplink(move, want.name), undo=MoveUplink(move, want.name, back=True))
+                moved += move.addresses
             else:
-                result.add("ip", "link", "set", "dev", port.name, "master", want.name, undo=["ip", "link", "set", "dev", port.name, "nomaster"])
+                result.add(Enslave(port.name, want.name), undo=Release(port.name))
         booted_in = port.name in members and port.name in persisted_ports
         if (link is None or not link.alias) and not booted_in:
-            result.add("ip", "link", "set", "dev", port.name, "alias", mark, undo=["ip", "link", "set", "dev", port.name, "alias", ""])
+            result.add(SetLink(port.name, "alias", mark), undo=SetLink(port.name, "alias", ""))
         if link is None or not link.up:
-            result.add("ip", "link", "set", "dev", port.name, "up", undo=link and ["ip", "link", "set", "dev", port.name, "down"])
+            result.add(SetUp(port.name), undo=SetUp(port.name, up=False) if link else None)
     return moved
 
 
@@ -289,18 +420,14 @@ def _table_after_join(want, host):
 
 
 def vlan_table_steps(dev, have, want_table, own):
-    """``bridge vlan`` commands taking ``have`` {vid: (pvid, untagged)} to ``want_table``."""
-    extra = ["self"] if own else []
-    steps = []
-    for text in vlan_ranges(vid for vid in have if vid not in want_table):
-        steps.append(["bridge", "vlan", "del", "dev", dev, "vid", text] + extra)
+    """VlanEntry steps taking ``have`` {vid: (pvid, untagged)} to ``want_table``."""
+    steps = [VlanEntry(dev, text, add=False, own=own) for text in vlan_ranges(vid for vid in have if vid not in want_table)]
     changed = [vid for vid, flags in want_table.items() if have.get(vid) != flags]
     plain = [vid for vid in changed if want_table[vid] == (False, False)]
-    for text in vlan_ranges(plain):
-        steps.append(["bridge", "vlan", "add", "dev", dev, "vid", text] + extra)
+    steps += [VlanEntry(dev, text, own=own) for text in vlan_ranges(plain)]
     for vid in sorted(set(changed) - set(plain)):
         is_pvid, untagged = want_table[vid]
-        steps.append(["bridge", "vlan", "add", "dev", dev, "vid", str(vid)] + (["pvid"] if is_pvid else []) + (["untagged"] if untagged else []) + extra)
+        steps.append(VlanEntry(dev, str(vid), pvid=is_pvid, untagged=untagged, own=own))
     return steps
 
 
@@ -315,13 +442,13 @@ def _plan_vlan_tables(want, host, members, result):
             continue
         have = dict(host.vlans.get(port.name, {})) if port.name in members else dict(joined)
         _follow_default_pvid(have, old_default, want.default_pvid)
-        for argv in vlan_table_steps(port.name, have, port.vlans, own=False):
-            result.add(*argv)
+        for step in vlan_table_steps(port.name, have, port.vlans, own=False):
+            result.add(step)
     if want.vlans is not None:
         have = dict(host.vlans.get(want.name, {})) if bridge is not None else dict(joined)
         _follow_default_pvid(have, old_default, want.default_pvid)
-        for argv in vlan_table_steps(want.name, have, want.vlans, own=True):
-            result.add(*argv)
+        for step in vlan_table_steps(want.name, have, want.vlans, own=True):
+            result.add(step)
 
 
 def _follow_default_pvid(table, old, new):
@@ -338,7 +465,7 @@ def _plan_addresses(want, bridge, moved, result):
         return
     have = set(bridge.addresses if bridge is not None else []) | set(moved)
     for cidr in sorted(have - set(want.addresses)):
-        result.add("ip", "addr", "del", cidr, "dev", want.name, undo=["ip", "addr", "add", cidr, "dev", want.name])
+        result.add(Address(want.name, cidr, add=False), undo=Address(want.name, cidr))
     for cidr in want.addresses:
         if cidr not in have:
-            result.add("ip", "addr", "add", cidr, "dev", want.name, undo=["ip", "addr", "del", cidr, "dev", want.name])
+            result.add(Address(want.name, cidr), undo=Address(want.name, cidr, add=False))

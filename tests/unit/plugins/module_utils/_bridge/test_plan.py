@@ -5,13 +5,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from bridge_fixtures import argvs, host, want
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ansible_collections.hypervisor.network.plugins.module_utils._bridge.model import summary, vlan_list, vlan_ranges
-from ansible_collections.hypervisor.network.plugins.module_utils._bridge.plan import vlan_table_steps, plan, validate_against_host
+from ansible_collections.hypervisor.network.plugins.module_utils._bridge.plan import MoveUplink, Release, SetLink, plan, validate_against_host, vlan_table_steps
 from ansible_collections.hypervisor.network.plugins.module_utils._errors import ValidationError
 
 
@@ -79,6 +81,19 @@ def test_dropped_port_is_released_only_when_this_module_enslaved_it():
         "ip link set dev vnet0 alias ",
         "ip link set dev vnet1 nomaster",
     ]
+
+
+def test_steps_are_typed_and_carry_their_intent():
+    """apply and the check-mode ``after`` read what a step means from its type, not from its argv."""
+    result = plan(want(ports=[], exclusive_ports=True), host("bridged"))
+    assert [type(step) for step in result.steps] == [Release, SetLink, Release]
+    assert result.released() == ["vnet0", "vnet1"]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        result.steps[0].port = "eth9"
+    moved = plan(want(ports=["eno1"]), host("uplink"))
+    batch = [step for step in moved.steps if isinstance(step, MoveUplink)]
+    assert len(batch) == 1 and batch[0].move is moved.moves[0]
+    assert moved.undos[moved.steps.index(batch[0])] == MoveUplink(moved.moves[0], "br0", back=True)
 
 
 def test_settings_change_in_place():
@@ -204,8 +219,9 @@ def test_vlan_lists_and_ranges():
     assert vlan_ranges([1, 2, 3, 7, 9, 10]) == ["1-3", "7", "9-10"]
 
 
-def _apply_bridge_vlan(table, argv):
+def _apply_bridge_vlan(table, step):
     """What the kernel does with one ``bridge vlan add|del dev X vid A[-B] [pvid] [untagged]``."""
+    argv = step.argv
     low, _sep, high = argv[6].partition("-")
     vids = range(int(low), int(high or low) + 1)
     for vid in vids:
@@ -227,9 +243,9 @@ _TABLES = st.dictionaries(st.integers(1, 40), st.tuples(st.just(False), st.boole
 @given(have=_TABLES, wanted=_TABLES, own=st.booleans())
 def test_vlan_table_steps_reach_the_wanted_table(have, wanted, own):
     table = dict(have)
-    for argv in vlan_table_steps("vnet0", have, wanted, own):
-        assert argv[-1] == "self" if own else "self" not in argv
-        _apply_bridge_vlan(table, argv)
+    for step in vlan_table_steps("vnet0", have, wanted, own):
+        assert step.argv[-1] == "self" if own else "self" not in step.argv
+        _apply_bridge_vlan(table, step)
     assert table == wanted
     assert vlan_table_steps("vnet0", wanted, wanted, own) == []
 
