@@ -78,6 +78,18 @@ options:
   forward_delay:
     description: STP forward delay in seconds (2-30 with STP on).
     type: int
+  ageing_time:
+    description:
+      - How long, in seconds (0-1000000), a learned MAC address stays in the bridge's forwarding database
+        after the last frame from it; 0 makes the bridge flood every frame like a hub. The kernel's
+        default is 300.
+      - Given in seconds; C(ip link) and the kernel count hundredths of a second (C(ageing_time 30000)).
+      - Persisted as C(AgeingTimeSec=) (systemd-networkd), C(ageing-time=) (NetworkManager) or the
+        C(ageing_time) option of the C(ip link add) line (ifupdown). Left out, it is neither changed nor persisted.
+      - During an STP topology change the kernel reports a short ageing time (twice O(forward_delay)) instead
+        of the configured one; RV(before) and RV(after) then show C(ageing_time) as null, and a given
+        O(ageing_time) is set again, since the configured value cannot be read then.
+    type: int
   mtu:
     description: MTU of the bridge and of its listed ports.
     type: int
@@ -211,7 +223,7 @@ after:
       the state, and a no-change run across a fleet does not carry every item twice.
   returned: when something changed (in check mode, when something would change)
   type: dict
-  sample: {"name": "br0", "present": true, "stp": false, "mtu": 1500, "ports": [{"name": "eno1"}]}
+  sample: {"name": "br0", "present": true, "stp": false, "forward_delay": 0, "ageing_time": 300, "mtu": 1500, "ports": [{"name": "eno1"}]}
 persist:
   description: The persistence backend used.
   returned: always

@@ -211,3 +211,50 @@ def test_mtu_a_stacked_port_cannot_take_is_refused(lab):
     assert failed["field"] == "mtu" and "port mv0 is a macvlan on eno1 and takes an MTU of 1500 at most" in failed["msg"]
     assert link(lab, hv, "br0") is None and link(lab, hv, "mv0").get("master") is None
     assert lab.module(hv, "bridge", dict(name="br0", ports=[{"name": "mv0"}], mtu=1500, persist="none"))["changed"]
+
+
+def test_ageing_time_in_seconds_applied_read_back_persisted_and_booted(lab):
+    hv = lab.ns("hv")
+    guests(lab, hv, 1)
+    args = dict(name="br0", ports=[{"name": "vnet0"}], ageing_time=600, persist="ifupdown", **persist_dirs(lab))
+
+    checked = lab.module(hv, "bridge", args, check_mode=True, diff=True)
+    assert "ip link add name br0 type bridge ageing_time 60000" in checked["commands"]
+    assert checked["after"]["ageing_time"] == 600
+    assert link(lab, hv, "br0") is None, "check mode must not create the bridge"
+
+    applied = lab.module(hv, "bridge", args)
+    assert applied["commands"] == checked["commands"], "check mode runs the same plan"
+    assert link(lab, hv, "br0")["linkinfo"]["info_data"]["ageing_time"] == 60000  # the kernel counts 1/100 s
+    assert applied["after"]["ageing_time"] == 600
+    assert lab.module(hv, "bridge", args)["changed"] is False
+
+    changed = lab.module(hv, "bridge", dict(args, ageing_time=30), diff=True)
+    assert "ip link set dev br0 type bridge ageing_time 3000" in changed["commands"]
+    assert (changed["before"]["ageing_time"], changed["after"]["ageing_time"]) == (600, 30)
+    (stanza,) = changed["files"]
+    assert [d for d in changed["diff"] if d["after_header"] == stanza][0]["after"].count("ageing_time 3000") == 1
+
+    # the persisted stanza brings it back on a freshly booted host
+    booted = lab.ns("boot")
+    guests(lab, booted, 1, prefix="b")
+    state = ["--state-dir", str(lab.tmp / "ifstate"), "--no-scripts", "-i", stanza]
+    lab.run(booted, ["ifup"] + state + ["br0"])
+    try:
+        assert link(lab, booted, "br0")["linkinfo"]["info_data"]["ageing_time"] == 3000
+    finally:
+        lab.run(booted, ["ifdown"] + state + ["br0"])
+
+    # left out, the runtime value is not touched and the persisted file no longer carries it
+    left_out = lab.module(hv, "bridge", {k: v for k, v in args.items() if k != "ageing_time"})
+    assert left_out["commands"] == ["write %s" % stanza]
+    assert link(lab, hv, "br0")["linkinfo"]["info_data"]["ageing_time"] == 3000
+    with open(stanza) as handle:
+        assert "ageing_time" not in handle.read()
+
+
+def test_ageing_time_out_of_range_is_refused_host_unchanged(lab):
+    hv = lab.ns("hv")
+    result = lab.module(hv, "bridge", dict(name="br0", ageing_time=1000001, persist="none"), expect_fail=True)
+    assert "ageing_time" in result["msg"] and "1000001" in result["msg"]
+    assert link(lab, hv, "br0") is None

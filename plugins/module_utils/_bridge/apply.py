@@ -107,6 +107,9 @@ def persist_config(want, host, the_plan):
     for key in ("stp", "forward_delay"):
         value = getattr(want, key)
         setattr(config, key, value if value is not None else current.get(key))
+    # written only when asked for: every manager's default is the kernel's, and the runtime value
+    # cannot always be read (see model._ageing_time)
+    config.ageing_time = want.ageing_time
     moved_addresses = [a for move in the_plan.moves for a in move.addresses]
     moved_routes = [r for move in the_plan.moves for r in move.routes]
     if want.addresses is not None:
@@ -127,7 +130,7 @@ def predicted_after(want, before, the_plan):
     if want.state == "absent":
         return {"name": want.name, "present": False}
     after = dict(before, present=True)
-    for key in ("stp", "forward_delay", "mtu", "mac", "vlan_filtering", "default_pvid"):
+    for key in ("stp", "forward_delay", "ageing_time", "mtu", "mac", "vlan_filtering", "default_pvid"):
         if getattr(want, key) is not None:
             after[key] = getattr(want, key)
     moved = [a for move in the_plan.moves for a in move.addresses]

@@ -20,6 +20,8 @@ _MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}\Z")
 # Links stacked on a lower link, which refuse an MTU above the lower link's (less their headers);
 # max_mtu does not say so. vxlan's headroom is its outer IPv4 + UDP + VXLAN headers (IPv6: 70).
 STACKED_HEADROOM = {"vlan": 0, "macvlan": 0, "macvtap": 0, "ipvlan": 0, "vxlan": 50}
+# ageing_time in seconds: NetworkManager's range (the kernel takes more, networkd any time span)
+AGEING_TIME_MAX = 1000000
 
 
 @dataclass
@@ -39,6 +41,7 @@ class BridgeWant:
     steal: bool = False
     stp: bool = None
     forward_delay: int = None  # seconds
+    ageing_time: int = None  # seconds a learned MAC address stays in the forwarding database
     mtu: int = None
     mac: str = None
     addresses: list = None  # normalised CIDR strings; None: leave addresses alone
@@ -65,7 +68,7 @@ class Link:
     vlan_id: int = None
     lower: str = None  # the link a vlan, macvlan or vxlan sits on
     headroom: int = 0  # bytes its encapsulation takes from the lower link's MTU
-    bridge: dict = field(default_factory=dict)  # stp, forward_delay (s), vlan_filtering, default_pvid
+    bridge: dict = field(default_factory=dict)  # stp, forward_delay (s), ageing_time (s), vlan_filtering, default_pvid
     addresses: list = field(default_factory=list)  # global-scope CIDRs as "ip/prefix"
 
 
@@ -145,6 +148,10 @@ def want_from_params(params):
         if not 0 <= int(params["forward_delay"]) <= 30:
             raise ValidationError("forward_delay", params["forward_delay"], "it is 0-30 seconds")
         want.forward_delay = int(params["forward_delay"])
+    if params.get("ageing_time") is not None:
+        if not 0 <= int(params["ageing_time"]) <= AGEING_TIME_MAX:
+            raise ValidationError("ageing_time", params["ageing_time"], "it is 0-%d seconds" % AGEING_TIME_MAX)
+        want.ageing_time = int(params["ageing_time"])
     if params.get("mtu") is not None:
         if not 68 <= int(params["mtu"]) <= 65535:
             raise ValidationError("mtu", params["mtu"], "an Ethernet bridge MTU is 68-65535")
@@ -213,6 +220,7 @@ def parse_host(links_json, addr_json, vlan_json, routes_json):
             link.bridge = {
                 "stp": bool(data.get("stp_state")),
                 "forward_delay": int(round(data.get("forward_delay", 0) / 100.0)),
+                "ageing_time": _ageing_time(data),
                 "vlan_filtering": bool(data.get("vlan_filtering")),
                 "default_pvid": data.get("vlan_default_pvid"),
             }
@@ -231,6 +239,15 @@ def parse_host(links_json, addr_json, vlan_json, routes_json):
             if info.get("scope") == "global" and info.get("family") in ("inet", "inet6"):
                 link.addresses.append(str(ipaddress.ip_interface("%s/%s" % (info["local"], info["prefixlen"]))))
     return HostState(links=links, vlans=parse_vlans(vlan_json), routes=list(routes_json or []))
+
+
+def _ageing_time(data):
+    """The configured ageing time in seconds (the kernel counts 1/100 s), or None when it cannot be
+    read: during an STP topology change the kernel reports its short ageing (twice the forward
+    delay) in its place; older iproute2 leaves it out."""
+    if data.get("ageing_time") is None or data.get("topology_change"):
+        return None
+    return int(round(data["ageing_time"] / 100.0))
 
 
 def parse_vlans(vlan_json):

@@ -29,6 +29,7 @@ ARGUMENT_SPEC = dict(
     steal=dict(type="bool", default=False),
     stp=dict(type="bool"),
     forward_delay=dict(type="int"),
+    ageing_time=dict(type="int"),
     mtu=dict(type="int"),
     mac=dict(type="str"),
     addresses=dict(type="list", elements="str"),

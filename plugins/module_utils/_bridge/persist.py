@@ -45,6 +45,7 @@ class BridgeConfig:
     name: str
     stp: bool = None
     forward_delay: int = None
+    ageing_time: int = None  # seconds
     mtu: int = None
     mac: str = None
     vlan_filtering: bool = None
@@ -144,6 +145,7 @@ def render_networkd(config):
     netdev += ["MTUBytes=%d" % config.mtu] if config.mtu else []
     bridge = ["STP=%s" % _yes(config.stp)] if config.stp is not None else []
     bridge += ["ForwardDelaySec=%d" % config.forward_delay] if config.forward_delay is not None else []
+    bridge += ["AgeingTimeSec=%d" % config.ageing_time] if config.ageing_time is not None else []
     bridge += ["VLANFiltering=%s" % _yes(config.vlan_filtering)] if config.vlan_filtering is not None else []
     if default_pvid is not None:
         bridge.append("DefaultPVID=%s" % (default_pvid or "none"))
@@ -218,6 +220,7 @@ def render_networkmanager(config):
     text += ["stp=%s" % ("true" if config.stp else "false")] if config.stp is not None else []
     # NetworkManager takes 2-30 s only; below that (STP off) its default does no harm.
     text += ["forward-delay=%d" % config.forward_delay] if config.forward_delay is not None and config.forward_delay >= 2 else []
+    text += ["ageing-time=%d" % config.ageing_time] if config.ageing_time is not None else []
     text += ["vlan-filtering=%s" % ("true" if config.vlan_filtering else "false")] if config.vlan_filtering is not None else []
     text += ["vlan-default-pvid=%d" % config.default_pvid] if config.default_pvid is not None else []
     text += ["vlans=%s" % _nm_vlans(config.vlans)] if config.vlans else []
@@ -267,6 +270,8 @@ def render_ifupdown(config):
         options += ["stp_state", "1" if config.stp else "0"]
     if config.forward_delay is not None:
         options += ["forward_delay", str(config.forward_delay * 100)]
+    if config.ageing_time is not None:  # iproute2 rather than bridge-utils' bridge_ageing: 1/100 s
+        options += ["ageing_time", str(config.ageing_time * 100)]
     if config.vlan_filtering:  # off is the default, and kernels without VLAN filtering refuse even "0"
         options += ["vlan_filtering", "1"]
     if config.default_pvid is not None:

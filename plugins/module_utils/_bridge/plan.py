@@ -15,7 +15,7 @@ from ansible_collections.hypervisor.network.plugins.module_utils._errors import 
 
 # What a new bridge starts with, so creation passes only the options that differ (a kernel built
 # without VLAN filtering refuses even "vlan_filtering 0").
-KERNEL_DEFAULTS = {"stp": False, "forward_delay": 15, "vlan_filtering": False, "default_pvid": 1}
+KERNEL_DEFAULTS = {"stp": False, "forward_delay": 15, "ageing_time": 300, "vlan_filtering": False, "default_pvid": 1}
 # Routes the kernel or router advertisements maintain by themselves; moving them would be noise.
 SELF_MAINTAINED_PROTOCOLS = ("kernel", "ra")
 
@@ -302,7 +302,9 @@ def _plan_vlan_links(want, host, result):
             result.add(AddVlanLink(port.name, port.vlan_parent, port.vlan_id), undo=DeleteLink(port.name))
 
 
-_BRIDGE_OPTIONS = (("stp", "stp_state"), ("forward_delay", "forward_delay"), ("vlan_filtering", "vlan_filtering"), ("default_pvid", "vlan_default_pvid"))
+_BRIDGE_OPTIONS = (("stp", "stp_state"), ("forward_delay", "forward_delay"), ("ageing_time", "ageing_time"),
+                   ("vlan_filtering", "vlan_filtering"), ("default_pvid", "vlan_default_pvid"))
+_CENTISECONDS = ("forward_delay", "ageing_time")  # given in seconds, the kernel counts 1/100 s
 
 
 def _option_argv(options):
@@ -312,8 +314,8 @@ def _option_argv(options):
     for key, option in _BRIDGE_OPTIONS:
         if values.get(key) is not None:
             value = values[key]
-            if key == "forward_delay":
-                value *= 100  # the kernel counts 1/100 s
+            if key in _CENTISECONDS:
+                value *= 100
             argv += [option, str(int(value))]
     return argv
 

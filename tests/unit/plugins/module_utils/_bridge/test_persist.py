@@ -19,7 +19,7 @@ GOLDEN = FIXTURES / "golden"
 
 SCENARIOS = {
     # The uplink eno1 moves to br0: its addresses and default routes go to the bridge's files.
-    "uplink": ("uplink", dict(ports=["eno1", "vnet0"], stp=False, forward_delay=0, mtu=9000, mac="02:00:00:00:00:01")),
+    "uplink": ("uplink", dict(ports=["eno1", "vnet0"], stp=False, forward_delay=0, ageing_time=600, mtu=9000, mac="02:00:00:00:00:01")),
     # A VLAN-aware bridge: a trunk, an access port, a created VLAN sub-interface, its own VLAN.
     "vlan": ("uplink", dict(
         name="brvlan", vlan_filtering=True, default_pvid=1, addresses=["10.10.0.1/24"], vlans=["10"], pvid=10,

@@ -12,7 +12,8 @@ from bridge_fixtures import argvs, host, want
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.hypervisor.network.plugins.module_utils._bridge.model import summary, vlan_list, vlan_ranges
+from ansible_collections.hypervisor.network.plugins.module_utils._bridge.apply import persist_config
+from ansible_collections.hypervisor.network.plugins.module_utils._bridge.model import parse_host, summary, vlan_list, vlan_ranges
 from ansible_collections.hypervisor.network.plugins.module_utils._bridge.plan import MoveUplink, Release, SetLink, plan, validate_against_host, vlan_table_steps
 from ansible_collections.hypervisor.network.plugins.module_utils._errors import ValidationError
 
@@ -20,7 +21,7 @@ from ansible_collections.hypervisor.network.plugins.module_utils._errors import 
 def test_parse_reads_bridge_ports_marks_and_addresses():
     state = host("bridged")
     assert state.ports_of("br0") == ["vnet0", "vnet1"]
-    assert state.links["br0"].bridge == {"stp": True, "forward_delay": 4, "vlan_filtering": False, "default_pvid": None}
+    assert state.links["br0"].bridge == {"stp": True, "forward_delay": 4, "ageing_time": 300, "vlan_filtering": False, "default_pvid": None}
     assert state.links["br0"].addresses == ["10.20.0.1/24"]
     assert state.links["vnet0"].alias == "hypervisor.network:bridge=br0"
     assert state.links["eno1"].master == "br9"
@@ -94,6 +95,38 @@ def test_steps_are_typed_and_carry_their_intent():
     batch = [step for step in moved.steps if isinstance(step, MoveUplink)]
     assert len(batch) == 1 and batch[0].move is moved.moves[0]
     assert moved.undos[moved.steps.index(batch[0])] == MoveUplink(moved.moves[0], "br0", back=True)
+
+
+def test_ageing_time_is_seconds_and_the_kernel_gets_centiseconds():
+    created = plan(want(ageing_time=600), host("uplink"))
+    assert argvs(created)[0] == "ip link add name br0 type bridge ageing_time 60000"
+    assert argvs(plan(want(ageing_time=300), host("uplink")))[0] == "ip link add name br0 type bridge"  # the default
+    changed = plan(want(ageing_time=60), host("bridged"))
+    assert argvs(changed) == ["ip link set dev br0 type bridge ageing_time 6000"]
+    assert [step.shown for step in changed.rollback] == ["ip link set dev br0 type bridge ageing_time 30000"]
+    assert argvs(plan(want(ageing_time=300), host("bridged"))) == []
+
+
+def test_ageing_time_persists_only_when_asked_for():
+    state = host("bridged")
+    assert persist_config(want(ageing_time=300), state, plan(want(ageing_time=300), state)).ageing_time == 300
+    state.links["br0"].bridge["ageing_time"] = 45
+    assert persist_config(want(), state, plan(want(), state)).ageing_time is None
+
+
+def test_ageing_time_reads_as_unknown_during_a_topology_change():
+    """With STP on, a topology change makes the kernel report twice the forward delay (measured:
+    ageing_time 60000 read 400 with forward_delay 200 while topology_change was 1)."""
+    def parsed(**info):
+        data = dict(stp_state=1, forward_delay=200, **info)
+        item = {"ifname": "br0", "flags": ["UP"], "linkinfo": {"info_kind": "bridge", "info_data": data}}
+        return parse_host([item], [], [], []).links["br0"].bridge["ageing_time"]
+
+    assert parsed(ageing_time=60000, topology_change=0) == 600
+    assert parsed(ageing_time=400, topology_change=1) is None
+    assert parsed() is None
+    changing = parse_host([{"ifname": "br0", "linkinfo": {"info_kind": "bridge", "info_data": dict(ageing_time=400, topology_change=1)}}], [], [], [])
+    assert argvs(plan(want(ageing_time=600), changing)) == ["ip link set dev br0 type bridge ageing_time 60000", "ip link set dev br0 up"]
 
 
 def test_settings_change_in_place():
@@ -178,6 +211,8 @@ def test_absent_releases_marks_and_deletes():
     ({"mac": "01:00:5e:00:00:01"}, "mac"),
     ({"addresses": ["10.0.0.1"]}, "addresses[0]"),
     ({"stp": True, "forward_delay": 1}, "forward_delay"),
+    ({"ageing_time": -1}, "ageing_time"),
+    ({"ageing_time": 1000001}, "ageing_time"),
 ])
 def test_bad_input_names_the_field(params, field):
     with pytest.raises(ValidationError) as caught:
