@@ -18,20 +18,13 @@ import signal
 import time
 
 from netlab import REPO, Lab, sh
+from sandbox import libvirt_bind_mounts, prepare_libvirt_tree
 
 URI = "qemu:///system"
 CAPS_CACHE = REPO / "build" / "libvirt-cache"
 
 # No security driver or cgroups in a test namespace; guests run as root so they can read the
 # kernel and initrd that the tests built under build/.
-QEMU_CONF_EXTRA = """
-security_driver = "none"
-user = "root"
-group = "root"
-cgroup_controllers = [ ]
-"""
-
-
 class LibvirtHost:
     """One libvirtd in namespace ``ns`` of ``lab``; call start() then use virsh()/module()."""
 
@@ -48,15 +41,7 @@ class LibvirtHost:
         return self.root / "run"
 
     def _prepare_tree(self):
-        etc = self.root / "etc-libvirt"
-        shutil.copytree("/etc/libvirt", etc, symlinks=True)
-        # The packaged "default" network would start in every test host; tests define their own.
-        shutil.rmtree(etc / "qemu" / "networks", ignore_errors=True)
-        (etc / "qemu" / "networks" / "autostart").mkdir(parents=True)
-        with open(etc / "qemu.conf", "a") as handle:
-            handle.write(QEMU_CONF_EXTRA)
-        for sub in ("lib", "log", "run/libvirt"):
-            (self.root / sub).mkdir(parents=True, exist_ok=True)
+        prepare_libvirt_tree(self.root, subdirs=("lib", "log", "run/libvirt"))
         if CAPS_CACHE.is_dir():
             shutil.copytree(CAPS_CACHE, self.root / "cache", symlinks=True)
         else:
@@ -67,17 +52,8 @@ class LibvirtHost:
         self._prepare_tree()
         root = self.root
         script = "\n".join(
-            [
-                "set -e",
-                "mount --bind %s /etc/libvirt" % (root / "etc-libvirt"),
-                "mount --bind %s /var/lib/libvirt" % (root / "lib"),
-                "mount --bind %s /var/log/libvirt" % (root / "log"),
-                "mount --bind %s /var/cache/libvirt" % (root / "cache"),
-                "mount --bind %s /run" % (root / "run"),
-                "mount --bind %s /etc/resolv.conf" % (root / "resolv.conf"),
-                "virtlogd -d -p /run/virtlogd.pid",
-                "libvirtd -d -p /run/libvirtd.pid",
-            ]
+            ["set -e"] + libvirt_bind_mounts(root)
+            + ["mount --bind %s /etc/resolv.conf" % (root / "resolv.conf"), "virtlogd -d -p /run/virtlogd.pid", "libvirtd -d -p /run/libvirtd.pid"]
         )
         sh(["ip", "netns", "exec", self.ns, "unshare", "-m", "--propagation", "private", "sh", "-c", script])
         self.libvirtd_pid = self._wait_pid("libvirtd.pid", timeout)
@@ -225,17 +201,8 @@ PUBLIC_NAME, PUBLIC_ADDR = "www.example.com", "203.0.113.80"
 # A host resolv.conf whose first nameserver answers REFUSED for everything but corp.example.
 REFUSING_RESOLV_CONF = "nameserver %s\nnameserver %s\n" % (PRIVATE_DNS, PUBLIC_DNS)
 
-UDHCPC_SCRIPT = """#!/bin/sh
-# busybox udhcpc calls this with the lease in the environment; configure eth0 and print it.
-case "$1" in
-  bound|renew)
-    ip addr flush dev "$interface"
-    ip addr add "$ip/$mask" dev "$interface"
-    for r in $router; do ip route replace default via "$r"; break; done
-    echo "LEASE ip=$ip mask=$mask router=$router dns=$dns domain=$domain"
-    ;;
-esac
-"""
+# The sandbox's lease script: configures the interface and prints "LEASE ip=... dns=FIRST ...".
+UDHCPC_SCRIPT = REPO / "playbooks" / "sandbox" / "files" / "udhcpc.sh"
 
 
 def start_upstream(lab: Lab, hv_ns: str, ttl: int = 0):
@@ -274,12 +241,8 @@ def dig(lab: Lab, ns: str, server: str, name: str):
 
 def dhcp_lease(lab: Lab, guest: str, timeout_tries=15):
     """Run busybox udhcpc once in ``guest``; return the lease as a dict (configures eth0)."""
-    script = lab.tmp / "udhcpc.sh"
-    if not script.exists():
-        script.write_text(UDHCPC_SCRIPT)
-        script.chmod(0o755)
     proc = lab.run(guest, ["busybox", "udhcpc", "-i", "eth0", "-n", "-q", "-f", "-t", str(timeout_tries), "-T", "1",
-                           "-s", str(script)], check=False, timeout=60)
+                           "-s", str(UDHCPC_SCRIPT)], check=False, timeout=60)
     for line in proc.stdout.splitlines():
         if line.startswith("LEASE "):
             return dict(item.split("=", 1) for item in line.split()[1:])

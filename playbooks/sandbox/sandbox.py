@@ -61,6 +61,31 @@ group = "root"
 cgroup_controllers = [ ]
 """
 
+# A libvirtd of its own per hypervisor: per-host copies of these, bind-mounted in a private mount
+# namespace (libvirtd's socket, pid files and state are global paths). The tests' libvirt hosts
+# (tests/libvirt_lab.py) use the same tree.
+LIBVIRT_MOUNTS = (("etc", "/etc/libvirt"), ("lib", "/var/lib/libvirt"), ("log", "/var/log/libvirt"),
+                  ("cache", "/var/cache/libvirt"), ("run", "/run"))
+
+
+def prepare_libvirt_tree(tree, subdirs=("lib", "log", "cache", "run")):
+    """Fill ``tree`` for LIBVIRT_MOUNTS: a copy of /etc/libvirt without the packaged networks (the
+    "default" network would start in every host) and with QEMU_CONF_EXTRA, and empty state dirs."""
+    etc = tree / "etc"
+    shutil.copytree("/etc/libvirt", etc, symlinks=True)
+    shutil.rmtree(etc / "qemu" / "networks", ignore_errors=True)
+    (etc / "qemu" / "networks" / "autostart").mkdir(parents=True)
+    with open(etc / "qemu.conf", "a") as handle:
+        handle.write(QEMU_CONF_EXTRA)
+    for sub in subdirs:
+        (tree / sub).mkdir(parents=True, exist_ok=True)
+
+
+def libvirt_bind_mounts(tree):
+    """The shell lines that put ``tree`` in place, run inside ``unshare -m --propagation private``."""
+    return ["mount --bind %s %s" % (tree / sub, target) for sub, target in LIBVIRT_MOUNTS]
+
+
 HTTP_SERVER = r"""
 import http.server, sys
 class H(http.server.BaseHTTPRequestHandler):
@@ -278,26 +303,10 @@ class Sandbox:
 
     def libvirtd(self, name, hv, hostdir):
         tree = hostdir / "libvirt"
-        etc = tree / "etc"
-        shutil.copytree("/etc/libvirt", etc, symlinks=True)
-        shutil.rmtree(etc / "qemu" / "networks", ignore_errors=True)
-        (etc / "qemu" / "networks" / "autostart").mkdir(parents=True)
-        with open(etc / "qemu.conf", "a") as handle:
-            handle.write(QEMU_CONF_EXTRA)
-        for sub in ("lib", "log", "cache", "run"):
-            (tree / sub).mkdir(parents=True, exist_ok=True)
+        prepare_libvirt_tree(tree)
         self.state["libvirt_hosts"].append(str(tree / "run"))
         self.save()
-        script = "; ".join([
-            "set -e",
-            "mount --bind %s /etc/libvirt" % etc,
-            "mount --bind %s /var/lib/libvirt" % (tree / "lib"),
-            "mount --bind %s /var/log/libvirt" % (tree / "log"),
-            "mount --bind %s /var/cache/libvirt" % (tree / "cache"),
-            "mount --bind %s /run" % (tree / "run"),
-            "touch /run/.sandbox-ready",
-            "exec sleep infinity",
-        ])
+        script = "; ".join(["set -e"] + libvirt_bind_mounts(tree) + ["touch /run/.sandbox-ready", "exec sleep infinity"])
         # The holder keeps the private mount namespace alive; it is what Ansible enters.
         holder = self.spawn(hv, ["unshare", "-m", "--propagation", "private", "sh", "-c", script], name + "-holder.log")
         self.wait("mount namespace of " + name, (tree / "run" / ".sandbox-ready").exists)

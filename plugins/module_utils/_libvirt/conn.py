@@ -133,27 +133,36 @@ def _apply_libvirt(conn, uri, step):
             net.setAutostart(1 if step.autostart else 0)
         else:
             raise HypervisorNetworkError("unknown plan step %r (a bug in hypervisor.network)" % step.action)
+    return True
 
 
 def apply_steps(conn, uri, steps, runner):
     """Apply the plan in order; return the ports re-attached (or, in check mode, to re-attach).
 
-    The one check-mode guard for libvirt calls: each step is recorded in ``runner.commands`` and
-    only run outside check mode (``ip link`` goes through the runner and its own guard)."""
+    Every libvirt call goes through ``runner.call`` and every ``ip link`` through
+    ``runner.change``: the Runner records each and runs it unless in check mode."""
     reattached = []
+    applied = False  # a libvirt call really ran (not in check mode): the bridge may be new
     for step in steps:
         if step.action == "reattach":
-            attached = () if runner.check_mode else bridge_ports(runner, step.bridge)
-            for port in step.ports:
-                # a guest that shut down meanwhile took its tap with it: nothing to re-attach
-                gone = not runner.check_mode and runner.read(["ip", "link", "show", port], check_rc=False)[0] != 0
-                if port not in attached and not gone:
-                    runner.change(["ip", "link", "set", port, "master", step.bridge])
-                    reattached.append(port)
-            if not runner.check_mode:
-                wait_until_forwarding(step.ports)
-            continue
-        runner.commands.append(step.shown())
-        if not runner.check_mode:
-            _apply_libvirt(conn, uri, step)
+            reattached += _reattach(runner, step, applied)
+        else:
+            applied = bool(runner.call(step.shown(), _apply_libvirt, conn, uri, step)) or applied
     return reattached
+
+
+def _reattach(runner, step, restarted):
+    """Put the ports that were on the bridge before the restart back on it. After a restart that
+    really ran, a port already back (libvirt re-attached it) or gone (its guest shut down
+    meanwhile, taking the tap with it) is left alone; otherwise (check mode) every port of the
+    plan is shown."""
+    attached = bridge_ports(runner, step.bridge) if restarted else ()
+    done = []
+    for port in step.ports:
+        gone = restarted and runner.read(["ip", "link", "show", port], check_rc=False)[0] != 0
+        if port not in attached and not gone:
+            runner.change(["ip", "link", "set", port, "master", step.bridge])
+            done.append(port)
+    if restarted:
+        wait_until_forwarding(step.ports)
+    return done

@@ -191,11 +191,8 @@ def _tune(module, params, runner, conn, want, uri):
         after_xml, after = to_text(nic), read_nic(nic)
         changed = before != after
         if changed:
-            runner.commands.append(
-                "virsh update-device %s /dev/stdin --config <<'XML'  # interface %s\n%s\nXML" % (params["domain"], after.mac, after_xml)
-            )
-            if not runner.check_mode:
-                update_nic(uri, domain, want, after_xml)
+            shown = "virsh update-device %s /dev/stdin --config <<'XML'  # interface %s\n%s\nXML" % (params["domain"], after.mac, after_xml)
+            runner.call(shown, update_nic, uri, domain, want, after_xml)
     tap, live = None, None
     if running:
         live_nic = find_nic(live_root, want.network, after.mac)

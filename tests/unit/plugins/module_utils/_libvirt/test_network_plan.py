@@ -8,6 +8,8 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
+from fake_module import FakeModule
+
 from ansible_collections.hypervisor.network.plugins.module_utils._libvirt import network_xml as netxml
 from ansible_collections.hypervisor.network.plugins.module_utils._libvirt.network_model import network_from_params
 from ansible_collections.hypervisor.network.plugins.module_utils._libvirt.network_plan import HostState, host_state, plan
@@ -140,19 +142,6 @@ def test_absent():
 
 
 # -- the executor's one check-mode guard --------------------------------------------------------
-class FakeModule:
-    def __init__(self, check_mode):
-        self.check_mode = check_mode
-        self.ran = []
-
-    def get_bin_path(self, name, required=False, opt_dirs=None):
-        return "/usr/sbin/" + name
-
-    def run_command(self, argv, **kwargs):
-        self.ran.append(argv)
-        return 0, "", ""
-
-
 class FakeNetwork:
     def __init__(self, calls):
         self.calls = calls
