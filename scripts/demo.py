@@ -84,7 +84,7 @@ def step(text):
     print("==> %s" % text, flush=True)
 
 
-def main(argv=None):
+def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("--hosts", type=int, default=int(os.environ.get("HOSTS") or 1),
                         help="number of KVM hypervisors (default 1, or $HOSTS); one bridge host is added")
@@ -97,26 +97,18 @@ def main(argv=None):
     parser.add_argument("--no-idempotence", dest="idempotence", action="store_false",
                         default=os.environ.get("IDEMPOTENCE", "1") != "0",
                         help="skip the second converge that shows nothing changes (IDEMPOTENCE=0)")
-    args = parser.parse_args(argv)
-    if os.geteuid() != 0:
-        sys.exit("the sandbox lab needs root (network namespaces)")
-    if args.destroy:
-        return destroy()
+    return parser.parse_args(argv)
 
-    hypervisors = args.hosts + 1
-    idempotent_failed = False
-    forks = max(5, hypervisors + 1)
-    step("tearing down any earlier %r lab" % LAB)
-    destroy()
 
+def build(args):
+    """Create the sandbox and show it; returns the first hypervisor, or None when creation failed."""
     step("building the sandbox: upstream, %d KVM host(s), 1 bridge host, guests (QEMU guest on %d)"
          % (args.hosts, min(args.qemu_guests, args.hosts)))
     rc, seconds = playbook(SANDBOX / "create.yml", "create.log", HN_SANDBOX_KVM_HOSTS=str(args.hosts),
                            HN_SANDBOX_BRIDGE_HOSTS="1", HN_SANDBOX_QEMU_GUESTS=str(args.qemu_guests))
     if rc != 0:
         print(tail("create.log"))
-        destroy()
-        return 1
+        return None
     print("    built in %.0f s" % seconds)
     inventory = json.loads(subprocess.check_output([sys.executable, str(SANDBOX / "sandbox.py"), "inventory"], env=env()))
     for group in ("kvm_hosts", "bridge_hosts"):
@@ -130,27 +122,35 @@ def main(argv=None):
     status = next((line.split("status:")[1].split(",")[0].strip() for line in baseline.splitlines()
                    if "status:" in line), "no answer")
     print("    the hypervisors' first nameserver answers www.example.com with: %s" % status)
+    return first_hv
 
+
+def converge(hypervisors, forks):
+    """The first converge; True when it succeeded."""
     step("converging: ansible-playbook -i playbooks/inventory/sandbox playbooks/site.yml --forks %d" % forks)
-    rc, converge_seconds = playbook(REPO / "playbooks" / "site.yml", "converge.log", "--forks", str(forks))
+    rc, seconds = playbook(REPO / "playbooks" / "site.yml", "converge.log", "--forks", str(forks))
     for line in recap("converge.log"):
         print("    " + line)
-    print("    converge time: %.1f s for %d hypervisor(s) (forks %d)" % (converge_seconds, hypervisors, forks))
+    print("    converge time: %.1f s for %d hypervisor(s) (forks %d)" % (seconds, hypervisors, forks))
     if rc != 0:
         print(tail("converge.log"))
-        destroy()
-        return 1
-    if args.idempotence:
-        step("converging again: a second run changes nothing")
-        rc, seconds = playbook(REPO / "playbooks" / "site.yml", "converge2.log", "--forks", str(forks))
-        changed = [line for line in recap("converge2.log") if "changed=0" not in line]
-        for line in recap("converge2.log"):
-            print("    " + line)
-        print("    %s in %.1f s" % ("idempotent: changed=0 on every host" if rc == 0 and not changed
-                                    else "NOT idempotent", seconds))
-        if rc != 0 or changed:
-            idempotent_failed = True
+    return rc == 0
 
+
+def converge_again(forks):
+    """The second converge; True when it changed nothing."""
+    step("converging again: a second run changes nothing")
+    rc, seconds = playbook(REPO / "playbooks" / "site.yml", "converge2.log", "--forks", str(forks))
+    changed = [line for line in recap("converge2.log") if "changed=0" not in line]
+    for line in recap("converge2.log"):
+        print("    " + line)
+    idempotent = rc == 0 and not changed
+    print("    %s in %.1f s" % ("idempotent: changed=0 on every host" if idempotent else "NOT idempotent", seconds))
+    return idempotent
+
+
+def verify():
+    """verify.yml from inside each guest and the sandbox's report; True when every check passed."""
     step("checking from inside each guest: playbooks/sandbox/verify.yml")
     rc, seconds = playbook(SANDBOX / "verify.yml", "verify.log")
     report = subprocess.run([sys.executable, str(SANDBOX / "sandbox.py"), "report", "--details", "--lab", LAB],
@@ -163,20 +163,42 @@ def main(argv=None):
           "says REFUSED); nat_out: upstream HTTP sees the hypervisor's address; dnat_in: upstream reaches "
           "the guest's service through the host's port forward")
     print("verify took %.0f s; logs in %s" % (seconds, LOGS))
-    ok = rc == 0 and report.returncode == 0 and not idempotent_failed
-    if not args.keep:
+    return rc == 0 and report.returncode == 0
+
+
+def show_kept_lab(first_hv):
+    print()
+    print("The lab is still up. Look around, e.g.:")
+    print("  ip netns list | grep hnsb%s" % LAB)
+    print("  ip netns exec %s nft list ruleset" % first_hv)
+    print("  HN_SANDBOX_LAB=%s .venv/bin/ansible-playbook -i playbooks/inventory/sandbox playbooks/site.yml --check --diff"
+          % LAB)
+    print("Tear it down with:")
+    print("  .venv/bin/python scripts/demo.py --destroy")
+    print("  (or: HN_SANDBOX_LAB=%s .venv/bin/ansible-playbook -i playbooks/inventory/sandbox "
+          "playbooks/sandbox/destroy.yml)" % LAB)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if os.geteuid() != 0:
+        sys.exit("the sandbox lab needs root (network namespaces)")
+    if args.destroy:
+        return destroy()
+    hypervisors = args.hosts + 1
+    forks = max(5, hypervisors + 1)
+    step("tearing down any earlier %r lab" % LAB)
+    destroy()
+    first_hv = build(args)
+    if first_hv is None or not converge(hypervisors, forks):
         destroy()
+        return 1
+    idempotent = converge_again(forks) if args.idempotence else True
+    ok = verify() and idempotent
+    if args.keep:
+        show_kept_lab(first_hv)
     else:
-        print()
-        print("The lab is still up. Look around, e.g.:")
-        print("  ip netns list | grep hnsb%s" % LAB)
-        print("  ip netns exec %s nft list ruleset" % first_hv)
-        print("  HN_SANDBOX_LAB=%s .venv/bin/ansible-playbook -i playbooks/inventory/sandbox playbooks/site.yml --check --diff"
-              % LAB)
-        print("Tear it down with:")
-        print("  .venv/bin/python scripts/demo.py --destroy")
-        print("  (or: HN_SANDBOX_LAB=%s .venv/bin/ansible-playbook -i playbooks/inventory/sandbox "
-              "playbooks/sandbox/destroy.yml)" % LAB)
+        destroy()
     return 0 if ok else 1
 
 

@@ -158,57 +158,20 @@ def check_nameservers(facts):
     resolv = facts.get("resolv") or {}
     servers = resolv.get("nameservers") or []
     path = resolv.get("path", "resolv.conf")
-    if resolv.get("error"):
-        return [finding("nameservers", WARN, path, "cannot read the host's resolv.conf", evidence=[resolv["error"]])]
-    if not servers:
-        return [finding("nameservers", WARN, path, "no nameserver in resolv.conf",
-                        fix="dnsmasq has no upstream; give the host a nameserver or the network DNS forwarders")]
-    if not facts.get("dns_probes"):
-        return [finding("nameservers", OK, path, "not probed (probe_dns=false)", evidence=servers)]
+    unprobed = _unprobed(facts, resolv, servers, path)
+    if unprobed:
+        return unprobed
     probes = {(p["server"], p["name"]): p["rcode"] for p in facts["dns_probes"]}
     names = facts.get("dns_names") or {}
     public, domains = names.get("public"), names.get("domains") or []
-    evidence = ["%s %s: %s%s" % (p["server"], p["name"], p["rcode"], " (%s ms)" % p["ms"] if p.get("ms") is not None else "")
-                for p in facts["dns_probes"]]
-    if servers[0] in RESOLVED_STUBS:
-        evidence.append("%s points at systemd-resolved's stub, which hides the real upstreams: set resolv_conf to "
-                        "/run/systemd/resolve/resolv.conf to probe them" % path)
     dns_nets = [n for n in facts.get("networks", []) if serves_dns(n)]
-    first = servers[0]
+    evidence = _probe_evidence(facts["dns_probes"], servers, path, dns_nets)
     answering = _first_answering(probes, servers, public)
-    forwarders, refused = plan_forwarders(probes, servers, public, domains)
-    # Networks whose forwarders still send a refused name to a server that does not answer it.
-    relying = [n["name"] for n in dns_nets if _unanswered(n, refused, probes, first)]
-    evidence += ["network %s forwards: %s" % (n["name"], ", ".join(
-        "%s%s" % (f["addr"], " for " + f["domain"] if f.get("domain") else "") for f in n["forwarders"] if f.get("addr")))
-        for n in dns_nets if n.get("forwarders")]
-    findings = []
     if answering is None:
-        findings.append(finding("nameservers", FAIL, public,
-                                "no host nameserver answers %s: the host resolves nothing outside" % public,
-                                evidence=evidence, fix="check the host's upstream DNS and its route to it"))
-    elif refused:
-        words = "; ".join("%s for %s" % (f["addr"], f["domain"]) if f.get("domain") else "%s for everything else" % f["addr"]
-                          for f in forwarders)
-        said = "the first nameserver %s does not answer %s (%s), a later one does" % (
-            first, ", ".join(refused), ", ".join(sorted({probes.get((first, name)) for name in refused})))
-        if relying:
-            findings.append(finding(
-                "nameservers", FAIL, first,
-                "%s: dnsmasq (strict-order) passes that to the guests of %s" % (said, ", ".join(relying)),
-                evidence=evidence,
-                fix="forwarders in the DNS of %s: %s (plain dnsmasq: server=/domain/addr lines, and server=addr with "
-                    "no-resolv for everything else); without private domains, putting %s first in %s also does"
-                    % (", ".join(relying), words, answering, path),
-                fix_module=_forwarder_fix(facts, relying, forwarders),
-            ))
-        elif dns_nets:
-            findings.append(finding("nameservers", OK, first, "%s; no network uses resolv.conf for its upstream" % said,
-                                    evidence=evidence))
-        else:
-            findings.append(finding("nameservers", WARN, first, "%s; no network uses it now, but a dnsmasq with strict-order "
-                                    "(libvirt's) would pass that to its guests" % said,
-                                    evidence=evidence, fix="give networks these forwarders: %s" % words))
+        findings = [finding("nameservers", FAIL, public, "no host nameserver answers %s: the host resolves nothing outside" % public,
+                            evidence=evidence, fix="check the host's upstream DNS and its route to it")]
+    else:
+        findings = _refused_by_first(facts, probes, servers, path, public, domains, dns_nets, answering, evidence)
     for domain in domains:
         if _first_answering(probes, servers, domain) is None:
             findings.append(finding("nameservers", WARN, domain, "no host nameserver answers for %s" % domain, evidence=evidence,
@@ -217,8 +180,63 @@ def check_nameservers(facts):
     if silent and not findings:
         findings.append(finding("nameservers", WARN, ", ".join(silent), "some nameservers do not answer", evidence=evidence))
     if not findings:
-        findings.append(finding("nameservers", OK, first, "the first nameserver answers every name probed", evidence=evidence))
+        findings.append(finding("nameservers", OK, servers[0], "the first nameserver answers every name probed", evidence=evidence))
     return findings
+
+
+def _unprobed(facts, resolv, servers, path):
+    """The one finding when there is nothing to probe (or probing is off); None otherwise."""
+    if resolv.get("error"):
+        return [finding("nameservers", WARN, path, "cannot read the host's resolv.conf", evidence=[resolv["error"]])]
+    if not servers:
+        return [finding("nameservers", WARN, path, "no nameserver in resolv.conf",
+                        fix="dnsmasq has no upstream; give the host a nameserver or the network DNS forwarders")]
+    if not facts.get("dns_probes"):
+        return [finding("nameservers", OK, path, "not probed (probe_dns=false)", evidence=servers)]
+    return None
+
+
+def _probe_evidence(dns_probes, servers, path, dns_nets):
+    """Each probe's answer, a warning about systemd-resolved's stub, and each network's forwarders."""
+    evidence = ["%s %s: %s%s" % (p["server"], p["name"], p["rcode"], " (%s ms)" % p["ms"] if p.get("ms") is not None else "")
+                for p in dns_probes]
+    if servers[0] in RESOLVED_STUBS:
+        evidence.append("%s points at systemd-resolved's stub, which hides the real upstreams: set resolv_conf to "
+                        "/run/systemd/resolve/resolv.conf to probe them" % path)
+    evidence += ["network %s forwards: %s" % (n["name"], ", ".join(
+        "%s%s" % (f["addr"], " for " + f["domain"] if f.get("domain") else "") for f in n["forwarders"] if f.get("addr")))
+        for n in dns_nets if n.get("forwarders")]
+    return evidence
+
+
+def _refused_by_first(facts, probes, servers, path, public, domains, dns_nets, answering, evidence):
+    """The finding when the first nameserver refuses names a later one answers: FAIL where a
+    network relies on it, OK where none takes resolv.conf, WARN where no network serves DNS."""
+    first = servers[0]
+    forwarders, refused = plan_forwarders(probes, servers, public, domains)
+    if not refused:
+        return []
+    # Networks whose forwarders still send a refused name to a server that does not answer it.
+    relying = [n["name"] for n in dns_nets if _unanswered(n, refused, probes, first)]
+    words = "; ".join("%s for %s" % (f["addr"], f["domain"]) if f.get("domain") else "%s for everything else" % f["addr"]
+                      for f in forwarders)
+    said = "the first nameserver %s does not answer %s (%s), a later one does" % (
+        first, ", ".join(refused), ", ".join(sorted({probes.get((first, name)) for name in refused})))
+    if relying:
+        return [finding(
+            "nameservers", FAIL, first,
+            "%s: dnsmasq (strict-order) passes that to the guests of %s" % (said, ", ".join(relying)),
+            evidence=evidence,
+            fix="forwarders in the DNS of %s: %s (plain dnsmasq: server=/domain/addr lines, and server=addr with "
+                "no-resolv for everything else); without private domains, putting %s first in %s also does"
+                % (", ".join(relying), words, answering, path),
+            fix_module=_forwarder_fix(facts, relying, forwarders),
+        )]
+    if dns_nets:
+        return [finding("nameservers", OK, first, "%s; no network uses resolv.conf for its upstream" % said, evidence=evidence)]
+    return [finding("nameservers", WARN, first, "%s; no network uses it now, but a dnsmasq with strict-order "
+                    "(libvirt's) would pass that to its guests" % said,
+                    evidence=evidence, fix="give networks these forwarders: %s" % words)]
 
 
 def _forwarder_fix(facts, relying, forwarders):

@@ -76,38 +76,52 @@ def truncated(data):
     return len(data) >= 4 and bool(struct.unpack("!H", data[2:4])[0] & 0x0200)
 
 
-def query_size(server, name, payload, timeout=2.0, port=53, qtype=QTYPE_TXT, tcp=False):
-    """Ask ``server`` for ``name`` (TXT by default) with an EDNS0 ``payload`` size, over UDP or
-    TCP. Returns {rcode, bytes, truncated, ms}: how large the answer was and whether it came
-    whole. A large answer that never arrives over UDP while TCP brings it points at a path that
-    drops IP fragments."""
+def _exchange(server, port, packet, query_id, timeout, tcp=False):
+    """Send ``packet`` to ``server`` and wait up to ``timeout`` in all for the answer that carries
+    ``query_id`` (stray or spoofed replies are ignored). Returns a dict: rcode (RCODES' name,
+    TIMEOUT or UNREACHABLE: an ICMP error came back, or the address cannot be reached at all) and,
+    with an answer, answers (its count), data (its bytes) and ms; with UNREACHABLE, error."""
     family = socket.AF_INET6 if ":" in server else socket.AF_INET
-    query_id = struct.unpack("!H", os.urandom(2))[0]
-    packet = build_query(name, query_id, qtype=qtype, style=EDNS, payload=payload)
-    result = {"server": server, "name": name, "payload": payload, "transport": "tcp" if tcp else "udp",
-              "rcode": TIMEOUT, "bytes": None, "truncated": None, "ms": None}
     started = time.monotonic()
+    deadline = started + timeout
     sock = socket.socket(family, socket.SOCK_STREAM if tcp else socket.SOCK_DGRAM)
     try:
         sock.settimeout(timeout)
         sock.connect((server, port))
         if tcp:
             sock.sendall(struct.pack("!H", len(packet)) + packet)
-            data = _recv_exact(sock, struct.unpack("!H", _recv_exact(sock, 2))[0])
         else:
             sock.send(packet)
-            data = sock.recv(65535)
-        parsed = parse_header(data)
-        if parsed and parsed[0] == query_id:
-            result.update(rcode=parsed[1], bytes=len(data), truncated=truncated(data),
-                          ms=round((time.monotonic() - started) * 1000.0, 2))
+        while time.monotonic() < deadline:
+            sock.settimeout(max(deadline - time.monotonic(), 0.001))
+            data = _recv_exact(sock, struct.unpack("!H", _recv_exact(sock, 2))[0]) if tcp else sock.recv(65535)
+            parsed = parse_header(data)
+            if parsed and parsed[0] == query_id:
+                return {"rcode": parsed[1], "answers": parsed[2], "data": data,
+                        "ms": round((time.monotonic() - started) * 1000.0, 2)}
     except socket.timeout:
         pass
     except OSError as exc:
-        result["rcode"] = UNREACHABLE
-        result["error"] = str(exc)
+        return {"rcode": UNREACHABLE, "error": str(exc)}
     finally:
         sock.close()
+    return {"rcode": TIMEOUT}
+
+
+def query_size(server, name, payload, timeout=2.0, port=53, qtype=QTYPE_TXT, tcp=False):
+    """Ask ``server`` for ``name`` (TXT by default) with an EDNS0 ``payload`` size, over UDP or
+    TCP. Returns {rcode, bytes, truncated, ms}: how large the answer was and whether it came
+    whole. A large answer that never arrives over UDP while TCP brings it points at a path that
+    drops IP fragments."""
+    query_id = struct.unpack("!H", os.urandom(2))[0]
+    packet = build_query(name, query_id, qtype=qtype, style=EDNS, payload=payload)
+    answer = _exchange(server, port, packet, query_id, timeout, tcp=tcp)
+    result = {"server": server, "name": name, "payload": payload, "transport": "tcp" if tcp else "udp",
+              "rcode": answer["rcode"], "bytes": None, "truncated": None, "ms": answer.get("ms")}
+    if "data" in answer:
+        result.update(bytes=len(answer["data"]), truncated=truncated(answer["data"]))
+    if "error" in answer:
+        result["error"] = answer["error"]
     return result
 
 
@@ -127,37 +141,14 @@ def query(server, name, timeout=2.0, port=53, edns=False, style=None):
     rcode is one of RCODES' names, TIMEOUT, or UNREACHABLE (an ICMP error came back, or the
     address cannot be reached at all), so that a caller never needs to catch anything.
     """
-    family = socket.AF_INET6 if ":" in server else socket.AF_INET
     query_id = struct.unpack("!H", os.urandom(2))[0]
     packet = build_query(name, query_id, edns=edns, style=style)
-    result = {"server": server, "name": name, "rcode": TIMEOUT, "answers": 0, "ms": None}
+    answer = _exchange(server, port, packet, query_id, timeout)
+    result = {"server": server, "name": name, "rcode": answer["rcode"], "answers": answer.get("answers", 0), "ms": answer.get("ms")}
     if style:
         result["style"] = style
-    started = time.monotonic()
-    sock = socket.socket(family, socket.SOCK_DGRAM)
-    try:
-        sock.settimeout(timeout)
-        sock.connect((server, port))
-        sock.send(packet)
-        deadline = started + timeout
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            sock.settimeout(remaining)
-            data = sock.recv(4096)
-            parsed = parse_header(data)
-            if parsed and parsed[0] == query_id:  # ignore stray or spoofed replies
-                result["rcode"], result["answers"] = parsed[1], parsed[2]
-                result["ms"] = round((time.monotonic() - started) * 1000.0, 2)
-                break
-    except socket.timeout:
-        pass
-    except OSError as exc:
-        result["rcode"] = UNREACHABLE
-        result["error"] = str(exc)
-    finally:
-        sock.close()
+    if "error" in answer:
+        result["error"] = answer["error"]
     return result
 
 
