@@ -225,12 +225,12 @@ after:
   type: dict
   sample: {"name": "br0", "present": true, "stp": false, "forward_delay": 0, "ageing_time": 300, "mtu": 1500, "ports": [{"name": "eno1"}]}
 persist:
-  description: The persistence backend used.
+  description: The persister used, the network manager whose files keep the bridge across a reboot (networkd, networkmanager, ifupdown), or none.
   returned: always
   type: str
   sample: networkd
 persist_reason:
-  description: Why that backend was chosen.
+  description: Why that persister was chosen.
   returned: always
   type: str
   sample: "persist: auto found networkd active on the host"

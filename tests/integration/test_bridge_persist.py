@@ -33,31 +33,31 @@ def files_in(directory):
     return dict((str(p.relative_to(directory)), p.read_text()) for p in sorted(Path(directory).rglob("*")) if p.is_file())
 
 
-@pytest.mark.parametrize("backend", sorted(DIR_OPTION))
-def test_files_match_golden_and_follow_the_ports(lab, backend):
+@pytest.mark.parametrize("persister", sorted(DIR_OPTION))
+def test_files_match_golden_and_follow_the_ports(lab, persister):
     hv = uplinked(lab)
     dirs = persist_dirs(lab)
-    directory = dirs[DIR_OPTION[backend]]
-    args = dict(name="br0", ports=[{"name": "eno1"}, {"name": "vnet0"}], stp=True, forward_delay=2, mtu=1400, persist=backend, **dirs)
+    directory = dirs[DIR_OPTION[persister]]
+    args = dict(name="br0", ports=[{"name": "eno1"}, {"name": "vnet0"}], stp=True, forward_delay=2, mtu=1400, persist=persister, **dirs)
 
     result = lab.module(hv, "bridge", args, diff=True)
-    assert result["persist"] == backend and result["files"] == sorted(os.path.join(directory, f) for f in files_in(directory))
+    assert result["persist"] == persister and result["files"] == sorted(os.path.join(directory, f) for f in files_in(directory))
     assert "write %s" % result["files"][0] in result["commands"]
     assert any(d["after_header"] == result["files"][0] for d in result["diff"])
     written = files_in(directory)
     if os.environ.get("HNET_REGEN_GOLDEN"):
         for name, text in written.items():
-            (GOLDEN / backend / name).parent.mkdir(parents=True, exist_ok=True)
-            (GOLDEN / backend / name).write_text(text)
-    assert written == files_in(GOLDEN / backend)
-    if backend == "networkmanager":
+            (GOLDEN / persister / name).parent.mkdir(parents=True, exist_ok=True)
+            (GOLDEN / persister / name).write_text(text)
+    assert written == files_in(GOLDEN / persister)
+    if persister == "networkmanager":
         assert all(oct(os.stat(f).st_mode & 0o777) == "0o600" for f in result["files"])
 
     again = lab.module(hv, "bridge", args)
     assert again["changed"] is False and again["commands"] == []
 
     fewer = lab.module(hv, "bridge", dict(args, ports=[{"name": "eno1"}]))
-    assert all("vnet0" not in name or backend == "ifupdown" for name in files_in(directory))
+    assert all("vnet0" not in name or persister == "ifupdown" for name in files_in(directory))
     assert any(c.startswith("remove ") or c.startswith("write ") for c in fewer["commands"])
 
     gone = lab.module(hv, "bridge", dict(args, state="absent"))

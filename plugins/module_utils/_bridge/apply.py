@@ -187,7 +187,7 @@ def _roll_back(runner, steps):
     return errors
 
 
-def write_files(runner, backend, directory, bridge, files, existing):
+def write_files(runner, persister, directory, bridge, files, existing):
     """Write ``files`` {path: text} and remove the other files of this bridge; return diff entries.
     ``existing`` is what our_files found in ``directory`` before."""
     mine = dict((path, text) for path, text in existing.items() if persist.read_header(text)[0] == bridge)
@@ -197,7 +197,7 @@ def write_files(runner, backend, directory, bridge, files, existing):
         if before is None and os.path.exists(path):
             with open(path, encoding="utf-8", errors="replace") as handle:
                 before = handle.read()
-        if runner.write_file(path, text, mode=0o600 if backend == "networkmanager" else 0o644):
+        if runner.write_file(path, text, mode=0o600 if persister == "networkmanager" else 0o644):
             diffs.append({"before_header": path, "after_header": path, "before": before or "", "after": text})
     for path in sorted(set(mine) - set(files)):
         if runner.remove_file(path):

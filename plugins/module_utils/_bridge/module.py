@@ -51,8 +51,8 @@ def run(module):
     want = want_from_params(params)
     if params.get("uplink_check_target"):
         _validate.address("uplink_check_target", params["uplink_check_target"])
-    backend, reason = persist.choose_backend(params["persist"], apply.active_managers())
-    directory = params.get("%s_dir" % backend)
+    persister, reason = persist.choose_persister(params["persist"], apply.active_managers())
+    directory = params.get("%s_dir" % persister)
     with host_lock():
         host = apply.gather(runner)
         existing = apply.our_files(directory) if directory else {}
@@ -61,13 +61,13 @@ def run(module):
         config = apply.persist_config(want, host, the_plan)
         files = {}
         if directory and want.state == "present":
-            persist.check_names(config, backend)
-            files = persist.render(backend, config, directory)
+            persist.check_names(config, persister)
+            files = persist.render(persister, config, directory)
         before = summary(host, want.name)
         uplink = apply.apply_plan(runner, the_plan, params)
-        file_diffs = apply.write_files(runner, backend, directory, want.name, files, existing) if directory else []
+        file_diffs = apply.write_files(runner, persister, directory, want.name, files, existing) if directory else []
         after = apply.predicted_after(want, before, the_plan) if runner.check_mode else summary(apply.gather(runner), want.name)
-    extra = dict(persist=backend, persist_reason=reason, files=sorted(files))
+    extra = dict(persist=persister, persist_reason=reason, files=sorted(files))
     if uplink:
         extra["uplink_check"] = uplink
     runtime_diff = {"before_header": "%s (runtime)" % want.name, "after_header": "%s (runtime)" % want.name,

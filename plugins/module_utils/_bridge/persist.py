@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from ansible_collections.hypervisor.network.plugins.module_utils._bridge.model import vlan_ranges
 from ansible_collections.hypervisor.network.plugins.module_utils._errors import ValidationError
 
-BACKENDS = ("networkd", "networkmanager", "ifupdown")
+PERSISTERS = ("networkd", "networkmanager", "ifupdown")
 HEADER = "# Managed by hypervisor.network: bridge="
 PORTS_HEADER = "# hypervisor.network ports:"
 # networkd applies only the first .network file that matches a link, so every link we configure
@@ -62,23 +62,23 @@ class BridgeConfig:
         return "%s%s\n%s %s\n" % (HEADER, self.name, PORTS_HEADER, " ".join(p.name for p in self.ports))
 
 
-def choose_backend(requested, active):
+def choose_persister(requested, active):
     """``requested`` is the persist option; ``active`` the managers found running, in order of
-    preference. Returns (backend, reason)."""
+    preference. Returns (persister, reason)."""
     if requested != "auto":
         return requested, "persist: %s was requested" % requested
-    for backend in ("networkmanager", "networkd", "ifupdown"):
-        if backend in active:
-            return backend, "persist: auto found %s active on the host" % backend
+    for persister in ("networkmanager", "networkd", "ifupdown"):
+        if persister in active:
+            return persister, "persist: auto found %s active on the host" % persister
     return "none", "persist: auto found no active network manager; the bridge is runtime only"
 
 
-def check_names(config, backend):
+def check_names(config, persister):
     names = [config.name] + [p.name for p in config.ports] + [p.vlan_parent for p in config.ports if p.vlan_parent]
     for name in names:
         if not _SAFE_NAME.match(name):
             field_name = "name" if name == config.name else "ports"
-            raise ValidationError(field_name, name, "only letters, digits, '.', '_' and '-' can be written to %s configuration" % backend)
+            raise ValidationError(field_name, name, "only letters, digits, '.', '_' and '-' can be written to %s configuration" % persister)
 
 
 def read_header(text):
@@ -94,9 +94,9 @@ def file_stem(name):
     return "hnet-%s" % name
 
 
-def render(backend, config, directory):
-    """{path: content} for one backend."""
-    renderer = {"networkd": render_networkd, "networkmanager": render_networkmanager, "ifupdown": render_ifupdown}[backend]
+def render(persister, config, directory):
+    """{path: content} for one persister (the network manager the files are written for)."""
+    renderer = {"networkd": render_networkd, "networkmanager": render_networkmanager, "ifupdown": render_ifupdown}[persister]
     return dict((os.path.join(directory, name), text) for name, text in renderer(config).items())
 
 

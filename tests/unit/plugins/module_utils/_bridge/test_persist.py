@@ -32,18 +32,18 @@ SCENARIOS = {
 }
 
 
-def rendered(scenario, backend):
+def rendered(scenario, persister):
     fixture, params = SCENARIOS[scenario]
     wanted, state = want(**params), host(fixture)
     config = persist_config(wanted, state, plan(wanted, state))
-    return dict((os.path.relpath(path, "/cfg"), text) for path, text in persist.render(backend, config, "/cfg").items())
+    return dict((os.path.relpath(path, "/cfg"), text) for path, text in persist.render(persister, config, "/cfg").items())
 
 
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
-@pytest.mark.parametrize("backend", persist.BACKENDS)
-def test_render_matches_golden(scenario, backend):
-    files = rendered(scenario, backend)
-    directory = GOLDEN / backend / scenario
+@pytest.mark.parametrize("persister", persist.PERSISTERS)
+def test_render_matches_golden(scenario, persister):
+    files = rendered(scenario, persister)
+    directory = GOLDEN / persister / scenario
     if os.environ.get("HNET_REGEN_GOLDEN"):
         for name, text in files.items():
             (directory / name).parent.mkdir(parents=True, exist_ok=True)
@@ -55,8 +55,8 @@ def test_render_matches_golden(scenario, backend):
 
 
 def test_files_name_their_bridge_and_ports():
-    for backend in persist.BACKENDS:
-        for name, text in rendered("vlan", backend).items():
+    for persister in persist.PERSISTERS:
+        for name, text in rendered("vlan", persister).items():
             if name.startswith("10-hnet-link-") and name.endswith(".network"):
                 continue  # one per link, shared by every bridge that uses the link
             assert persist.read_header(text) == ("brvlan", ["vnet0", "vnet1", "eno1.30"]), name
@@ -69,10 +69,10 @@ def test_claims_come_from_other_bridges_files():
 
 
 def test_choose_backend():
-    assert persist.choose_backend("auto", {"networkd", "ifupdown"})[0] == "networkd"
-    assert persist.choose_backend("auto", {"networkmanager", "networkd"})[0] == "networkmanager"
-    assert persist.choose_backend("auto", set()) == ("none", "persist: auto found no active network manager; the bridge is runtime only")
-    assert persist.choose_backend("ifupdown", {"networkd"})[0] == "ifupdown"
+    assert persist.choose_persister("auto", {"networkd", "ifupdown"})[0] == "networkd"
+    assert persist.choose_persister("auto", {"networkmanager", "networkd"})[0] == "networkmanager"
+    assert persist.choose_persister("auto", set()) == ("none", "persist: auto found no active network manager; the bridge is runtime only")
+    assert persist.choose_persister("ifupdown", {"networkd"})[0] == "ifupdown"
 
 
 def test_names_unsafe_for_config_files_are_refused():
