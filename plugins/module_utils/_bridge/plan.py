@@ -51,23 +51,18 @@ class AddVlanLink(_Step):
 
 
 @dataclass(frozen=True)
-class AddBridge(_Step):
+class BridgeOptions(_Step):
+    """A new bridge (``add``) with the options that differ from the kernel's defaults, or options
+    changed on an existing one."""
+
     name: str
-    options: tuple = ()  # ((Link.bridge key, value), ...) that differ from the kernel's defaults
+    options: tuple = ()  # ((Link.bridge key, value), ...)
+    add: bool = False
 
     @property
     def argv(self):
-        return ["ip", "link", "add", "name", self.name, "type", "bridge"] + _option_argv(self.options)
-
-
-@dataclass(frozen=True)
-class SetBridgeOptions(_Step):
-    name: str
-    options: tuple  # ((Link.bridge key, value), ...)
-
-    @property
-    def argv(self):
-        return ["ip", "link", "set", "dev", self.name, "type", "bridge"] + _option_argv(self.options)
+        head = ["ip", "link", "add", "name", self.name] if self.add else ["ip", "link", "set", "dev", self.name]
+        return head + ["type", "bridge"] + _option_argv(self.options)
 
 
 @dataclass(frozen=True)
@@ -328,12 +323,12 @@ def _bridge_changes(want, current):
 
 def _plan_bridge_link(want, bridge, result):
     if bridge is None:
-        result.add(AddBridge(want.name, _bridge_changes(want, KERNEL_DEFAULTS)), undo=DeleteLink(want.name))
+        result.add(BridgeOptions(want.name, _bridge_changes(want, KERNEL_DEFAULTS), add=True), undo=DeleteLink(want.name))
     else:
         changes = _bridge_changes(want, bridge.bridge)
         if changes:
             old = tuple((key, bridge.bridge.get(key)) for key, _value in changes if bridge.bridge.get(key) is not None)
-            result.add(SetBridgeOptions(want.name, changes), undo=SetBridgeOptions(want.name, old) if old else None)
+            result.add(BridgeOptions(want.name, changes), undo=BridgeOptions(want.name, old) if old else None)
     if want.mac and (bridge is None or bridge.mac != want.mac):
         result.add(SetLink(want.name, "address", want.mac), undo=SetLink(want.name, "address", bridge.mac) if bridge else None)
 

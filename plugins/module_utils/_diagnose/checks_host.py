@@ -8,15 +8,7 @@ Each check is a pure function: facts in, findings out.
 
 from __future__ import annotations
 
-from ansible_collections.hypervisor.network.plugins.module_utils._diagnose.model import (
-    FAIL,
-    OK,
-    WARN,
-    finding,
-    gateways,
-    is_nat,
-    module_fix,
-)
+from ansible_collections.hypervisor.network.plugins.module_utils._diagnose.model import FAIL, OK, WARN, finding, gateways, is_nat, module_fix
 
 IPV4_FORWARD = "net.ipv4.ip_forward"
 IPV6_FORWARD = "net.ipv6.conf.all.forwarding"
