@@ -23,8 +23,7 @@ from sandbox import libvirt_bind_mounts, prepare_libvirt_tree
 URI = "qemu:///system"
 CAPS_CACHE = REPO / "build" / "libvirt-cache"
 
-# No security driver or cgroups in a test namespace; guests run as root so they can read the
-# kernel and initrd that the tests built under build/.
+
 class LibvirtHost:
     """One libvirtd in namespace ``ns`` of ``lab``; call start() then use virsh()/module()."""
 
