@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: hypervisor.network developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""want / have / plan / apply for the rule-set modules masquerade and port_forward."""
+"""want / have / plan / apply of a rule set, shared by masquerade and port_forward (their entries
+are masquerade_module.py and port_forward_module.py, which say what differs: the Kind)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from ansible_collections.hypervisor.network.plugins.module_utils._netfilter.back
     NftBackend,
     select_backend,
 )
+from ansible_collections.hypervisor.network.plugins.module_utils._result import build_result
 from ansible_collections.hypervisor.network.plugins.module_utils._runner import Runner
 
 STATES = ["merged", "replaced", "overridden", "deleted", "gathered", "rendered"]
@@ -26,25 +28,17 @@ STATES = ["merged", "replaced", "overridden", "deleted", "gathered", "rendered"]
 class Kind:
     """What differs between masquerade and port_forward."""
 
-    def __init__(self, name, parse, key_of, compile_rules, decompile):
+    def __init__(self, name, parse, key_of, compile_rules, decompile, forwards=False):
         self.name = name
+        self.forwards = forwards
         self.parse = parse
         self.key_of = key_of
         self.compile = compile_rules
         self.decompile = decompile
 
 
-MASQUERADE = Kind(
-    "masquerade", model.parse_masquerade, model.masquerade_key,
-    rules_ir.compile_masquerades, rules_ir.decompile_masquerades,
-)
-PORT_FORWARD = Kind(
-    "port_forward", model.parse_port_forward, model.port_forward_key,
-    rules_ir.compile_port_forwards, rules_ir.decompile_port_forwards,
-)
-
-
-def common_argument_spec(item_options):
+def common_argument_spec(item_options, **extra):
+    """The options both modules share, with the module's ``config`` suboptions and ``extra`` options."""
     return dict(
         config=dict(type="list", elements="dict", options=item_options),
         state=dict(type="str", default="merged", choices=STATES),
@@ -57,11 +51,12 @@ def common_argument_spec(item_options):
         lock_file=dict(type="path"),
         rollback_timeout=dict(type="int"),
         _rollback_confirm=dict(type="str", no_log=False),
+        **extra
     )
 
 
 def _complete(kind, connected):
-    if kind is MASQUERADE:
+    if not kind.forwards:
         return lambda index, partial, base: model.complete_masquerade(partial, base)
     return lambda index, partial, base: model.complete_port_forward("config[%d]" % index, partial, base, connected)
 
@@ -77,7 +72,7 @@ def _routes(runner):
 def _desired(kind, state, partials, have_items, connected):
     items = model.desired_items(state, partials, have_items, kind.key_of, _complete(kind, connected))
     items = model.dedupe(items)
-    if kind is PORT_FORWARD:
+    if kind.forwards:
         model.check_conflicts(items)
     return model.sort_items(items)
 
@@ -96,7 +91,9 @@ def run(module, kind):
         items = _desired(kind, "overridden", partials, [], connected)
         backend = (IptablesBackend if params["backend"] == "iptables" else NftBackend)(runner, kind.name, params)
         wanted = kind.compile(items)
-        return {"changed": False, "rendered": _rendered(backend, wanted), "commands": [], "backend": backend.name}
+        result = build_result(module, False, [], None, rendered=_rendered(backend, wanted), backend=backend.name)
+        del result["before"]  # nothing was read from the host
+        return result
 
     _validate_rollback(params)
     # One lock over read -> plan -> apply: a run that read the table before another run applied
@@ -112,22 +109,22 @@ def _converge(module, kind, runner, partials):
     config = params["config"]
     backend = select_backend(runner, params["backend"], kind.name, params)
     # One `nft -j list ruleset` serves both our own rules and the coexistence walk.
-    ruleset = coexist.read_ruleset(runner) if kind is PORT_FORWARD and state != "gathered" else None
+    ruleset = coexist.read_ruleset(runner) if kind.forwards and state != "gathered" else None
     have_rules = rules_ir.canonical(backend.gather(ruleset if isinstance(backend, NftBackend) else None))
     have_items, _unexplained = kind.decompile(have_rules)
     before = [item.to_dict() for item in have_items]
     if state == "gathered":
-        return {"changed": False, "gathered": before, "before": before, "commands": [], "backend": backend.name}
+        return build_result(module, False, [], before, gathered=before, backend=backend.name)
 
-    routes = _routes(runner) if kind is PORT_FORWARD else []
+    routes = _routes(runner) if kind.forwards else []
     items = _desired(kind, state, partials, have_items, rules_ir.connected_subnets(routes))
-    if kind is PORT_FORWARD and state != "deleted" and not params.get("allow_local_port_takeover"):
+    if kind.forwards and state != "deleted" and not params.get("allow_local_port_takeover"):
         loaded = set(have_rules)  # forwards already in place (taken over earlier, on purpose) stay
         coexist.refuse_local_takeover(runner, [item for item in items if not set(kind.compile([item])) <= loaded],
                                       {kind.key_of(partial): index for index, partial in enumerate(partials)})
     wanted = kind.compile(items)
     report, companions = [], []
-    if kind is PORT_FORWARD:
+    if kind.forwards:
         chains, legacy = coexist.read_chains(runner, ruleset)
         nft_backend = isinstance(backend, NftBackend)
         variants = _companion_variants(runner, legacy) if nft_backend else ()
@@ -150,36 +147,32 @@ def _converge(module, kind, runner, partials):
                      others)
 
     changed = runtime_changed or bool(companions_changed) or outcome["files_changed"] or bool(stale)
-    result = {
-        "changed": changed,
-        "commands": runner.commands,
-        "before": before,
-        "backend": backend.name,
-        "persisted": outcome["persisted"],
-        "coexistence": report,
-        "removed_stale": ["%s (%s)" % (other.kind, _placement(other)) for other in stale],
-    }
-    if outcome["rollback"] is not None:
-        result["rollback"] = outcome["rollback"]
     if outcome["warning"]:
         module.warn(outcome["warning"])
-    # `after` only when something changed or would (the resource-module convention): a no-change
-    # run across a fleet returns `before` alone, not the same thousand forwards twice.
-    if changed:
+    extra = {}
+    if outcome["rollback"] is not None:
+        extra["rollback"] = outcome["rollback"]
+
+    def after():
         after_rules = backend.gather() if runtime_changed and not runner.check_mode else wanted
-        result["after"] = [item.to_dict() for item in kind.decompile(after_rules)[0]]
-    # The arguments as given: a thousand forwards with every unset suboption spelled out as
-    # null would double what Ansible must carry back and scrub.
-    result["invocation"] = {"module_args": dict(params, config=[
-        {name: value for name, value in item.items() if value is not None} for item in config or []
-    ] if config is not None else None)}
-    if module._diff:
-        result["diff"] = {
-            "before": backend.show(have_rules), "after": backend.show(wanted),
-            "before_header": "%s rules (%s)" % (kind.name, backend.name),
-            "after_header": "%s rules (%s)" % (kind.name, backend.name),
-        }
-    return result
+        return [item.to_dict() for item in kind.decompile(after_rules)[0]]
+
+    def diff():
+        header = "%s rules (%s)" % (kind.name, backend.name)
+        return {"before": backend.show(have_rules), "after": backend.show(wanted),
+                "before_header": header, "after_header": header}
+
+    return build_result(
+        module, changed, runner.commands, before, after=after, diff=diff,
+        backend=backend.name, persisted=outcome["persisted"], coexistence=report,
+        removed_stale=["%s (%s)" % (other.kind, _placement(other)) for other in stale],
+        # The arguments as given: a thousand forwards with every unset suboption spelled out as
+        # null would double what Ansible must carry back and scrub.
+        invocation={"module_args": dict(params, config=[
+            {name: value for name, value in item.items() if value is not None} for item in config or []
+        ] if config is not None else None)},
+        **extra
+    )
 
 
 def _companion_variants(runner, legacy):
@@ -216,7 +209,7 @@ def _stale_owners(runner, backend, kind, params, legacy, holding_only=True):
         candidates.append(IptablesBackend(runner, kind.name, dict(params, iptables_variant="nft")))
     if ours != "legacy" and legacy:
         candidates.append(IptablesBackend(runner, kind.name, dict(params, iptables_variant="legacy"), saved=legacy))
-    if ours is not None and kind is PORT_FORWARD:
+    if ours is not None and kind.forwards:
         if runner.has("iptables-nft-save"):
             candidates.append(_companion(runner, params, "nft", legacy))
         if legacy:
