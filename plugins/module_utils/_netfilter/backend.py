@@ -22,11 +22,34 @@ IPTABLES_UNIT = boot.IPTABLES_UNIT
 
 
 def select_backend(runner, requested, kind, params):
+    """The backend that holds ``kind``'s rules on this host: ``requested``, or with "auto" nftables
+    where nft works, else iptables."""
     if requested == "nftables" or (requested == "auto" and _nft_works(runner)):
         return NftBackend(runner, kind, params)
     if requested == "auto" and not (runner.has("iptables-restore") or runner.has("iptables-legacy-restore")):
         raise HypervisorNetworkError("neither a working nft nor iptables-restore was found on this host; install nftables")
     return IptablesBackend(runner, kind, params)
+
+
+def requested_backend(runner, requested, kind, params):
+    """The backend named by ``requested`` without asking the host ("auto" renders for nftables):
+    state=rendered works on any machine."""
+    return (IptablesBackend if requested == "iptables" else NftBackend)(runner, kind, params)
+
+
+def placements(runner, kind, params, legacy):
+    """Every place on this host where ``kind``'s rules can be: the nftables table where nft is
+    installed, the iptables-nft chains where iptables-nft is, the iptables-legacy chains where
+    legacy tables are loaded (``legacy``: their saves, already read; listing a legacy table would
+    load it)."""
+    owners = []
+    if runner.has("nft"):
+        owners.append(NftBackend(runner, kind, params))
+    if runner.has("iptables-nft-save"):
+        owners.append(IptablesBackend(runner, kind, dict(params, iptables_variant="nft")))
+    if legacy:
+        owners.append(IptablesBackend(runner, kind, dict(params, iptables_variant="legacy"), saved=legacy))
+    return owners
 
 
 def _nft_works(runner):
@@ -36,12 +59,25 @@ def _nft_works(runner):
     return rc == 0
 
 
-class NftBackend:
+class _Backend:
+    """What both backends share: the places they are not."""
+
+    runner = kind = params = placement = None
+
+    def elsewhere(self, legacy):
+        """The other places where this kind's rules may be left from an earlier run (the host
+        switched backend or iptables variant): they are emptied in the same apply."""
+        return [owner for owner in placements(self.runner, self.kind, self.params, legacy)
+                if owner.placement != self.placement]
+
+
+class NftBackend(_Backend):
     name = "nftables"
 
     def __init__(self, runner, kind, params):
         self.runner = runner
         self.kind = kind
+        self.params = params
         self.table = "hypervisor_network_%s" % kind
         self.persist_dir = params.get("persist_dir") or "/etc/nftables.d"
         self.nftables_conf = params.get("nftables_conf")
@@ -60,6 +96,31 @@ class NftBackend:
             ruleset = json.loads(out)
         _exists, rules = nft.parse_table(ruleset, self.table)
         return rules
+
+    @property
+    def placement(self):
+        return self.name
+
+    # our rules are in no iptables variant
+    iptables_variant = None
+
+    def holds_rules(self):
+        return bool(self.gather())
+
+    def companion_variants(self, legacy):
+        """The iptables variants a companion chain can go into next to this backend: nft where its
+        restore is installed, legacy only where legacy tables are loaded (``legacy``, the saves
+        read for the coexistence walk) and its restore is installed."""
+        variants = []
+        if self.runner.has("iptables-nft-restore"):
+            variants.append("nft")
+        if legacy and self.runner.has("iptables-legacy-restore"):
+            variants.append("legacy")
+        return variants
+
+    def rendered(self, rules):
+        """What state=rendered returns: the whole script, as one string."""
+        return [self.script(rules)]
 
     def script(self, rules):
         return nft.render_table(self.table, rules)
@@ -105,7 +166,7 @@ class NftBackend:
         return [rollback.Step(("nft", "-j", "-f", "-"), json.dumps(document))]
 
 
-class IptablesBackend:
+class IptablesBackend(_Backend):
     name = "iptables"
 
     def __init__(self, runner, kind, params, saved=None):
@@ -113,6 +174,7 @@ class IptablesBackend:
         parsed instead of listing table by table: listing a legacy table loads it."""
         self.runner = runner
         self.kind = kind
+        self.params = params
         self.requested_variant = params.get("iptables_variant") or "auto"
         suffix = "" if self.requested_variant == "auto" else "-%s" % self.requested_variant
         self.tools = {
@@ -139,7 +201,27 @@ class IptablesBackend:
             return None
         return "legacy" if "legacy" in os.path.basename(os.path.realpath(path)) else "nft"
 
+    @property
+    def placement(self):
+        return "iptables-%s" % self.variant
+
+    @property
+    def iptables_variant(self):
+        return self.variant
+
+    def holds_rules(self):
+        return bool(self.gather()) or any(self.jumps.values())
+
+    def companion_variants(self, legacy):
+        """None: our FORWARD accepts are in iptables already, at the top of its FORWARD chain."""
+        return []
+
+    def rendered(self, rules):
+        """What state=rendered returns: the iptables-restore lines."""
+        return self.show(rules).splitlines()
+
     def gather(self, ruleset=None):
+        """Our rules, from iptables-save (``ruleset``, nft's JSON, is of no use here)."""
         rules = []
         for family, (save, _restore) in self.tools.items():
             if self.saved is not None:

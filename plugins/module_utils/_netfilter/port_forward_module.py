@@ -5,9 +5,11 @@
 
 from __future__ import annotations
 
+from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import coexist
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import model
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import rules as rules_ir
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import ruleset
+from ansible_collections.hypervisor.network.plugins.module_utils._netfilter.backend import IptablesBackend
 
 ITEM_OPTIONS = dict(
     protocol=dict(type="str", default="tcp", choices=["tcp", "udp", "both"]),
@@ -28,10 +30,75 @@ ARGUMENT_SPEC = ruleset.common_argument_spec(
     allow_local_port_takeover=dict(type="bool", default=False),
 )
 
-KIND = ruleset.Kind(
-    "port_forward", model.parse_port_forward, model.port_forward_key,
-    rules_ir.compile_port_forwards, rules_ir.decompile_port_forwards, forwards=True,
-)
+COMPANION = "port_forward_accept"
+
+
+class PortForwardKind(ruleset.Kind):
+    """Forwards are placed by the routes, must not take a local listener's port, and must pass the
+    other owners' forward chains (coexist.py): where those drop, companion chains in iptables open
+    the way next to the nftables backend."""
+
+    def __init__(self):
+        super().__init__(
+            "port_forward", model.parse_port_forward, model.port_forward_key,
+            lambda index, partial, base, connected: model.complete_port_forward(
+                "config[%d]" % index, partial, base, connected),
+            rules_ir.compile_port_forwards, rules_ir.decompile_port_forwards,
+        )
+
+    def read_ruleset(self, runner):
+        return coexist.read_ruleset(runner)
+
+    def routes(self, runner):
+        routes = []
+        for family in (4, 6):
+            listed = runner.read_json(["ip", "-%d" % family, "-j", "route", "show", "table", "main"]) or []
+            routes.extend(dict(route, family=family) for route in listed)
+        return routes
+
+    def desired(self, state, partials, have_items, routes):
+        items = super().desired(state, partials, have_items, routes)
+        model.check_conflicts(items)
+        return items
+
+    def guard(self, runner, params, partials, items, have_rules):
+        if params["state"] == "deleted" or params.get("allow_local_port_takeover"):
+            return
+        loaded = set(have_rules)  # forwards already in place (taken over earlier, on purpose) stay
+        coexist.refuse_local_takeover(runner, [item for item in items if not set(self.compile([item])) <= loaded],
+                                      {self.key_of(partial): index for index, partial in enumerate(partials)})
+
+    def surroundings(self, runner, params, backend, listing, items, wanted, routes):
+        chains, legacy = coexist.read_chains(runner, listing)
+        variants = backend.companion_variants(legacy)
+        report, needs = coexist.assess(chains, items, params["coexistence"], routes, companions=variants,
+                                       ours=backend.iptables_variant)
+        companions = []
+        for variant in variants:
+            companion = _companion(runner, params, variant, legacy)
+            want = [rule for rule in wanted if rule.chain in (rules_ir.FORWARD, rules_ir.HAIRPIN_FORWARD)
+                    and (variant, rule.family) in needs]
+            companions.append((companion, rules_ir.canonical(companion.gather()), want))
+        # companion chains this run does not plan (the iptables backend needs none) are stale
+        unplanned = [_companion(runner, params, variant, legacy) for variant in _companion_places(runner, legacy)
+                     if variant not in variants]
+        return ruleset.Surroundings(legacy, report, companions, unplanned)
+
+
+def _companion_places(runner, legacy):
+    """The iptables variants where a companion chain can have been left."""
+    return (["nft"] if runner.has("iptables-nft-save") else []) + (["legacy"] if legacy else [])
+
+
+def _companion(runner, params, variant, legacy):
+    """Our FORWARD accepts in the iptables ``variant``. The legacy one parses the save already
+    read (no table-by-table listing, which would load legacy tables)."""
+    if variant == "legacy":
+        return IptablesBackend(runner, COMPANION, dict(params, iptables_variant="legacy"), saved=legacy)
+    return IptablesBackend(runner, COMPANION, dict(params, iptables_variant="nft"))
+
+
+KIND = PortForwardKind()
 
 
 def run(module):

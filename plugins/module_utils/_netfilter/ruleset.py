@@ -8,15 +8,13 @@ from __future__ import annotations
 
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import model
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import rules as rules_ir
-from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import coexist
-from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import foreign as chains_reader
+from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import foreign
 from ansible_collections.hypervisor.network.plugins.module_utils._errors import HypervisorNetworkError, ValidationError
 from ansible_collections.hypervisor.network.plugins.module_utils._lock import default_lock_path, host_lock
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import persist as boot
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import rollback
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter.backend import (
-    IptablesBackend,
-    NftBackend,
+    requested_backend,
     select_backend,
 )
 from ansible_collections.hypervisor.network.plugins.module_utils._result import build_result
@@ -26,15 +24,52 @@ STATES = ["merged", "replaced", "overridden", "deleted", "gathered", "rendered"]
 
 
 class Kind:
-    """What differs between masquerade and port_forward."""
+    """What differs between the rule-set modules: the items and their rules (parse, key, complete,
+    compile, decompile), and what a kind reads of the host besides its own rules. This base is
+    the plain kind (masquerade); port_forward_module.PortForwardKind adds the routes, the local
+    listener guard, the walk of other owners' chains and the companion chains."""
 
-    def __init__(self, name, parse, key_of, compile_rules, decompile, forwards=False):
+    def __init__(self, name, parse, key_of, complete, compile_rules, decompile):
         self.name = name
-        self.forwards = forwards
         self.parse = parse
         self.key_of = key_of
+        self._complete = complete
         self.compile = compile_rules
         self.decompile = decompile
+
+    def read_ruleset(self, runner):
+        """`nft -j list ruleset` where the kind needs more than its own table, else None."""
+        return None
+
+    def routes(self, runner):
+        """The routes the kind's items are completed and placed with."""
+        return []
+
+    def desired(self, state, partials, have_items, routes):
+        connected = rules_ir.connected_subnets(routes)
+        items = model.desired_items(state, partials, have_items, self.key_of,
+                                    lambda index, partial, base: self._complete(index, partial, base, connected))
+        return model.sort_items(model.dedupe(items))
+
+    def guard(self, runner, params, partials, items, have_rules):
+        """Refuse, before anything changes, what the kind must not do to the host."""
+
+    def surroundings(self, runner, params, backend, listing, items, wanted, routes):
+        """Surroundings: what the run found of other owners and the companion chains it plans."""
+        return Surroundings(legacy=foreign.read_legacy(runner))
+
+
+class Surroundings:
+    """What a run found around its own rules: ``report`` (coexistence findings), ``companions``
+    ((owner, have, want) of the companion chains planned next to the nftables backend),
+    ``legacy`` (the iptables-legacy saves already read) and ``elsewhere`` (further owners where
+    the kind's rules may linger)."""
+
+    def __init__(self, legacy, report=(), companions=(), elsewhere=()):
+        self.legacy = legacy
+        self.report = list(report)
+        self.companions = list(companions)
+        self.elsewhere = list(elsewhere)
 
 
 def common_argument_spec(item_options, **extra):
@@ -55,28 +90,6 @@ def common_argument_spec(item_options, **extra):
     )
 
 
-def _complete(kind, connected):
-    if not kind.forwards:
-        return lambda index, partial, base: model.complete_masquerade(partial, base)
-    return lambda index, partial, base: model.complete_port_forward("config[%d]" % index, partial, base, connected)
-
-
-def _routes(runner):
-    routes = []
-    for family in (4, 6):
-        listed = runner.read_json(["ip", "-%d" % family, "-j", "route", "show", "table", "main"]) or []
-        routes.extend(dict(route, family=family) for route in listed)
-    return routes
-
-
-def _desired(kind, state, partials, have_items, connected):
-    items = model.desired_items(state, partials, have_items, kind.key_of, _complete(kind, connected))
-    items = model.dedupe(items)
-    if kind.forwards:
-        model.check_conflicts(items)
-    return model.sort_items(items)
-
-
 def run(module, kind):
     params = module.params
     runner = Runner(module)
@@ -87,11 +100,10 @@ def run(module, kind):
     partials = [kind.parse(index, dict(raw)) for index, raw in enumerate(config or [])]
 
     if state == "rendered":
-        connected = rules_ir.connected_subnets(_routes(runner)) if runner.has("ip") else []
-        items = _desired(kind, "overridden", partials, [], connected)
-        backend = (IptablesBackend if params["backend"] == "iptables" else NftBackend)(runner, kind.name, params)
-        wanted = kind.compile(items)
-        result = build_result(module, False, [], None, rendered=_rendered(backend, wanted), backend=backend.name)
+        routes = kind.routes(runner) if runner.has("ip") else []
+        backend = requested_backend(runner, params["backend"], kind.name, params)
+        wanted = kind.compile(kind.desired("overridden", partials, [], routes))
+        result = build_result(module, False, [], None, rendered=backend.rendered(wanted), backend=backend.name)
         del result["before"]  # nothing was read from the host
         return result
 
@@ -103,48 +115,29 @@ def run(module, kind):
 
 
 def _converge(module, kind, runner, partials):
-    """read -> plan -> apply, under the host lock."""
+    """want -> have -> plan -> apply, under the host lock."""
     params = module.params
     state = params["state"]
-    config = params["config"]
     backend = select_backend(runner, params["backend"], kind.name, params)
-    # One `nft -j list ruleset` serves both our own rules and the coexistence walk.
-    ruleset = coexist.read_ruleset(runner) if kind.forwards and state != "gathered" else None
-    have_rules = rules_ir.canonical(backend.gather(ruleset if isinstance(backend, NftBackend) else None))
-    have_items, _unexplained = kind.decompile(have_rules)
+    # One `nft -j list ruleset` serves both our own rules and, for port_forward, the coexistence walk.
+    listing = kind.read_ruleset(runner) if state != "gathered" else None
+    have_rules = rules_ir.canonical(backend.gather(listing))
+    have_items = kind.decompile(have_rules)[0]
     before = [item.to_dict() for item in have_items]
     if state == "gathered":
         return build_result(module, False, [], before, gathered=before, backend=backend.name)
 
-    routes = _routes(runner) if kind.forwards else []
-    items = _desired(kind, state, partials, have_items, rules_ir.connected_subnets(routes))
-    if kind.forwards and state != "deleted" and not params.get("allow_local_port_takeover"):
-        loaded = set(have_rules)  # forwards already in place (taken over earlier, on purpose) stay
-        coexist.refuse_local_takeover(runner, [item for item in items if not set(kind.compile([item])) <= loaded],
-                                      {kind.key_of(partial): index for index, partial in enumerate(partials)})
+    routes = kind.routes(runner)
+    items = kind.desired(state, partials, have_items, routes)
+    kind.guard(runner, params, partials, items, have_rules)
     wanted = kind.compile(items)
-    report, companions = [], []
-    if kind.forwards:
-        chains, legacy = coexist.read_chains(runner, ruleset)
-        nft_backend = isinstance(backend, NftBackend)
-        variants = _companion_variants(runner, legacy) if nft_backend else ()
-        report, needs = coexist.assess(chains, items, params["coexistence"], routes, companions=variants,
-                                       ours=None if nft_backend else backend.variant)
-        for variant in variants:
-            companion = _companion(runner, params, variant, legacy)
-            have = rules_ir.canonical(companion.gather())
-            want = [r for r in wanted if r.chain in (rules_ir.FORWARD, rules_ir.HAIRPIN_FORWARD)
-                    and (variant, r.family) in needs]
-            companions.append((companion, have, want))
-    else:
-        legacy = chains_reader.read_legacy(runner)
-
-    others = _stale_owners(runner, backend, kind, params, legacy, holding_only=False)
-    stale = [other for other in others if _holds_rules(other)]
+    around = kind.surroundings(runner, params, backend, listing, items, wanted, routes)
+    others = backend.elsewhere(around.legacy) + around.elsewhere
+    stale = [other for other in others if other.holds_rules()]
     runtime_changed = wanted != have_rules
-    companions_changed = [c for c in companions if c[2] != c[1]]
-    outcome = _apply(runner, params, kind, backend, wanted, stale, companions, companions_changed, runtime_changed,
-                     others)
+    companions_changed = [c for c in around.companions if c[2] != c[1]]
+    outcome = _apply(runner, params, kind, backend, wanted, stale, around.companions, companions_changed,
+                     runtime_changed, others)
 
     changed = runtime_changed or bool(companions_changed) or outcome["files_changed"] or bool(stale)
     if outcome["warning"]:
@@ -162,10 +155,11 @@ def _converge(module, kind, runner, partials):
         return {"before": backend.show(have_rules), "after": backend.show(wanted),
                 "before_header": header, "after_header": header}
 
+    config = params["config"]
     return build_result(
         module, changed, runner.commands, before, after=after, diff=diff,
-        backend=backend.name, persisted=outcome["persisted"], coexistence=report,
-        removed_stale=["%s (%s)" % (other.kind, _placement(other)) for other in stale],
+        backend=backend.name, persisted=outcome["persisted"], coexistence=around.report,
+        removed_stale=["%s (%s)" % (other.kind, other.placement) for other in stale],
         # The arguments as given: a thousand forwards with every unset suboption spelled out as
         # null would double what Ansible must carry back and scrub.
         invocation={"module_args": dict(params, config=[
@@ -173,56 +167,6 @@ def _converge(module, kind, runner, partials):
         ] if config is not None else None)},
         **extra
     )
-
-
-def _companion_variants(runner, legacy):
-    """The iptables variants a companion chain can go into next to the nftables backend: nft
-    where its restore is installed, legacy only where legacy tables are loaded (``legacy``, the
-    saves read for the coexistence walk) and its restore is installed."""
-    variants = []
-    if runner.has("iptables-nft-restore"):
-        variants.append("nft")
-    if legacy and runner.has("iptables-legacy-restore"):
-        variants.append("legacy")
-    return variants
-
-
-def _companion(runner, params, variant, legacy):
-    """Our FORWARD accepts in the iptables ``variant``. The legacy one parses the save already
-    read (no table-by-table listing, which would load legacy tables)."""
-    if variant == "legacy":
-        return IptablesBackend(runner, "port_forward_accept", dict(params, iptables_variant="legacy"), saved=legacy)
-    return IptablesBackend(runner, "port_forward_accept", dict(params, iptables_variant="nft"))
-
-
-def _stale_owners(runner, backend, kind, params, legacy, holding_only=True):
-    """Our rules left where this run does not put them (the host switched backend or iptables
-    variant, or a companion chain is no longer needed): they are removed in the same apply.
-    ``legacy`` are the iptables-legacy saves already read (empty where no legacy table is
-    loaded: listing one would load it). Companions next to the nftables backend are kept or
-    emptied by the companion plan itself."""
-    ours = backend.variant if isinstance(backend, IptablesBackend) else None
-    candidates = []
-    if ours is not None and runner.has("nft"):
-        candidates.append(NftBackend(runner, kind.name, params))
-    if ours != "nft" and runner.has("iptables-nft-save"):
-        candidates.append(IptablesBackend(runner, kind.name, dict(params, iptables_variant="nft")))
-    if ours != "legacy" and legacy:
-        candidates.append(IptablesBackend(runner, kind.name, dict(params, iptables_variant="legacy"), saved=legacy))
-    if ours is not None and kind.forwards:
-        if runner.has("iptables-nft-save"):
-            candidates.append(_companion(runner, params, "nft", legacy))
-        if legacy:
-            candidates.append(_companion(runner, params, "legacy", legacy))
-    return [other for other in candidates if _holds_rules(other)] if holding_only else candidates
-
-
-def _placement(owner):
-    return owner.name if isinstance(owner, NftBackend) else "iptables-%s" % owner.variant
-
-
-def _holds_rules(other):
-    return bool(other.gather()) or any(getattr(other, "jumps", {}).values())
 
 
 def _lock_path(params):
@@ -314,9 +258,3 @@ def _apply(runner, params, kind, backend, wanted, stale, companions, companions_
         if not runner.check_mode:
             armed = rollback.arm(runner, _lock_path(params), kind.name, timeout, guard.steps())
     return {"files_changed": files.changed, "persisted": persisted, "warning": warning, "rollback": armed}
-
-
-def _rendered(backend, wanted):
-    if isinstance(backend, NftBackend):
-        return [backend.script(wanted)]
-    return backend.show(wanted).splitlines()
