@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
+from typing import Optional
 
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import iptables as ipt
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import nft
@@ -21,34 +23,52 @@ NFT_CONF_CANDIDATES = ("/etc/nftables.conf", "/etc/sysconfig/nftables.conf")
 IPTABLES_UNIT = boot.IPTABLES_UNIT
 
 
-def select_backend(runner, requested, kind, params):
+@dataclass(frozen=True)
+class Paths:
+    """Where a backend keeps its boot files: ``persist_dir`` (None: the backend's own default),
+    ``nftables_conf`` (the system's nftables configuration an earlier version included us in)
+    and ``unit_dir`` (our oneshot units)."""
+
+    persist_dir: Optional[str] = None
+    nftables_conf: Optional[str] = None
+    unit_dir: str = "/etc/systemd/system"
+
+    @classmethod
+    def from_params(cls, params):
+        return cls(params.get("persist_dir"), params.get("nftables_conf"),
+                   params.get("systemd_unit_dir") or "/etc/systemd/system")
+
+
+def select_backend(runner, requested, variant, kind, paths):
     """The backend that holds ``kind``'s rules on this host: ``requested``, or with "auto" nftables
-    where nft works, else iptables."""
+    where nft works, else iptables of ``variant``."""
     if requested == "nftables" or (requested == "auto" and _nft_works(runner)):
-        return NftBackend(runner, kind, params)
+        return NftBackend(runner, kind, paths)
     if requested == "auto" and not (runner.has("iptables-restore") or runner.has("iptables-legacy-restore")):
         raise HypervisorNetworkError("neither a working nft nor iptables-restore was found on this host; install nftables")
-    return IptablesBackend(runner, kind, params)
+    return IptablesBackend(runner, kind, paths, variant)
 
 
-def requested_backend(runner, requested, kind, params):
+def requested_backend(runner, requested, variant, kind, paths):
     """The backend named by ``requested`` without asking the host ("auto" renders for nftables):
     state=rendered works on any machine."""
-    return (IptablesBackend if requested == "iptables" else NftBackend)(runner, kind, params)
+    if requested == "iptables":
+        return IptablesBackend(runner, kind, paths, variant)
+    return NftBackend(runner, kind, paths)
 
 
-def placements(runner, kind, params, legacy):
+def placements(runner, kind, paths, legacy):
     """Every place on this host where ``kind``'s rules can be: the nftables table where nft is
     installed, the iptables-nft chains where iptables-nft is, the iptables-legacy chains where
     legacy tables are loaded (``legacy``: their saves, already read; listing a legacy table would
     load it)."""
     owners = []
     if runner.has("nft"):
-        owners.append(NftBackend(runner, kind, params))
+        owners.append(NftBackend(runner, kind, paths))
     if runner.has("iptables-nft-save"):
-        owners.append(IptablesBackend(runner, kind, dict(params, iptables_variant="nft")))
+        owners.append(IptablesBackend(runner, kind, paths, "nft"))
     if legacy:
-        owners.append(IptablesBackend(runner, kind, dict(params, iptables_variant="legacy"), saved=legacy))
+        owners.append(IptablesBackend(runner, kind, paths, "legacy", saved=legacy))
     return owners
 
 
@@ -62,26 +82,26 @@ def _nft_works(runner):
 class _Backend:
     """What both backends share: the places they are not."""
 
-    runner = kind = params = placement = None
+    runner = kind = paths = placement = None
 
     def elsewhere(self, legacy):
         """The other places where this kind's rules may be left from an earlier run (the host
         switched backend or iptables variant): they are emptied in the same apply."""
-        return [owner for owner in placements(self.runner, self.kind, self.params, legacy)
+        return [owner for owner in placements(self.runner, self.kind, self.paths, legacy)
                 if owner.placement != self.placement]
 
 
 class NftBackend(_Backend):
     name = "nftables"
 
-    def __init__(self, runner, kind, params):
+    def __init__(self, runner, kind, paths):
         self.runner = runner
         self.kind = kind
-        self.params = params
+        self.paths = paths
         self.table = "hypervisor_network_%s" % kind
-        self.persist_dir = params.get("persist_dir") or "/etc/nftables.d"
-        self.nftables_conf = params.get("nftables_conf")
-        self.unit_dir = params.get("systemd_unit_dir") or "/etc/systemd/system"
+        self.persist_dir = paths.persist_dir or "/etc/nftables.d"
+        self.nftables_conf = paths.nftables_conf
+        self.unit_dir = paths.unit_dir
 
     def gather(self, ruleset=None):
         """Our rules, from ``ruleset`` (`nft -j list ruleset`, when the caller read it anyway)
@@ -126,7 +146,8 @@ class NftBackend(_Backend):
         return nft.render_table(self.table, rules)
 
     def show(self, rules):
-        return "" if not rules else self.script(rules).split("\n", 2)[2]
+        """Our table's definition alone, for the diff."""
+        return nft.render_definition(self.table, rules)
 
     def apply(self, rules):
         script = self.script(rules)
@@ -169,20 +190,21 @@ class NftBackend(_Backend):
 class IptablesBackend(_Backend):
     name = "iptables"
 
-    def __init__(self, runner, kind, params, saved=None):
-        """``saved`` ({"ip": text, "ip6": text}, whole iptables-save output already read) is
+    def __init__(self, runner, kind, paths, variant="auto", saved=None):
+        """``variant`` is "nft", "legacy" or "auto" (the one the host's iptables-restore is).
+        ``saved`` ({"ip": text, "ip6": text}, whole iptables-save output already read) is
         parsed instead of listing table by table: listing a legacy table loads it."""
         self.runner = runner
         self.kind = kind
-        self.params = params
-        self.requested_variant = params.get("iptables_variant") or "auto"
+        self.paths = paths
+        self.requested_variant = variant or "auto"
         suffix = "" if self.requested_variant == "auto" else "-%s" % self.requested_variant
         self.tools = {
             4: ("iptables%s-save" % suffix, "iptables%s-restore" % suffix),
             6: ("ip6tables%s-save" % suffix, "ip6tables%s-restore" % suffix),
         }
-        self.persist_dir = params.get("persist_dir") or "/etc/iptables"
-        self.unit_dir = params.get("systemd_unit_dir") or "/etc/systemd/system"
+        self.persist_dir = paths.persist_dir or "/etc/iptables"
+        self.unit_dir = paths.unit_dir
         self.jumps = {4: set(), 6: set()}
         self.saved = saved
 

@@ -105,12 +105,17 @@ def _compact(text):
 
 
 def render_table(table, rules):
-    """The whole `nft -f` script that makes ``table`` hold exactly ``rules``."""
-    lines = ["table %s %s" % (FAMILY, table), "delete table %s %s" % (FAMILY, table)]
+    """The whole `nft -f` script that makes ``table`` hold exactly ``rules``: `table` (so that
+    `delete` cannot fail), `delete table`, then the definition."""
+    return render_delete(table) + render_definition(table, rules)
+
+
+def render_definition(table, rules):
+    """``table`` holding ``rules`` in nft's syntax; empty without rules."""
     if not rules:
-        return "\n".join(lines) + "\n"
+        return ""
     used = {rule.chain for rule in rules}
-    lines.append("table %s %s {" % (FAMILY, table))
+    lines = ["table %s %s {" % (FAMILY, table)]
     for chain, spec in BASE_CHAINS.items():
         if chain not in used and not any(JUMPS[c] == chain for c in used if c in JUMPS):
             continue

@@ -75,12 +75,12 @@ class PortForwardKind(ruleset.Kind):
                                        ours=backend.iptables_variant)
         companions = []
         for variant in variants:
-            companion = _companion(runner, params, variant, legacy)
+            companion = _companion(runner, backend.paths, variant, legacy)
             want = [rule for rule in wanted if rule.chain in (rules_ir.FORWARD, rules_ir.HAIRPIN_FORWARD)
                     and (variant, rule.family) in needs]
             companions.append((companion, rules_ir.canonical(companion.gather()), want))
         # companion chains this run does not plan (the iptables backend needs none) are stale
-        unplanned = [_companion(runner, params, variant, legacy) for variant in _companion_places(runner, legacy)
+        unplanned = [_companion(runner, backend.paths, variant, legacy) for variant in _companion_places(runner, legacy)
                      if variant not in variants]
         return ruleset.Surroundings(legacy, report, companions, unplanned)
 
@@ -90,12 +90,10 @@ def _companion_places(runner, legacy):
     return (["nft"] if runner.has("iptables-nft-save") else []) + (["legacy"] if legacy else [])
 
 
-def _companion(runner, params, variant, legacy):
+def _companion(runner, paths, variant, legacy):
     """Our FORWARD accepts in the iptables ``variant``. The legacy one parses the save already
     read (no table-by-table listing, which would load legacy tables)."""
-    if variant == "legacy":
-        return IptablesBackend(runner, COMPANION, dict(params, iptables_variant="legacy"), saved=legacy)
-    return IptablesBackend(runner, COMPANION, dict(params, iptables_variant="nft"))
+    return IptablesBackend(runner, COMPANION, paths, variant, saved=legacy if variant == "legacy" else None)
 
 
 KIND = PortForwardKind()

@@ -14,6 +14,7 @@ from ansible_collections.hypervisor.network.plugins.module_utils._lock import de
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import persist as boot
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import rollback
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter.backend import (
+    Paths,
     requested_backend,
     select_backend,
 )
@@ -101,7 +102,8 @@ def run(module, kind):
 
     if state == "rendered":
         routes = kind.routes(runner) if runner.has("ip") else []
-        backend = requested_backend(runner, params["backend"], kind.name, params)
+        backend = requested_backend(runner, params["backend"], params["iptables_variant"], kind.name,
+                                    Paths.from_params(params))
         wanted = kind.compile(kind.desired("overridden", partials, [], routes))
         result = build_result(module, False, [], None, rendered=backend.rendered(wanted), backend=backend.name)
         del result["before"]  # nothing was read from the host
@@ -118,7 +120,8 @@ def _converge(module, kind, runner, partials):
     """want -> have -> plan -> apply, under the host lock."""
     params = module.params
     state = params["state"]
-    backend = select_backend(runner, params["backend"], kind.name, params)
+    backend = select_backend(runner, params["backend"], params["iptables_variant"], kind.name,
+                             Paths.from_params(params))
     # One `nft -j list ruleset` serves both our own rules and, for port_forward, the coexistence walk.
     listing = kind.read_ruleset(runner) if state != "gathered" else None
     have_rules = rules_ir.canonical(backend.gather(listing))

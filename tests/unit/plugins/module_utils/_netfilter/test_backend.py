@@ -88,6 +88,14 @@ def test_nft_script_replaces_only_our_table_in_one_transaction():
     assert nft.render_table("t", []) == "table inet t\ndelete table inet t\n"
 
 
+def test_nft_definition_is_the_script_without_its_delete_and_empty_without_rules():
+    rules = ir.compile_port_forwards(forwards())
+    definition = nft.render_definition("t", rules)
+    assert definition.startswith("table inet t {\n") and definition.endswith("}\n")
+    assert nft.render_table("t", rules) == nft.render_delete("t") + definition
+    assert nft.render_definition("t", []) == ""
+
+
 def test_iptables_restore_inserts_jumps_once_and_removes_cleanly():
     rules = ir.compile_port_forwards(forwards())
     fresh = ipt.render_restore("port_forward", 4, rules, have_jumps=set())
