@@ -98,7 +98,7 @@ class NftBackend(_Backend):
         self.runner = runner
         self.kind = kind
         self.paths = paths
-        self.table = "hypervisor_network_%s" % kind
+        self.table = nft.table_name(kind)
         self.persist_dir = paths.persist_dir or "/etc/nftables.d"
         self.nftables_conf = paths.nftables_conf
         self.unit_dir = paths.unit_dir

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 
+from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import foreign
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter.model import network_sort_key, rule_text
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter.rules import (
     ACCEPT,
@@ -30,6 +31,16 @@ from ansible_collections.hypervisor.network.plugins.module_utils._netfilter.rule
 )
 
 FAMILY = "inet"
+TABLE_PREFIX = "hypervisor_network_"
+
+
+def table_name(kind):
+    """Our table of a module: the one place its name is built."""
+    return TABLE_PREFIX + kind
+
+
+# (family, table) of every table of ours, as the coexistence walk leaves them out
+OWN_TABLES = frozenset((FAMILY, table_name(kind)) for kind in ("masquerade", "port_forward"))
 BASE_CHAINS = {
     PREROUTING: "type nat hook prerouting priority dstnat; policy accept;",
     OUTPUT: "type nat hook output priority -100; policy accept;",
@@ -138,7 +149,7 @@ def render_delete(table):
 
 
 # ---------------------------------------------------------------------------------------------
-# Read-back
+# Read-back: foreign.nft_rule parses every rule of nft's JSON; here its small form becomes a Rule.
 
 
 class _Unknown(Exception):
@@ -155,106 +166,99 @@ def _address_text(text):
     return str(ipaddress.ip_address(text))
 
 
-def _net(value):
-    if isinstance(value, dict) and "prefix" in value:
-        return str(ipaddress.ip_network("%s/%s" % (value["prefix"]["addr"], value["prefix"]["len"]), strict=False))
-    if isinstance(value, str):
-        return _net_text(value)
-    raise _Unknown(value)
+def _one(values):
+    if len(values) != 1:
+        raise _Unknown(values)
+    return values[0]
 
 
 def _port_range(value):
     if isinstance(value, int):
         return (value, value)
-    if isinstance(value, dict) and "range" in value:
-        return tuple(value["range"])
+    if isinstance(value, tuple) and len(value) == 2:
+        return value
     raise _Unknown(value)
 
 
-def _parse_match(match, fields):
-    left, right, op = match["left"], match["right"], match["op"]
-    if "meta" in left:
-        key = left["meta"]["key"]
-        if key in ("iifname", "oifname") and op == "==":
-            fields["iif" if key == "iifname" else "oif"] = right
-        elif key == "nfproto":
-            fields["family"] = 4 if right == "ipv4" else 6
-        elif key == "l4proto":
-            fields["proto"] = right
-        else:
-            raise _Unknown(match)
-    elif "payload" in left:
-        proto, name = left["payload"]["protocol"], left["payload"]["field"]
-        if proto in ("ip", "ip6") and name in ("saddr", "daddr"):
-            fields["family"] = 4 if proto == "ip" else 6
-            if name == "saddr" and op == "==":
-                items = right["set"] if isinstance(right, dict) and "set" in right else [right]
-                fields["saddr"] = tuple(sorted((_net(i) for i in items), key=network_sort_key))
-            elif name == "daddr" and op in ("==", "!="):
-                negated = op == "!="
-                fields["daddr"] = _net(right) if negated or isinstance(right, dict) else _address_text(right)
-                fields["daddr_negated"] = negated
-            else:
-                raise _Unknown(match)
-        elif proto in ("tcp", "udp", "th") and name in ("dport", "sport") and op == "==":
-            if proto != "th":
-                fields["proto"] = proto
-            fields[name] = _port_range(right)
-        else:
-            raise _Unknown(match)
-    elif "fib" in left and left["fib"].get("flags") == ["daddr"] and right == "local":
+def _version(text):
+    return ipaddress.ip_network(text, strict=False).version
+
+
+def _apply_match(key, negated, values, fields):
+    if key in ("iif", "oif") and not negated:
+        value = _one(values)
+        if not isinstance(value, str):
+            raise _Unknown(value)
+        fields[key] = value
+    elif key == "nfproto" and not negated:
+        fields["family"] = {"ipv4": 4, "ipv6": 6}[_one(values)]
+    elif key == "proto" and not negated:
+        fields["proto"] = _one(values)
+    elif key == "saddr" and not negated:
+        if any(not isinstance(value, str) for value in values):
+            raise _Unknown(values)
+        fields["saddr"] = tuple(sorted((_net_text(value) for value in values), key=network_sort_key))
+        fields["family"] = _version(values[0])
+    elif key == "daddr":
+        value = _one(values)
+        if not isinstance(value, str):
+            raise _Unknown(value)
+        fields["daddr"] = _net_text(value) if negated or "/" in value else _address_text(value)
+        fields["daddr_negated"] = negated
+        fields["family"] = _version(value)
+    elif key in ("dport", "sport") and not negated:
+        fields[key] = _port_range(_one(values))
+    elif key == "fib_daddr_type" and not negated and values == ["local"]:
         fields["daddr_local"] = True
-    elif "ct" in left and left["ct"]["key"] == "status" and right in ("dnat", ["dnat"]):
+    elif key == "ct" and not negated and values == ["dnat"]:
         fields["ct_dnat"] = True
     else:
-        raise _Unknown(match)
+        raise _Unknown(key)
 
 
-def parse_rule(chain, obj):
-    """One rule object of `nft -j` output as a Rule; None for our own jump rules.
-
-    A rule of a shape we never write comes back as a Rule with action 'unknown' so that the
-    planner sees the drift and rewrites the table.
-    """
-    fields = {"chain": chain, "family": 4, "comment": obj.get("comment")}
+def rule_of(chain, item):
+    """A rule of our table (foreign.nft_rule's small form) as a Rule; None for our own jump
+    rules. A rule of a shape we never write comes back as a Rule with action 'unknown' so that
+    the planner sees the drift and rewrites the table."""
+    if item["verdict"] == "jump" and item["target"] in JUMPS and not item["matches"]:
+        return None
+    fields = {"chain": chain, "family": 4, "comment": item["comment"]}
     try:
-        for expr in obj["expr"]:
-            if "match" in expr:
-                _parse_match(expr["match"], fields)
-            elif "counter" in expr:
-                continue
-            elif "jump" in expr and expr["jump"]["target"] in JUMPS:
-                return None
-            elif "dnat" in expr:
-                dnat = expr["dnat"]
-                fields["action"] = DNAT
-                fields["family"] = 4 if dnat.get("family", "ip") == "ip" else 6
-                fields["to_addr"] = _address_text(dnat["addr"])
-                if "port" in dnat:
-                    fields["to_port"] = _port_range(dnat["port"])
-            elif "masquerade" in expr:
-                fields["action"] = MASQUERADE
-            elif "accept" in expr:
-                fields["action"] = ACCEPT
-            else:
-                raise _Unknown(expr)
+        for key, negated, values in item["matches"]:
+            _apply_match(key, negated, values, fields)
+        nat = item["nat"] or {}
+        if item["statements"]:
+            raise _Unknown(item["statements"])
+        if item["verdict"] == "accept":
+            fields["action"] = ACCEPT
+        elif item["verdict"] == "nat" and nat["kind"] == "masquerade":
+            fields["action"] = MASQUERADE
+        elif item["verdict"] == "nat" and nat["kind"] == "dnat" and nat.get("addr"):
+            fields["action"] = DNAT
+            fields["family"] = 4 if nat["family"] == "ip" else 6
+            fields["to_addr"] = _address_text(nat["addr"])
+            if nat["ports"]:
+                fields["to_port"] = nat["ports"]
+        else:
+            raise _Unknown(item["verdict"])
+        parsed = Rule(**fields)
     except (_Unknown, KeyError, TypeError, ValueError):
-        return Rule(chain=chain, family=fields["family"], action="unknown", comment="handle %s" % obj.get("handle"))
-    if "action" not in fields or not writable(Rule(**fields)):
-        return Rule(chain=chain, family=fields["family"], action="unknown", comment="handle %s" % obj.get("handle"))
-    return Rule(**fields)
+        parsed = None
+    if parsed is None or not writable(parsed):
+        return Rule(chain=chain, family=fields["family"], action="unknown", comment=item["text"].partition(" (")[0])
+    return parsed
 
 
 def parse_table(document, table):
-    """Rules of ``table`` from `nft -j list table` output; (exists, rules)."""
+    """Rules of ``table`` from `nft -j list table` (or `list ruleset`) output; (exists, rules)."""
     exists = False
     rules = []
-    for item in (document or {}).get("nftables", []):
-        if "table" in item and item["table"]["name"] == table and item["table"]["family"] == FAMILY:
+    for entry in (document or {}).get("nftables", []):
+        if "table" in entry and entry["table"]["name"] == table and entry["table"]["family"] == FAMILY:
             exists = True
-        rule = item.get("rule")
-        if rule and rule["table"] == table and rule["family"] == FAMILY:
-            parsed = parse_rule(rule["chain"], rule)
+        obj = entry.get("rule")
+        if obj and obj["table"] == table and obj["family"] == FAMILY:
+            parsed = rule_of(obj["chain"], foreign.nft_rule(obj))
             if parsed is not None:
                 rules.append(parsed)
     return exists, rules
