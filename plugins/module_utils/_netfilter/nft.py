@@ -181,7 +181,8 @@ def _port_range(value):
 
 
 def _version(text):
-    return ipaddress.ip_network(text, strict=False).version
+    """4 or 6 of an address or network as nft prints it (only IPv6 has colons)."""
+    return 6 if ":" in text else 4
 
 
 def _apply_match(key, negated, values, fields):
@@ -197,7 +198,8 @@ def _apply_match(key, negated, values, fields):
     elif key == "saddr" and not negated:
         if any(not isinstance(value, str) for value in values):
             raise _Unknown(values)
-        fields["saddr"] = tuple(sorted((_net_text(value) for value in values), key=network_sort_key))
+        nets = [_net_text(value) for value in values]
+        fields["saddr"] = tuple(nets if len(nets) == 1 else sorted(nets, key=network_sort_key))
         fields["family"] = _version(values[0])
     elif key == "daddr":
         value = _one(values)

@@ -61,12 +61,15 @@ class PortForwardKind(ruleset.Kind):
         model.check_conflicts(items)
         return items
 
-    def guard(self, runner, params, partials, items, have_rules):
+    def guard(self, runner, params, partials, items, have_items, have_rules):
         if params["state"] == "deleted" or params.get("allow_local_port_takeover"):
             return
-        loaded = set(have_rules)  # forwards already in place (taken over earlier, on purpose) stay
-        coexist.refuse_local_takeover(runner, [item for item in items if not set(self.compile([item])) <= loaded],
-                                      {self.key_of(partial): index for index, partial in enumerate(partials)})
+        # forwards already in place (taken over earlier, on purpose) stay: an item read back from
+        # the host is in place; any other, only if all its rules are loaded
+        have, loaded = set(have_items), set(have_rules)
+        coexist.refuse_local_takeover(
+            runner, [item for item in items if item not in have and not set(self.compile([item])) <= loaded],
+            {self.key_of(partial): index for index, partial in enumerate(partials)})
 
     def surroundings(self, runner, params, backend, listing, items, wanted, routes):
         chains, legacy = coexist.read_chains(runner, listing)

@@ -52,7 +52,7 @@ class Kind:
                                     lambda index, partial, base: self._complete(index, partial, base, connected))
         return model.sort_items(model.dedupe(items))
 
-    def guard(self, runner, params, partials, items, have_rules):
+    def guard(self, runner, params, partials, items, have_items, have_rules):
         """Refuse, before anything changes, what the kind must not do to the host."""
 
     def surroundings(self, runner, params, backend, listing, items, wanted, routes):
@@ -132,7 +132,7 @@ def _converge(module, kind, runner, partials):
 
     routes = kind.routes(runner)
     items = kind.desired(state, partials, have_items, routes)
-    kind.guard(runner, params, partials, items, have_rules)
+    kind.guard(runner, params, partials, items, have_items, have_rules)
     wanted = kind.compile(items)
     around = kind.surroundings(runner, params, backend, listing, items, wanted, routes)
     others = backend.elsewhere(around.legacy) + around.elsewhere
