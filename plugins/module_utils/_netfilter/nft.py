@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 
-from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import foreign
+from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import foreign as nf
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter.model import network_sort_key, rule_text
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter.rules import (
     ACCEPT,
@@ -149,7 +149,7 @@ def render_delete(table):
 
 
 # ---------------------------------------------------------------------------------------------
-# Read-back: foreign.nft_rule parses every rule of nft's JSON; here its small form becomes a Rule.
+# Read-back: nf.nft_rule parses every rule of nft's JSON; here its small form becomes a Rule.
 
 
 class _Unknown(Exception):
@@ -219,7 +219,7 @@ def _apply_match(key, negated, values, fields):
 
 
 def rule_of(chain, item):
-    """A rule of our table (foreign.nft_rule's small form) as a Rule; None for our own jump
+    """A rule of our table (nf.nft_rule's small form) as a Rule; None for our own jump
     rules. A rule of a shape we never write comes back as a Rule with action 'unknown' so that
     the planner sees the drift and rewrites the table."""
     if item["verdict"] == "jump" and item["target"] in JUMPS and not item["matches"]:
@@ -260,7 +260,7 @@ def parse_table(document, table):
             exists = True
         obj = entry.get("rule")
         if obj and obj["table"] == table and obj["family"] == FAMILY:
-            parsed = rule_of(obj["chain"], foreign.nft_rule(obj))
+            parsed = rule_of(obj["chain"], nf.nft_rule(obj))
             if parsed is not None:
                 rules.append(parsed)
     return exists, rules

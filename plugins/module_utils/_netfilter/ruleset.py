@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import model
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import rules as rules_ir
-from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import foreign
+from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import foreign as nf
 from ansible_collections.hypervisor.network.plugins.module_utils._errors import HypervisorNetworkError, ValidationError
 from ansible_collections.hypervisor.network.plugins.module_utils._lock import default_lock_path, host_lock
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import persist as boot
@@ -57,7 +57,7 @@ class Kind:
 
     def surroundings(self, runner, params, backend, listing, items, wanted, routes):
         """Surroundings: what the run found of other owners and the companion chains it plans."""
-        return Surroundings(legacy=foreign.read_legacy(runner))
+        return Surroundings(legacy=nf.read_legacy(runner))
 
 
 class Surroundings:
