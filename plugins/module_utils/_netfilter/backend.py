@@ -39,10 +39,11 @@ class Paths:
                    params.get("systemd_unit_dir") or "/etc/systemd/system")
 
 
-def select_backend(runner, requested, variant, kind, paths):
+def select_backend(runner, requested, variant, kind, paths, listing=None):
     """The backend that holds ``kind``'s rules on this host: ``requested``, or with "auto" nftables
-    where nft works, else iptables of ``variant``."""
-    if requested == "nftables" or (requested == "auto" and _nft_works(runner)):
+    where nft works (``listing``, `nft -j list ruleset` read already, says so), else iptables of
+    ``variant``."""
+    if requested == "nftables" or (requested == "auto" and (listing is not None or _nft_works(runner))):
         return NftBackend(runner, kind, paths)
     if requested == "auto" and not (runner.has("iptables-restore") or runner.has("iptables-legacy-restore")):
         raise HypervisorNetworkError("neither a working nft nor iptables-restore was found on this host; install nftables")
@@ -57,19 +58,31 @@ def requested_backend(runner, requested, variant, kind, paths):
     return NftBackend(runner, kind, paths)
 
 
-def placements(runner, kind, paths, legacy):
+def placements(runner, kind, paths, legacy, listing=None):
     """Every place on this host where ``kind``'s rules can be: the nftables table where nft is
     installed, the iptables-nft chains where iptables-nft is, the iptables-legacy chains where
     legacy tables are loaded (``legacy``: their saves, already read; listing a legacy table would
-    load it)."""
+    load it). ``listing`` is `nft -j list ruleset` where the run read it."""
     owners = []
     if runner.has("nft"):
         owners.append(NftBackend(runner, kind, paths))
     if runner.has("iptables-nft-save"):
-        owners.append(IptablesBackend(runner, kind, paths, "nft"))
+        owners.append(IptablesBackend(runner, kind, paths, "nft", saved=unlisted_iptables_nft(listing)))
     if legacy:
         owners.append(IptablesBackend(runner, kind, paths, "legacy", saved=legacy))
     return owners
+
+
+def unlisted_iptables_nft(listing):
+    """{} (saves known to be empty, no process needed) where ``listing`` (`nft -j list ruleset`)
+    holds none of the tables iptables-nft keeps our chains in, else None (read them)."""
+    if listing is None:
+        return None
+    for entry in listing.get("nftables", []):
+        table = entry.get("table")
+        if table and table.get("family") in ("ip", "ip6") and table.get("name") in ipt.TABLES:
+            return None
+    return {}
 
 
 def _nft_works(runner):
@@ -84,10 +97,10 @@ class _Backend:
 
     runner = kind = paths = placement = None
 
-    def elsewhere(self, legacy):
+    def elsewhere(self, legacy, listing=None):
         """The other places where this kind's rules may be left from an earlier run (the host
         switched backend or iptables variant): they are emptied in the same apply."""
-        return [owner for owner in placements(self.runner, self.kind, self.paths, legacy)
+        return [owner for owner in placements(self.runner, self.kind, self.paths, legacy, listing)
                 if owner.placement != self.placement]
 
 

@@ -15,20 +15,7 @@ import ipaddress
 
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import foreign as nf
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter.model import network_sort_key, rule_text
-from ansible_collections.hypervisor.network.plugins.module_utils._netfilter.rules import (
-    ACCEPT,
-    DNAT,
-    FORWARD,
-    HAIRPIN_FORWARD,
-    HAIRPIN_PREROUTING,
-    MASQUERADE,
-    OUTPUT,
-    POSTROUTING,
-    PREROUTING,
-    Rule,
-    not_understood,
-    writable,
-)
+from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import rules as ir
 
 FAMILY = "inet"
 TABLE_PREFIX = "hypervisor_network_"
@@ -42,13 +29,13 @@ def table_name(kind):
 # (family, table) of every table of ours, as the coexistence walk leaves them out
 OWN_TABLES = frozenset((FAMILY, table_name(kind)) for kind in ("masquerade", "port_forward"))
 BASE_CHAINS = {
-    PREROUTING: "type nat hook prerouting priority dstnat; policy accept;",
-    OUTPUT: "type nat hook output priority -100; policy accept;",
-    FORWARD: "type filter hook forward priority filter; policy accept;",
-    POSTROUTING: "type nat hook postrouting priority srcnat; policy accept;",
+    ir.PREROUTING: "type nat hook prerouting priority dstnat; policy accept;",
+    ir.OUTPUT: "type nat hook output priority -100; policy accept;",
+    ir.FORWARD: "type filter hook forward priority filter; policy accept;",
+    ir.POSTROUTING: "type nat hook postrouting priority srcnat; policy accept;",
 }
 # Regular chains and the base chain that jumps to each.
-JUMPS = {HAIRPIN_PREROUTING: PREROUTING, HAIRPIN_FORWARD: FORWARD}
+JUMPS = {ir.HAIRPIN_PREROUTING: ir.PREROUTING, ir.HAIRPIN_FORWARD: ir.FORWARD}
 
 
 def _ports(ports):
@@ -72,7 +59,7 @@ def _host(addr, family):
 
 def render_rule(rule):
     if rule.action == "unknown":
-        return not_understood(rule)
+        return ir.not_understood(rule)
     kw = _addr_kw(rule.family)
     parts = []
     if not (rule.saddr or rule.daddr):
@@ -96,7 +83,7 @@ def render_rule(rule):
         parts.append("%s sport %s" % (rule.proto, _ports(rule.sport)))
     if rule.proto and not (rule.dport or rule.sport):
         parts.append("meta l4proto %s" % rule.proto)
-    if rule.action == DNAT:
+    if rule.action == ir.DNAT:
         target = _host(rule.to_addr, rule.family) if rule.to_port else rule.to_addr
         parts.append("dnat %s to %s%s" % (kw, target, ":%s" % _ports(rule.to_port) if rule.to_port else ""))
     else:
@@ -232,22 +219,22 @@ def rule_of(chain, item):
         if item["statements"]:
             raise _Unknown(item["statements"])
         if item["verdict"] == "accept":
-            fields["action"] = ACCEPT
+            fields["action"] = ir.ACCEPT
         elif item["verdict"] == "nat" and nat["kind"] == "masquerade":
-            fields["action"] = MASQUERADE
+            fields["action"] = ir.MASQUERADE
         elif item["verdict"] == "nat" and nat["kind"] == "dnat" and nat.get("addr"):
-            fields["action"] = DNAT
+            fields["action"] = ir.DNAT
             fields["family"] = 4 if nat["family"] == "ip" else 6
             fields["to_addr"] = _address_text(nat["addr"])
             if nat["ports"]:
                 fields["to_port"] = nat["ports"]
         else:
             raise _Unknown(item["verdict"])
-        parsed = Rule(**fields)
+        parsed = ir.Rule(**fields)
     except (_Unknown, KeyError, TypeError, ValueError):
         parsed = None
-    if parsed is None or not writable(parsed):
-        return Rule(chain=chain, family=fields["family"], action="unknown", comment=item["text"].partition(" (")[0])
+    if parsed is None or not ir.writable(parsed):
+        return ir.Rule(chain=chain, family=fields["family"], action="unknown", comment=item["text"].partition(" (")[0])
     return parsed
 
 

@@ -9,7 +9,10 @@ from ansible_collections.hypervisor.network.plugins.module_utils._netfilter impo
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import model
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import rules as rules_ir
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import ruleset
-from ansible_collections.hypervisor.network.plugins.module_utils._netfilter.backend import IptablesBackend
+from ansible_collections.hypervisor.network.plugins.module_utils._netfilter.backend import (
+    IptablesBackend,
+    unlisted_iptables_nft,
+)
 
 ITEM_OPTIONS = dict(
     protocol=dict(type="str", default="tcp", choices=["tcp", "udp", "both"]),
@@ -78,12 +81,12 @@ class PortForwardKind(ruleset.Kind):
                                        ours=backend.iptables_variant)
         companions = []
         for variant in variants:
-            companion = _companion(runner, backend.paths, variant, legacy)
+            companion = _companion(runner, backend.paths, variant, legacy, listing)
             want = [rule for rule in wanted if rule.chain in (rules_ir.FORWARD, rules_ir.HAIRPIN_FORWARD)
                     and (variant, rule.family) in needs]
             companions.append((companion, rules_ir.canonical(companion.gather()), want))
         # companion chains this run does not plan (the iptables backend needs none) are stale
-        unplanned = [_companion(runner, backend.paths, variant, legacy) for variant in _companion_places(runner, legacy)
+        unplanned = [_companion(runner, backend.paths, variant, legacy, listing) for variant in _companion_places(runner, legacy)
                      if variant not in variants]
         return ruleset.Surroundings(legacy, report, companions, unplanned)
 
@@ -93,10 +96,12 @@ def _companion_places(runner, legacy):
     return (["nft"] if runner.has("iptables-nft-save") else []) + (["legacy"] if legacy else [])
 
 
-def _companion(runner, paths, variant, legacy):
+def _companion(runner, paths, variant, legacy, listing):
     """Our FORWARD accepts in the iptables ``variant``. The legacy one parses the save already
-    read (no table-by-table listing, which would load legacy tables)."""
-    return IptablesBackend(runner, COMPANION, paths, variant, saved=legacy if variant == "legacy" else None)
+    read (no table-by-table listing, which would load legacy tables); the nft one needs no
+    process where ``listing`` holds no iptables-nft table."""
+    saved = legacy if variant == "legacy" else unlisted_iptables_nft(listing)
+    return IptablesBackend(runner, COMPANION, paths, variant, saved=saved)
 
 
 KIND = PortForwardKind()

@@ -120,10 +120,11 @@ def _converge(module, kind, runner, partials):
     """want -> have -> plan -> apply, under the host lock."""
     params = module.params
     state = params["state"]
-    backend = select_backend(runner, params["backend"], params["iptables_variant"], kind.name,
-                             Paths.from_params(params))
-    # One `nft -j list ruleset` serves both our own rules and, for port_forward, the coexistence walk.
+    # One `nft -j list ruleset` serves our own rules and, for port_forward, the coexistence walk
+    # and the question whether nft works and which iptables-nft tables exist.
     listing = kind.read_ruleset(runner) if state != "gathered" else None
+    backend = select_backend(runner, params["backend"], params["iptables_variant"], kind.name,
+                             Paths.from_params(params), listing)
     have_rules = rules_ir.canonical(backend.gather(listing))
     have_items = kind.decompile(have_rules)[0]
     before = [item.to_dict() for item in have_items]
@@ -135,7 +136,7 @@ def _converge(module, kind, runner, partials):
     kind.guard(runner, params, partials, items, have_items, have_rules)
     wanted = kind.compile(items)
     around = kind.surroundings(runner, params, backend, listing, items, wanted, routes)
-    others = backend.elsewhere(around.legacy) + around.elsewhere
+    others = backend.elsewhere(around.legacy, listing) + around.elsewhere
     stale = [other for other in others if other.holds_rules()]
     runtime_changed = wanted != have_rules
     companions_changed = [c for c in around.companions if c[2] != c[1]]
