@@ -145,20 +145,13 @@ removed_stale:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import module as netfilter
 from ansible_collections.hypervisor.network.plugins.module_utils._errors import run_module_main
-
-ITEM_OPTIONS = dict(
-    source=dict(type="str", required=True),
-    out_interface=dict(type="str"),
-    exclude_own_subnet=dict(type="bool"),
-    comment=dict(type="str"),
-)
+from ansible_collections.hypervisor.network.plugins.module_utils._netfilter.masquerade_module import ARGUMENT_SPEC, run
 
 
 def main():
-    module = AnsibleModule(argument_spec=netfilter.common_argument_spec(ITEM_OPTIONS), supports_check_mode=True)
-    run_module_main(module, lambda m: netfilter.run(m, netfilter.MASQUERADE))
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    run_module_main(module, run)
 
 
 if __name__ == "__main__":

@@ -232,29 +232,13 @@ coexistence:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import module as netfilter
 from ansible_collections.hypervisor.network.plugins.module_utils._errors import run_module_main
-
-ITEM_OPTIONS = dict(
-    protocol=dict(type="str", default="tcp", choices=["tcp", "udp", "both"]),
-    host_port=dict(type="str", required=True),
-    destination=dict(type="str"),
-    destination_port=dict(type="str"),
-    in_interface=dict(type="str"),
-    host_address=dict(type="str"),
-    allowed_sources=dict(type="list", elements="str"),
-    hairpin=dict(type="bool"),
-    hairpin_sources=dict(type="list", elements="str"),
-    comment=dict(type="str"),
-)
+from ansible_collections.hypervisor.network.plugins.module_utils._netfilter.port_forward_module import ARGUMENT_SPEC, run
 
 
 def main():
-    spec = netfilter.common_argument_spec(ITEM_OPTIONS)
-    spec["coexistence"] = dict(type="str", default="open", choices=["open", "fail", "ignore"])
-    spec["allow_local_port_takeover"] = dict(type="bool", default=False)
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
-    run_module_main(module, lambda m: netfilter.run(m, netfilter.PORT_FORWARD))
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    run_module_main(module, run)
 
 
 if __name__ == "__main__":

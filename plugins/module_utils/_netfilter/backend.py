@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
+from typing import Optional
 
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import iptables as ipt
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import nft
@@ -21,12 +23,66 @@ NFT_CONF_CANDIDATES = ("/etc/nftables.conf", "/etc/sysconfig/nftables.conf")
 IPTABLES_UNIT = boot.IPTABLES_UNIT
 
 
-def select_backend(runner, requested, kind, params):
-    if requested == "nftables" or (requested == "auto" and _nft_works(runner)):
-        return NftBackend(runner, kind, params)
+@dataclass(frozen=True)
+class Paths:
+    """Where a backend keeps its boot files: ``persist_dir`` (None: the backend's own default),
+    ``nftables_conf`` (the system's nftables configuration an earlier version included us in)
+    and ``unit_dir`` (our oneshot units)."""
+
+    persist_dir: Optional[str] = None
+    nftables_conf: Optional[str] = None
+    unit_dir: str = "/etc/systemd/system"
+
+    @classmethod
+    def from_params(cls, params):
+        return cls(params.get("persist_dir"), params.get("nftables_conf"),
+                   params.get("systemd_unit_dir") or "/etc/systemd/system")
+
+
+def select_backend(runner, requested, variant, kind, paths, listing=None):
+    """The backend that holds ``kind``'s rules on this host: ``requested``, or with "auto" nftables
+    where nft works (``listing``, `nft -j list ruleset` read already, says so), else iptables of
+    ``variant``."""
+    if requested == "nftables" or (requested == "auto" and (listing is not None or _nft_works(runner))):
+        return NftBackend(runner, kind, paths)
     if requested == "auto" and not (runner.has("iptables-restore") or runner.has("iptables-legacy-restore")):
         raise HypervisorNetworkError("neither a working nft nor iptables-restore was found on this host; install nftables")
-    return IptablesBackend(runner, kind, params)
+    return IptablesBackend(runner, kind, paths, variant)
+
+
+def requested_backend(runner, requested, variant, kind, paths):
+    """The backend named by ``requested`` without asking the host ("auto" renders for nftables):
+    state=rendered works on any machine."""
+    if requested == "iptables":
+        return IptablesBackend(runner, kind, paths, variant)
+    return NftBackend(runner, kind, paths)
+
+
+def placements(runner, kind, paths, legacy, listing=None):
+    """Every place on this host where ``kind``'s rules can be: the nftables table where nft is
+    installed, the iptables-nft chains where iptables-nft is, the iptables-legacy chains where
+    legacy tables are loaded (``legacy``: their saves, already read; listing a legacy table would
+    load it). ``listing`` is `nft -j list ruleset` where the run read it."""
+    owners = []
+    if runner.has("nft"):
+        owners.append(NftBackend(runner, kind, paths))
+    if runner.has("iptables-nft-save"):
+        owners.append(IptablesBackend(runner, kind, paths, "nft", saved=unlisted_iptables_nft(listing)))
+    if legacy:
+        owners.append(IptablesBackend(runner, kind, paths, "legacy", saved=legacy))
+    return owners
+
+
+def unlisted_iptables_nft(listing):
+    """{} (saves known to be empty, no process needed) where ``listing`` (`nft -j list ruleset`)
+    holds none of the tables iptables-nft keeps our chains in, else None (read them)."""
+    if listing is None:
+        return None
+    for entry in listing.get("nftables", []):
+        table = entry.get("table")
+        if table and table.get("family") in ("ip", "ip6") and table.get("name") in ipt.TABLES:
+            return None
+    return {}
 
 
 def _nft_works(runner):
@@ -36,16 +92,29 @@ def _nft_works(runner):
     return rc == 0
 
 
-class NftBackend:
+class _Backend:
+    """What both backends share: the places they are not."""
+
+    runner = kind = paths = placement = None
+
+    def elsewhere(self, legacy, listing=None):
+        """The other places where this kind's rules may be left from an earlier run (the host
+        switched backend or iptables variant): they are emptied in the same apply."""
+        return [owner for owner in placements(self.runner, self.kind, self.paths, legacy, listing)
+                if owner.placement != self.placement]
+
+
+class NftBackend(_Backend):
     name = "nftables"
 
-    def __init__(self, runner, kind, params):
+    def __init__(self, runner, kind, paths):
         self.runner = runner
         self.kind = kind
-        self.table = "hypervisor_network_%s" % kind
-        self.persist_dir = params.get("persist_dir") or "/etc/nftables.d"
-        self.nftables_conf = params.get("nftables_conf")
-        self.unit_dir = params.get("systemd_unit_dir") or "/etc/systemd/system"
+        self.paths = paths
+        self.table = nft.table_name(kind)
+        self.persist_dir = paths.persist_dir or "/etc/nftables.d"
+        self.nftables_conf = paths.nftables_conf
+        self.unit_dir = paths.unit_dir
 
     def gather(self, ruleset=None):
         """Our rules, from ``ruleset`` (`nft -j list ruleset`, when the caller read it anyway)
@@ -61,11 +130,37 @@ class NftBackend:
         _exists, rules = nft.parse_table(ruleset, self.table)
         return rules
 
+    @property
+    def placement(self):
+        return self.name
+
+    # our rules are in no iptables variant
+    iptables_variant = None
+
+    def holds_rules(self):
+        return bool(self.gather())
+
+    def companion_variants(self, legacy):
+        """The iptables variants a companion chain can go into next to this backend: nft where its
+        restore is installed, legacy only where legacy tables are loaded (``legacy``, the saves
+        read for the coexistence walk) and its restore is installed."""
+        variants = []
+        if self.runner.has("iptables-nft-restore"):
+            variants.append("nft")
+        if legacy and self.runner.has("iptables-legacy-restore"):
+            variants.append("legacy")
+        return variants
+
+    def rendered(self, rules):
+        """What state=rendered returns: the whole script, as one string."""
+        return [self.script(rules)]
+
     def script(self, rules):
         return nft.render_table(self.table, rules)
 
     def show(self, rules):
-        return "" if not rules else self.script(rules).split("\n", 2)[2]
+        """Our table's definition alone, for the diff."""
+        return nft.render_definition(self.table, rules)
 
     def apply(self, rules):
         script = self.script(rules)
@@ -105,22 +200,24 @@ class NftBackend:
         return [rollback.Step(("nft", "-j", "-f", "-"), json.dumps(document))]
 
 
-class IptablesBackend:
+class IptablesBackend(_Backend):
     name = "iptables"
 
-    def __init__(self, runner, kind, params, saved=None):
-        """``saved`` ({"ip": text, "ip6": text}, whole iptables-save output already read) is
+    def __init__(self, runner, kind, paths, variant="auto", saved=None):
+        """``variant`` is "nft", "legacy" or "auto" (the one the host's iptables-restore is).
+        ``saved`` ({"ip": text, "ip6": text}, whole iptables-save output already read) is
         parsed instead of listing table by table: listing a legacy table loads it."""
         self.runner = runner
         self.kind = kind
-        self.requested_variant = params.get("iptables_variant") or "auto"
+        self.paths = paths
+        self.requested_variant = variant or "auto"
         suffix = "" if self.requested_variant == "auto" else "-%s" % self.requested_variant
         self.tools = {
             4: ("iptables%s-save" % suffix, "iptables%s-restore" % suffix),
             6: ("ip6tables%s-save" % suffix, "ip6tables%s-restore" % suffix),
         }
-        self.persist_dir = params.get("persist_dir") or "/etc/iptables"
-        self.unit_dir = params.get("systemd_unit_dir") or "/etc/systemd/system"
+        self.persist_dir = paths.persist_dir or "/etc/iptables"
+        self.unit_dir = paths.unit_dir
         self.jumps = {4: set(), 6: set()}
         self.saved = saved
 
@@ -139,7 +236,27 @@ class IptablesBackend:
             return None
         return "legacy" if "legacy" in os.path.basename(os.path.realpath(path)) else "nft"
 
+    @property
+    def placement(self):
+        return "iptables-%s" % self.variant
+
+    @property
+    def iptables_variant(self):
+        return self.variant
+
+    def holds_rules(self):
+        return bool(self.gather()) or any(self.jumps.values())
+
+    def companion_variants(self, legacy):
+        """None: our FORWARD accepts are in iptables already, at the top of its FORWARD chain."""
+        return []
+
+    def rendered(self, rules):
+        """What state=rendered returns: the iptables-restore lines."""
+        return self.show(rules).splitlines()
+
     def gather(self, ruleset=None):
+        """Our rules, from iptables-save (``ruleset``, nft's JSON, is of no use here)."""
         rules = []
         for family, (save, _restore) in self.tools.items():
             if self.saved is not None:

@@ -21,15 +21,14 @@ import re
 from dataclasses import dataclass
 
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import foreign as nf
+from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import iptables as ipt
+from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import nft
 from ansible_collections.hypervisor.network.plugins.module_utils._errors import HypervisorNetworkError, ValidationError
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter.model import PROTOCOLS
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter.rules import route_device
 
 PASS, BLOCKED, UNKNOWN = "pass", "blocked", "unknown"
 OPENABLE_CHAIN = "FORWARD"
-OWN_TABLES = ("hypervisor_network_port_forward", "hypervisor_network_masquerade")
-# Our own iptables chains are left out: the question is whether the path is open without us.
-OWN_CHAIN_PREFIX = "HNET-"
 TOOLS = {("nft", "ip"): "iptables", ("nft", "ip6"): "ip6tables",
          ("legacy", "ip"): "iptables-legacy", ("legacy", "ip6"): "ip6tables-legacy"}
 
@@ -47,7 +46,8 @@ def read_chains(runner, ruleset):
     tables included, so they are not read a second time from iptables-nft-save) and from the
     legacy tables, with one iptables-legacy-save per family whose legacy tables are loaded."""
     saves = nf.read_legacy(runner)
-    chains = nf.chains_from_nft(ruleset) if ruleset else {}
+    # our tables are not even parsed: the question is whether the path is open without us
+    chains = nf.chains_from_nft(ruleset, skip_tables=nft.OWN_TABLES) if ruleset else {}
     chains.update(nf.legacy_chains(saves))
     return without_own(chains), saves
 
@@ -56,9 +56,9 @@ def without_own(chains):
     """The chain map without our tables and without the jumps to our iptables chains."""
     out = {}
     for key, body in chains.items():
-        if key[1] in OWN_TABLES:
+        if key[:2] in nft.OWN_TABLES:
             continue
-        rules = [r for r in body["rules"] if not (r["target"] or "").startswith(OWN_CHAIN_PREFIX)]
+        rules = [r for r in body["rules"] if r["target"] not in ipt.OWN_CHAINS]
         out[key] = dict(body, rules=rules)
     return out
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from ansible_collections.hypervisor.network.plugins.module_utils._netfilter.iptables import split_line
+from ansible_collections.hypervisor.network.plugins.module_utils._netfilter.iptables import read_save, split_target
 
 TERMINAL = ("accept", "drop", "reject")
 IPTABLES_TABLES = ("filter", "nat", "mangle", "raw", "security")
@@ -33,12 +33,20 @@ IPTABLES_TABLES = ("filter", "nat", "mangle", "raw", "security")
 LEGACY_PREFIX = "legacy-"
 LEGACY_NAMES = {"ip": "/proc/net/ip_tables_names", "ip6": "/proc/net/ip6_tables_names"}
 LEGACY_SAVE = {"ip": "iptables-legacy-save", "ip6": "ip6tables-legacy-save"}
+# Match keys the walk cannot decide (a packet does not say whether its address is the host's own).
+NOT_WALKED = ("unknown", "fib_daddr_type")
 # Verdicts that, taken by a rule the walk could not decide, might have stopped the packet.
 _DOUBTFUL = ("drop", "reject", "jump", "goto", "vmap", "unknown")
 
 
-def rule(matches, verdict, target=None, where="", text="", nat=None):
-    return {"matches": matches, "verdict": verdict, "target": target, "where": where, "text": text, "nat": nat}
+def rule(matches, verdict, target=None, where="", text="", nat=None, comment=None, statements=()):
+    """A rule in the one small form: ``matches`` [(key, negated, values)], the ``verdict``
+    (accept, drop, reject, return, jump, goto, nat, vmap, unknown or None), the jump ``target``,
+    ``nat`` ({"kind", "addr", "port", "ports", "family"}), where it is and its text; ``comment``
+    and ``statements`` (names of the statements that let the packet go on, counter aside) let
+    nft.py tell our own rules from edited ones."""
+    return {"matches": matches, "verdict": verdict, "target": target, "where": where, "text": text, "nat": nat,
+            "comment": comment, "statements": tuple(statements)}
 
 
 # -- nft JSON -------------------------------------------------------------------------------------
@@ -66,6 +74,8 @@ def _nft_value(right):
 
 def _nft_match(match):
     left, op = match["left"], match["op"]
+    if op not in ("==", "!=", "in"):  # a comparison (<, >=, ...): not a set of values
+        return [("unknown", False, ["%s %s" % (next(iter(left), "?"), op)])]
     negated = op == "!="
     values = _nft_value(match["right"])
     if "meta" in left:
@@ -83,13 +93,17 @@ def _nft_match(match):
     elif "ct" in left:
         # state (new, established, ...) and status (dnat, snat) names never overlap: one key
         key = "ct" if left["ct"]["key"] in ("state", "status") else None
+    elif "fib" in left and left["fib"].get("flags") == ["daddr"] and left["fib"].get("result") == "type":
+        key = "fib_daddr_type"  # `fib daddr type local`: which addresses are the host's own
     else:
         key = None
     return [(key or "unknown", negated, values)]
 
 
-def _nft_rule(obj, where):
-    matches, verdict, target, nat = [], None, None, None
+def nft_rule(obj, where=""):
+    """One rule object of `nft -j` output in the small form: the one parser of nft's JSON rules,
+    for the walk of everybody's chains and (nft.parse_table) for our own table."""
+    matches, verdict, target, nat, statements = [], None, None, None, []
     xt_conntrack = False
     for expr in obj.get("expr", []):
         name = next(iter(expr))
@@ -104,7 +118,10 @@ def _nft_rule(obj, where):
         elif name == "dnat":
             dnat = expr["dnat"] or {}
             port = dnat.get("port")
-            verdict, nat = "nat", {"kind": "dnat", "addr": dnat.get("addr"), "port": port if isinstance(port, int) else None}
+            ports = (port, port) if isinstance(port, int) else tuple(port["range"]) if isinstance(port, dict) \
+                and "range" in port else None
+            verdict, nat = "nat", {"kind": "dnat", "addr": dnat.get("addr"), "port": port if isinstance(port, int) else None,
+                                   "ports": ports, "family": dnat.get("family", "ip")}
         elif name == "xt":
             if expr["xt"].get("type") == "target":
                 verdict = {"REJECT": "reject", "DROP": "drop", "ACCEPT": "accept"}.get(expr["xt"].get("name"), "unknown")
@@ -112,8 +129,10 @@ def _nft_rule(obj, where):
                 xt_conntrack = True
             else:
                 matches.append(("unknown", False, ["xt " + str(expr["xt"].get("name"))]))
-        elif name in ("counter", "log", "comment", "limit", "mangle"):  # statements, not matches
+        elif name == "counter":
             continue
+        elif name in ("log", "comment", "limit", "mangle"):  # statements, not matches
+            statements.append(name)
         elif name == "vmap":  # a verdict map (firewalld's zone dispatch): where it jumps is not followed
             verdict = "vmap"
             matches.append(("unknown", False, ["vmap"]))
@@ -126,7 +145,7 @@ def _nft_rule(obj, where):
         matches.append(("ct", False, ["established", "related"]) if verdict == "accept"
                        else ("unknown", False, ["xt conntrack"]))
     text = "handle %s%s" % (obj.get("handle"), " (%s)" % obj["comment"] if obj.get("comment") else "")
-    return rule(matches, verdict, target, where, text, nat)
+    return rule(matches, verdict, target, where, text, nat, obj.get("comment"), statements)
 
 
 def chains_from_nft(document, skip_tables=()):
@@ -145,7 +164,7 @@ def chains_from_nft(document, skip_tables=()):
             key = (obj["family"], obj["table"], obj["chain"])
             if key in chains:
                 where = "nft %s %s %s" % key
-                chains[key]["rules"].append(_nft_rule(obj, where))
+                chains[key]["rules"].append(nft_rule(obj, where))
     return chains
 
 
@@ -202,13 +221,7 @@ def _save_rule(tokens, where, user_chains):
 
 
 def _split_target(text):
-    if text.startswith("["):
-        addr, _sep, rest = text[1:].partition("]")
-        port = rest[1:]
-    elif text.count(":") == 1:
-        addr, _sep, port = text.partition(":")
-    else:
-        addr, port = text, ""
+    addr, port = split_target(text)
     port = port.split("-")[0]
     return addr, int(port) if port.isdigit() else None
 
@@ -216,24 +229,21 @@ def _split_target(text):
 def chains_from_save(text, family, variant, table_prefix=""):
     """The same chain map from iptables-save output; family is "ip" or "ip6". Legacy tables get
     ``table_prefix`` so that they do not collide with iptables-nft's tables of the same name."""
-    chains, table = {}, None
-    for line in (text or "").splitlines():
-        if line.startswith("*"):
-            table = table_prefix + line[1:].strip()
-        elif line.startswith(":") and table:
-            name, policy = line[1:].split()[:2]
+    chains = {}
+    for base, entry, value in read_save(text):
+        table = table_prefix + base
+        if entry == "chain":
+            name, policy = value
             chains[(family, table, name)] = {
                 "hook": _BUILTIN_HOOKS.get(name), "policy": policy.lower() if policy != "-" else None,
-                "prio": 0, "type": table[len(table_prefix):], "rules": []}
-        elif line.startswith("-A ") and table:
+                "prio": 0, "type": base, "rules": []}
+        else:
             # Another tool's rule is read tolerantly: an interface name with a quote in it
             # (iptables-save prints it bare) leaves a quote open; that rule is kept as one the
             # walk does not understand, and the rest of the table is read as usual.
-            tokens, complete = split_line(line)
-            if len(tokens) < 2:
-                continue
+            tokens, complete, line = value
             key = (family, table, tokens[1])
-            where = "iptables-%s -t %s %s" % (variant, table[len(table_prefix):], tokens[1])
+            where = "iptables-%s -t %s %s" % (variant, base, tokens[1])
             if key in chains:
                 user_chains = {name for (fam, tab, name) in chains if (fam, tab) == (family, table)}
                 item = None
@@ -336,7 +346,7 @@ def _match_one(key, values, packet):
     """True/False, or None when the match is not understood. A field the packet leaves open
     (None: any outside client, any client port) is taken to be in no specific set."""
     have = packet.get(key)
-    if key == "unknown" or key in packet.get("unknown_fields", ()):
+    if key in NOT_WALKED or key in packet.get("unknown_fields", ()):
         return None
     if have is None:
         return False

@@ -49,6 +49,8 @@ CHAINS = {
         HAIRPIN_FORWARD: ("filter", "HNET-PFA-HAIRPIN", "HNET-PFA-FORWARD"),
     },
 }
+# Every chain of ours, as the coexistence walk leaves out the jumps to them.
+OWN_CHAINS = frozenset(chain for roles in CHAINS.values() for (_table, chain, _parent) in roles.values())
 TABLES = ("nat", "filter")
 MULTI_SOURCE_KINDS = {"port_forward", "port_forward_accept"}
 BUILTIN = {"PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"}
@@ -145,6 +147,25 @@ def split_line(line):
     return tokens, not quoted
 
 
+def read_save(text):
+    """The entries of iptables-save output, in order: (table, "chain", (name, policy)) for each
+    chain line and (table, "rule", (tokens, complete, line)) for each `-A` line (split_line's
+    tokens). The one reader of the save format, for our chains and everybody else's."""
+    table = None
+    for line in (text or "").splitlines():
+        if line.startswith("*"):
+            table = line[1:].strip()
+        elif table is None:
+            continue
+        elif line.startswith(":"):
+            name, policy = (line[1:].split() + ["-"])[:2]
+            yield table, "chain", (name, policy)
+        elif line.startswith("-A "):
+            tokens, complete = split_line(line)
+            if len(tokens) >= 2:
+                yield table, "rule", (tokens, complete, line)
+
+
 def render_lines(kind, family, rules):
     """`-A CHAIN ...` lines per (table, chain) for ``rules`` of one family; one line per source,
     since iptables matches one source network per rule."""
@@ -232,14 +253,21 @@ def _parse_ports(text):
     return (int(low), int(high or low))
 
 
-def _parse_target(text, family):
-    if family == 6 and text.startswith("["):
+def split_target(text):
+    """(address, ports text) of a DNAT ``--to-destination``: ``10.0.0.2:80``, ``[fd00::5]:22``,
+    ``fd00::5`` (an IPv6 address without a port has no brackets), ports ``80`` or ``80-90`` or
+    "" without. The one splitter, for our rules and everybody else's."""
+    if text.startswith("["):
         addr, _sep, rest = text[1:].partition("]")
-        port = rest[1:] if rest.startswith(":") else ""
-    elif family == 4 and ":" in text:
+        return addr, rest[1:] if rest.startswith(":") else ""
+    if text.count(":") == 1:
         addr, _sep, port = text.partition(":")
-    else:
-        addr, port = text, ""
+        return addr, port
+    return text, ""
+
+
+def _parse_target(text):
+    addr, port = split_target(text)
     return str(ipaddress.ip_address(addr)), (_parse_ports(port) if port else None)
 
 
@@ -284,7 +312,7 @@ def parse_rule(role, family, tokens):
             elif tok == "-j" and arg in ("ACCEPT", "MASQUERADE", "DNAT"):
                 fields["action"] = {"ACCEPT": ACCEPT, "MASQUERADE": MASQUERADE, "DNAT": DNAT}[arg]
             elif tok == "--to-destination":
-                fields["to_addr"], fields["to_port"] = _parse_target(arg, family)
+                fields["to_addr"], fields["to_port"] = _parse_target(arg)
             else:
                 raise ValueError(tok)
             negate = False
@@ -305,14 +333,10 @@ def parse_save(kind, family, text):
     roles = _chain_roles(kind)
     ours = set(roles)
     rules, jumps = [], set()
-    table = None
-    for line in text.splitlines():
-        if line.startswith("*"):
-            table = line[1:].strip()
+    for table, entry, value in read_save(text):
+        if entry != "rule":
             continue
-        if not line.startswith("-A "):
-            continue
-        tokens, complete = split_line(line)
+        tokens, complete, _line = value
         chain = tokens[1]
         if tokens[2:] and tokens[2] == "-j" and len(tokens) == 4 and tokens[3] in ours:
             jumps.add((table, chain, tokens[3]))

@@ -13,31 +13,29 @@ from __future__ import annotations
 import functools
 import ipaddress
 
+from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import foreign as nf
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter.model import network_sort_key, rule_text
-from ansible_collections.hypervisor.network.plugins.module_utils._netfilter.rules import (
-    ACCEPT,
-    DNAT,
-    FORWARD,
-    HAIRPIN_FORWARD,
-    HAIRPIN_PREROUTING,
-    MASQUERADE,
-    OUTPUT,
-    POSTROUTING,
-    PREROUTING,
-    Rule,
-    not_understood,
-    writable,
-)
+from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import rules as ir
 
 FAMILY = "inet"
+TABLE_PREFIX = "hypervisor_network_"
+
+
+def table_name(kind):
+    """Our table of a module: the one place its name is built."""
+    return TABLE_PREFIX + kind
+
+
+# (family, table) of every table of ours, as the coexistence walk leaves them out
+OWN_TABLES = frozenset((FAMILY, table_name(kind)) for kind in ("masquerade", "port_forward"))
 BASE_CHAINS = {
-    PREROUTING: "type nat hook prerouting priority dstnat; policy accept;",
-    OUTPUT: "type nat hook output priority -100; policy accept;",
-    FORWARD: "type filter hook forward priority filter; policy accept;",
-    POSTROUTING: "type nat hook postrouting priority srcnat; policy accept;",
+    ir.PREROUTING: "type nat hook prerouting priority dstnat; policy accept;",
+    ir.OUTPUT: "type nat hook output priority -100; policy accept;",
+    ir.FORWARD: "type filter hook forward priority filter; policy accept;",
+    ir.POSTROUTING: "type nat hook postrouting priority srcnat; policy accept;",
 }
 # Regular chains and the base chain that jumps to each.
-JUMPS = {HAIRPIN_PREROUTING: PREROUTING, HAIRPIN_FORWARD: FORWARD}
+JUMPS = {ir.HAIRPIN_PREROUTING: ir.PREROUTING, ir.HAIRPIN_FORWARD: ir.FORWARD}
 
 
 def _ports(ports):
@@ -61,7 +59,7 @@ def _host(addr, family):
 
 def render_rule(rule):
     if rule.action == "unknown":
-        return not_understood(rule)
+        return ir.not_understood(rule)
     kw = _addr_kw(rule.family)
     parts = []
     if not (rule.saddr or rule.daddr):
@@ -85,7 +83,7 @@ def render_rule(rule):
         parts.append("%s sport %s" % (rule.proto, _ports(rule.sport)))
     if rule.proto and not (rule.dport or rule.sport):
         parts.append("meta l4proto %s" % rule.proto)
-    if rule.action == DNAT:
+    if rule.action == ir.DNAT:
         target = _host(rule.to_addr, rule.family) if rule.to_port else rule.to_addr
         parts.append("dnat %s to %s%s" % (kw, target, ":%s" % _ports(rule.to_port) if rule.to_port else ""))
     else:
@@ -105,12 +103,17 @@ def _compact(text):
 
 
 def render_table(table, rules):
-    """The whole `nft -f` script that makes ``table`` hold exactly ``rules``."""
-    lines = ["table %s %s" % (FAMILY, table), "delete table %s %s" % (FAMILY, table)]
+    """The whole `nft -f` script that makes ``table`` hold exactly ``rules``: `table` (so that
+    `delete` cannot fail), `delete table`, then the definition."""
+    return render_delete(table) + render_definition(table, rules)
+
+
+def render_definition(table, rules):
+    """``table`` holding ``rules`` in nft's syntax; empty without rules."""
     if not rules:
-        return "\n".join(lines) + "\n"
+        return ""
     used = {rule.chain for rule in rules}
-    lines.append("table %s %s {" % (FAMILY, table))
+    lines = ["table %s %s {" % (FAMILY, table)]
     for chain, spec in BASE_CHAINS.items():
         if chain not in used and not any(JUMPS[c] == chain for c in used if c in JUMPS):
             continue
@@ -133,7 +136,7 @@ def render_delete(table):
 
 
 # ---------------------------------------------------------------------------------------------
-# Read-back
+# Read-back: nf.nft_rule parses every rule of nft's JSON; here its small form becomes a Rule.
 
 
 class _Unknown(Exception):
@@ -150,106 +153,101 @@ def _address_text(text):
     return str(ipaddress.ip_address(text))
 
 
-def _net(value):
-    if isinstance(value, dict) and "prefix" in value:
-        return str(ipaddress.ip_network("%s/%s" % (value["prefix"]["addr"], value["prefix"]["len"]), strict=False))
-    if isinstance(value, str):
-        return _net_text(value)
-    raise _Unknown(value)
+def _one(values):
+    if len(values) != 1:
+        raise _Unknown(values)
+    return values[0]
 
 
 def _port_range(value):
     if isinstance(value, int):
         return (value, value)
-    if isinstance(value, dict) and "range" in value:
-        return tuple(value["range"])
+    if isinstance(value, tuple) and len(value) == 2:
+        return value
     raise _Unknown(value)
 
 
-def _parse_match(match, fields):
-    left, right, op = match["left"], match["right"], match["op"]
-    if "meta" in left:
-        key = left["meta"]["key"]
-        if key in ("iifname", "oifname") and op == "==":
-            fields["iif" if key == "iifname" else "oif"] = right
-        elif key == "nfproto":
-            fields["family"] = 4 if right == "ipv4" else 6
-        elif key == "l4proto":
-            fields["proto"] = right
-        else:
-            raise _Unknown(match)
-    elif "payload" in left:
-        proto, name = left["payload"]["protocol"], left["payload"]["field"]
-        if proto in ("ip", "ip6") and name in ("saddr", "daddr"):
-            fields["family"] = 4 if proto == "ip" else 6
-            if name == "saddr" and op == "==":
-                items = right["set"] if isinstance(right, dict) and "set" in right else [right]
-                fields["saddr"] = tuple(sorted((_net(i) for i in items), key=network_sort_key))
-            elif name == "daddr" and op in ("==", "!="):
-                negated = op == "!="
-                fields["daddr"] = _net(right) if negated or isinstance(right, dict) else _address_text(right)
-                fields["daddr_negated"] = negated
-            else:
-                raise _Unknown(match)
-        elif proto in ("tcp", "udp", "th") and name in ("dport", "sport") and op == "==":
-            if proto != "th":
-                fields["proto"] = proto
-            fields[name] = _port_range(right)
-        else:
-            raise _Unknown(match)
-    elif "fib" in left and left["fib"].get("flags") == ["daddr"] and right == "local":
+def _version(text):
+    """4 or 6 of an address or network as nft prints it (only IPv6 has colons)."""
+    return 6 if ":" in text else 4
+
+
+def _apply_match(key, negated, values, fields):
+    if key in ("iif", "oif") and not negated:
+        value = _one(values)
+        if not isinstance(value, str):
+            raise _Unknown(value)
+        fields[key] = value
+    elif key == "nfproto" and not negated:
+        fields["family"] = {"ipv4": 4, "ipv6": 6}[_one(values)]
+    elif key == "proto" and not negated:
+        fields["proto"] = _one(values)
+    elif key == "saddr" and not negated:
+        if any(not isinstance(value, str) for value in values):
+            raise _Unknown(values)
+        nets = [_net_text(value) for value in values]
+        fields["saddr"] = tuple(nets if len(nets) == 1 else sorted(nets, key=network_sort_key))
+        fields["family"] = _version(values[0])
+    elif key == "daddr":
+        value = _one(values)
+        if not isinstance(value, str):
+            raise _Unknown(value)
+        fields["daddr"] = _net_text(value) if negated or "/" in value else _address_text(value)
+        fields["daddr_negated"] = negated
+        fields["family"] = _version(value)
+    elif key in ("dport", "sport") and not negated:
+        fields[key] = _port_range(_one(values))
+    elif key == "fib_daddr_type" and not negated and values == ["local"]:
         fields["daddr_local"] = True
-    elif "ct" in left and left["ct"]["key"] == "status" and right in ("dnat", ["dnat"]):
+    elif key == "ct" and not negated and values == ["dnat"]:
         fields["ct_dnat"] = True
     else:
-        raise _Unknown(match)
+        raise _Unknown(key)
 
 
-def parse_rule(chain, obj):
-    """One rule object of `nft -j` output as a Rule; None for our own jump rules.
-
-    A rule of a shape we never write comes back as a Rule with action 'unknown' so that the
-    planner sees the drift and rewrites the table.
-    """
-    fields = {"chain": chain, "family": 4, "comment": obj.get("comment")}
+def rule_of(chain, item):
+    """A rule of our table (nf.nft_rule's small form) as a Rule; None for our own jump
+    rules. A rule of a shape we never write comes back as a Rule with action 'unknown' so that
+    the planner sees the drift and rewrites the table."""
+    if item["verdict"] == "jump" and item["target"] in JUMPS and not item["matches"]:
+        return None
+    fields = {"chain": chain, "family": 4, "comment": item["comment"]}
     try:
-        for expr in obj["expr"]:
-            if "match" in expr:
-                _parse_match(expr["match"], fields)
-            elif "counter" in expr:
-                continue
-            elif "jump" in expr and expr["jump"]["target"] in JUMPS:
-                return None
-            elif "dnat" in expr:
-                dnat = expr["dnat"]
-                fields["action"] = DNAT
-                fields["family"] = 4 if dnat.get("family", "ip") == "ip" else 6
-                fields["to_addr"] = _address_text(dnat["addr"])
-                if "port" in dnat:
-                    fields["to_port"] = _port_range(dnat["port"])
-            elif "masquerade" in expr:
-                fields["action"] = MASQUERADE
-            elif "accept" in expr:
-                fields["action"] = ACCEPT
-            else:
-                raise _Unknown(expr)
+        for key, negated, values in item["matches"]:
+            _apply_match(key, negated, values, fields)
+        nat = item["nat"] or {}
+        if item["statements"]:
+            raise _Unknown(item["statements"])
+        if item["verdict"] == "accept":
+            fields["action"] = ir.ACCEPT
+        elif item["verdict"] == "nat" and nat["kind"] == "masquerade":
+            fields["action"] = ir.MASQUERADE
+        elif item["verdict"] == "nat" and nat["kind"] == "dnat" and nat.get("addr"):
+            fields["action"] = ir.DNAT
+            fields["family"] = 4 if nat["family"] == "ip" else 6
+            fields["to_addr"] = _address_text(nat["addr"])
+            if nat["ports"]:
+                fields["to_port"] = nat["ports"]
+        else:
+            raise _Unknown(item["verdict"])
+        parsed = ir.Rule(**fields)
     except (_Unknown, KeyError, TypeError, ValueError):
-        return Rule(chain=chain, family=fields["family"], action="unknown", comment="handle %s" % obj.get("handle"))
-    if "action" not in fields or not writable(Rule(**fields)):
-        return Rule(chain=chain, family=fields["family"], action="unknown", comment="handle %s" % obj.get("handle"))
-    return Rule(**fields)
+        parsed = None
+    if parsed is None or not ir.writable(parsed):
+        return ir.Rule(chain=chain, family=fields["family"], action="unknown", comment=item["text"].partition(" (")[0])
+    return parsed
 
 
 def parse_table(document, table):
-    """Rules of ``table`` from `nft -j list table` output; (exists, rules)."""
+    """Rules of ``table`` from `nft -j list table` (or `list ruleset`) output; (exists, rules)."""
     exists = False
     rules = []
-    for item in (document or {}).get("nftables", []):
-        if "table" in item and item["table"]["name"] == table and item["table"]["family"] == FAMILY:
+    for entry in (document or {}).get("nftables", []):
+        if "table" in entry and entry["table"]["name"] == table and entry["table"]["family"] == FAMILY:
             exists = True
-        rule = item.get("rule")
-        if rule and rule["table"] == table and rule["family"] == FAMILY:
-            parsed = parse_rule(rule["chain"], rule)
+        obj = entry.get("rule")
+        if obj and obj["table"] == table and obj["family"] == FAMILY:
+            parsed = rule_of(obj["chain"], nf.nft_rule(obj))
             if parsed is not None:
                 rules.append(parsed)
     return exists, rules

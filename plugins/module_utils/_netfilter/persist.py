@@ -179,8 +179,8 @@ class FileTransaction:
     its target, commit() renames them into place (after the rules were applied), rollback()
     undoes a commit or drops what was staged.
 
-    The check-mode guard is the runner's: in check mode, staging records the commands and writes
-    nothing, and commit has nothing to rename.
+    The check-mode guard is the Runner's (Runner.call): in check mode, staging records the
+    commands and writes nothing, and commit has nothing to rename.
     """
 
     def __init__(self, runner, ops):
@@ -190,6 +190,7 @@ class FileTransaction:
             seen[op.path] = op
         self.ops = [op for op in seen.values() if needed(op)]
         self.staged = {}
+        self.prepared = []
         self.undo = []
         self.created = []
 
@@ -198,35 +199,35 @@ class FileTransaction:
         return bool(self.ops)
 
     def stage(self):
-        for op in self.ops:
-            if isinstance(op, LinkOp):
-                self.runner.commands.append("ln -s %s %s" % (op.target, op.path))
-            else:
-                self.runner.commands.append(("write %s" if op.content is not None else "remove %s") % op.path)
-        if self.runner.check_mode:
-            return
+        """Record every file operation and prepare it, through the Runner (in check mode it
+        records and prepares nothing): a new content goes to a temporary file beside its
+        target, a removal or a link checks that its directory is writable."""
         try:
             for op in self.ops:
-                if isinstance(op, FileOp) and op.content is not None:
-                    self.created.extend(_makedirs(os.path.dirname(op.path)))
-                    self.staged[op.path] = _write_temp(op)
-                else:
-                    _check_writable(os.path.dirname(op.path))
+                self.runner.call(_shown(op), self._prepare, op)
         except OSError as exc:
             self.rollback()
             raise _file_error(exc, "nothing was changed")
 
+    def _prepare(self, op):
+        if isinstance(op, FileOp) and op.content is not None:
+            self.created.extend(_makedirs(os.path.dirname(op.path)))
+            self.staged[op.path] = _write_temp(op)
+        else:
+            _check_writable(os.path.dirname(op.path))
+        self.prepared.append(op)
+
     def commit(self):
-        if self.runner.check_mode:
-            return
+        """Put every prepared operation in place (none in check mode: none was prepared)."""
         try:
-            for op in self.ops:
+            for op in self.prepared:
                 self._commit_one(op)
         except OSError as exc:
             self.rollback()
             raise _file_error(exc, "the files written before were put back")
         for backup in [b for _kind, _path, b in self.undo if b]:
             _unlink(backup)
+        self.prepared = []
         self.undo = []
         self.created = []
 
@@ -257,12 +258,19 @@ class FileTransaction:
         for temp in self.staged.values():
             _unlink(temp)
         self.staged = {}
+        self.prepared = []
         for directory in reversed(self.created):
             try:
                 os.rmdir(directory)
             except OSError:
                 pass
         self.created = []
+
+
+def _shown(op):
+    if isinstance(op, LinkOp):
+        return "ln -s %s %s" % (op.target, op.path)
+    return ("write %s" if op.content is not None else "remove %s") % op.path
 
 
 def _temp_name(path, prefix):

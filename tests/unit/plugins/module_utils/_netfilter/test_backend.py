@@ -88,6 +88,14 @@ def test_nft_script_replaces_only_our_table_in_one_transaction():
     assert nft.render_table("t", []) == "table inet t\ndelete table inet t\n"
 
 
+def test_nft_definition_is_the_script_without_its_delete_and_empty_without_rules():
+    rules = ir.compile_port_forwards(forwards())
+    definition = nft.render_definition("t", rules)
+    assert definition.startswith("table inet t {\n") and definition.endswith("}\n")
+    assert nft.render_table("t", rules) == nft.render_delete("t") + definition
+    assert nft.render_definition("t", []) == ""
+
+
 def test_iptables_restore_inserts_jumps_once_and_removes_cleanly():
     rules = ir.compile_port_forwards(forwards())
     fresh = ipt.render_restore("port_forward", 4, rules, have_jumps=set())
@@ -137,3 +145,35 @@ def test_route_device_is_the_longest_prefix_match():
     assert ir.route_device(routes, "2001:db8::1") is None
     routes.append({"dst": "default", "dev": "uplink6", "family": 6})
     assert ir.route_device(routes, "2001:db8::1") == "uplink6"
+
+
+def _our_rule(*exprs, comment=None):
+    obj = {"family": "inet", "table": "t", "chain": "prerouting", "handle": 7, "expr": list(exprs)}
+    if comment:
+        obj["comment"] = comment
+    return {"nftables": [{"table": {"family": "inet", "name": "t"}}, {"rule": obj}]}
+
+
+_DPORT = {"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": 8080}}
+_LOCAL = {"match": {"op": "==", "left": {"fib": {"result": "type", "flags": ["daddr"]}}, "right": "local"}}
+_DNAT = {"dnat": {"family": "ip", "addr": "10.0.0.2", "port": {"range": [80, 90]}}}
+
+
+def test_nft_read_back_of_one_rule_goes_through_the_one_json_parser():
+    _exists, rules = nft.parse_table(_our_rule(_LOCAL, _DPORT, {"counter": None}, _DNAT, comment="web"), "t")
+    assert rules == [ir.Rule(chain="prerouting", family=4, action=ir.DNAT, proto="tcp", dport=(8080, 8080),
+                             daddr_local=True, to_addr="10.0.0.2", to_port=(80, 90), comment="web")]
+
+
+def test_nft_rules_we_never_write_read_back_as_not_understood():
+    less = {"match": {"op": "<", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": 8080}}
+    for exprs in ([_LOCAL, less, _DNAT], [_LOCAL, _DPORT, {"log": None}, _DNAT], [_DPORT, {"drop": None}]):
+        _exists, rules = nft.parse_table(_our_rule(*exprs), "t")
+        assert [(r.action, r.comment) for r in rules] == [("unknown", "handle 7")], exprs
+
+
+def test_one_dnat_target_splitter_for_both_families():
+    assert ipt.split_target("10.0.0.2:80-90") == ("10.0.0.2", "80-90")
+    assert ipt.split_target("[fd00::5]:22") == ("fd00::5", "22")
+    assert ipt.split_target("fd00::5") == ("fd00::5", "")
+    assert ipt.split_target("10.0.0.2") == ("10.0.0.2", "")

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import os
+from types import SimpleNamespace
 
 import pytest
 
 from ansible_collections.hypervisor.network.plugins.module_utils._errors import HypervisorNetworkError, ValidationError
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import persist
+from ansible_collections.hypervisor.network.plugins.module_utils._runner import Runner
 
 
-class Recorder:
-    """The two things the transaction asks of a runner: check_mode and commands."""
-
-    def __init__(self, check_mode=False):
-        self.check_mode = check_mode
-        self.commands = []
+def recorder(check_mode=False):
+    """The real Runner over the one thing the transaction asks of a module: check_mode."""
+    return Runner(SimpleNamespace(check_mode=check_mode))
 
 
 def test_unit_command_keeps_persist_dir_one_argument():
@@ -47,7 +46,7 @@ def test_transaction_stages_then_commits_and_rolls_back(tmp_path):
     ops = [persist.FileOp(str(old), "new\n", 0o600), persist.FileOp(str(gone), None),
            persist.FileOp(str(tmp_path / "sub" / "c.conf"), "c\n"),
            persist.LinkOp(str(tmp_path / "wants" / "x.service"), str(old))]
-    runner = Recorder()
+    runner = recorder()
     txn = persist.FileTransaction(runner, ops)
     txn.stage()
     assert old.read_text() == "old\n" and gone.exists(), "staging changes no target"
@@ -56,7 +55,7 @@ def test_transaction_stages_then_commits_and_rolls_back(tmp_path):
     assert os.readlink(tmp_path / "wants" / "x.service") == str(old)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.conf", "sub", "wants"], "no temporary file left"
 
-    again = persist.FileTransaction(Recorder(), ops)
+    again = persist.FileTransaction(recorder(), ops)
     assert not again.changed
 
 
@@ -66,7 +65,7 @@ def test_commit_failure_puts_the_earlier_files_back(tmp_path):
     blocked = tmp_path / "blocked"
     blocked.write_text("a file where the link's directory should be\n")
     ops = [persist.FileOp(str(first), "2\n"), persist.LinkOp(str(blocked / "x.service"), str(first))]
-    txn = persist.FileTransaction(Recorder(), ops)
+    txn = persist.FileTransaction(recorder(), ops)
     txn.stage()
     with pytest.raises(HypervisorNetworkError):
         txn.commit()
@@ -75,7 +74,7 @@ def test_commit_failure_puts_the_earlier_files_back(tmp_path):
 
 
 def test_check_mode_records_and_writes_nothing(tmp_path):
-    runner = Recorder(check_mode=True)
+    runner = recorder(check_mode=True)
     txn = persist.FileTransaction(runner, [persist.FileOp(str(tmp_path / "x"), "x\n")])
     txn.stage()
     txn.commit()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import foreign
+from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import foreign as nf
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import iptables as ipt
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import nft
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import rules as ir
@@ -67,7 +67,7 @@ COMMIT
 def test_another_tools_rule_with_a_quote_in_an_interface_name_is_read_tolerantly():
     """Captured from iptables-save 1.8.9 after `iptables -A FORWARD -i 'a"b' -j DROP` and
     `-i "a'b"`: the quote is printed bare. shlex raised "No closing quotation" on it."""
-    chains = foreign.chains_from_save(FOREIGN_SAVE, "ip", "nft")
+    chains = nf.chains_from_save(FOREIGN_SAVE, "ip", "nft")
     rules = chains[("ip", "filter", "FORWARD")]["rules"]
     assert [r["verdict"] for r in rules] == ["unknown", "drop", "accept"]
     assert rules[0]["matches"] == [("unknown", False, ["not parsed"])]
@@ -75,7 +75,7 @@ def test_another_tools_rule_with_a_quote_in_an_interface_name_is_read_tolerantly
     # The walk does not trust what it could not read: a drop behind it is a doubt, not a pass.
     packet = {"nfproto": "ipv4", "iif": "eth0", "oif": "br0", "saddr": None, "daddr": "10.0.0.5",
               "proto": "tcp", "sport": None, "dport": 80, "ct": ["new", "dnat"]}
-    verdicts = foreign.forward_verdicts(chains, packet)
+    verdicts = nf.forward_verdicts(chains, packet)
     assert verdicts[0]["doubts"]
 
 
