@@ -27,6 +27,7 @@ from ansible_collections.hypervisor.network.plugins.module_utils._errors import 
     ValidationError,
 )
 from ansible_collections.hypervisor.network.plugins.module_utils._lock import host_lock
+from ansible_collections.hypervisor.network.plugins.module_utils._result import build_result
 from ansible_collections.hypervisor.network.plugins.module_utils._runner import Runner
 
 PROC_SYS = "/proc/sys"
@@ -420,8 +421,8 @@ def _diff(plan_, before, after):
     return diffs
 
 
-def ip_forward(module, root=PROC_SYS):
-    """The work of the ip_forward module: returns the result dict."""
+def run(module, root=PROC_SYS):
+    """The work of the ip_forward module: want -> have -> plan -> apply; returns the result."""
     want = want_from_params(module.params)
     runner = Runner(module)
     with host_lock():
@@ -434,18 +435,9 @@ def ip_forward(module, root=PROC_SYS):
         else:
             after = dict((key, read_value(key, root)) for key in plan_.targets)
     persisted = want.state == "present" and want.persist
-    result = dict(
-        changed=plan_.changed,
-        commands=runner.commands,
-        before=before,
-        after=after,
+    return build_result(
+        module, plan_.changed, runner.commands, before, after=after,
+        diff=lambda: _diff(plan_, before, after),
         sysctl_file=want.sysctl_file if persisted else None,
-        modules_load_file=(
-            want.modules_load_file if persisted and plan_.module_at_boot else None
-        ),
+        modules_load_file=want.modules_load_file if persisted and plan_.module_at_boot else None,
     )
-    if not result["changed"]:  # `after` only when something changed or would: fleet results stay small
-        del result["after"]
-    if module._diff:
-        result["diff"] = _diff(plan_, before, after)
-    return result
