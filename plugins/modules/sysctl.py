@@ -29,7 +29,7 @@ description:
     C(net.core.wmem_max) exist in a network namespace other than the host's only on kernels that made
     them per namespace, such as 6.18; on Debian 12's 6.1 they exist in the host's namespace only).
   - Nothing is written when the values and the file are already as wanted; a second run reports no change.
-version_added: 0.2.0
+version_added: 0.1.0
 author:
   - hypervisor.network developers (@hypervisor-network)
 extends_documentation_fragment:

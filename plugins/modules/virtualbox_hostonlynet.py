@@ -8,10 +8,10 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: virtualbox_hostonlynet
 short_description: VirtualBox 7 host-only networks (VBoxManage hostonlynet)
-version_added: 0.2.0
+version_added: 0.1.0
 description:
   - Creates, updates and removes a VirtualBox 7 host-only network with C(VBoxManage hostonlynet add),
-    C(modify) and C(remove): its netmask, the range of addresses its DHCP server hands out, and whether
+    C(modify) and C(remove), managing its netmask, the range of addresses its DHCP server hands out, and whether
     it is enabled.
   - Reads the current state from C(VBoxManage list hostonlynets) and changes only what differs, in one call.
   - Host-only networks replaced host-only interfaces in VirtualBox 7 on hosts where VirtualBox uses the
