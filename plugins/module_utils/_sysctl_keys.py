@@ -46,8 +46,8 @@ ARGUMENT_SPEC = dict(
 )
 
 # dotted components of letters, digits, '_' and '-' (net.bridge.bridge-nf-call-iptables)
-KEY_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)+$")
-INT_RE = re.compile(r"^-?[0-9]+$")
+KEY_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)+\Z")
+INT_RE = re.compile(r"^-?[0-9]+\Z")
 
 
 # -- model ----------------------------------------------------------------------------------
