@@ -27,6 +27,7 @@ from ansible_collections.hypervisor.network.plugins.module_utils._errors import 
     ValidationError,
 )
 from ansible_collections.hypervisor.network.plugins.module_utils._lock import host_lock
+from ansible_collections.hypervisor.network.plugins.module_utils._result import build_result
 from ansible_collections.hypervisor.network.plugins.module_utils._runner import Runner
 
 PROC_SYS = "/proc/sys"
@@ -52,6 +53,10 @@ BRIDGE_KEYS = (BRIDGE_NF_IPTABLES, BRIDGE_NF_IP6TABLES, BRIDGE_NF_ARPTABLES)
 BR_NETFILTER = "br_netfilter"
 
 MANAGED_HEADER = "# Managed by hypervisor.network (ip_forward module). Local changes are overwritten.\n"
+# The header of a file the sysctl module creates. Each module edits only its own keys' lines, so
+# both can share one file whichever of them created it; an empty file under either header goes.
+KEYS_HEADER = "# Managed by hypervisor.network (sysctl module). Local changes to its keys are overwritten.\n"
+OUR_HEADERS = (MANAGED_HEADER, KEYS_HEADER)
 # Marks the br_netfilter line the module adds to a modules-load file it did not create, so that
 # line, and no line someone else wrote, is what it takes out again.
 MODULE_MARK = "# br_netfilter: for net.bridge.bridge-nf-call-* (hypervisor.network ip_forward module)\n"
@@ -200,9 +205,10 @@ def sysctl_line(key, value):
     return "%s%s = %d\n" % ("" if value else "-", key, int(value))
 
 
-def render_sysctl_file(targets):
-    """A new sysctl.d file for ``targets`` (key -> 0/1): our header, keys in a fixed order."""
-    return MANAGED_HEADER + "".join(sysctl_line(key, targets[key]) for key in KNOWN_KEYS if key in targets)
+def render_sysctl_file(targets, order=KNOWN_KEYS, line=sysctl_line, header=MANAGED_HEADER):
+    """A new sysctl.d file for ``targets`` (key -> value): ``header``, keys in ``order``, each
+    rendered by ``line`` (ip_forward's 0/1 switches by default)."""
+    return header + "".join(line(key, targets[key]) for key in order if key in targets)
 
 
 def render_modules_load_file():
@@ -245,28 +251,32 @@ def is_ours(text):
 
 
 def _only_header_left(text):
-    return is_ours(text) and not text[len(MANAGED_HEADER):].strip()
+    """A file of ours (either module's header) with nothing but the header left."""
+    return text is not None and any(
+        text.startswith(header) and not text[len(header):].strip() for header in OUR_HEADERS
+    )
 
 
-def edit_sysctl_text(text, targets, remove=False):
+def edit_sysctl_text(text, targets, remove=False, order=KNOWN_KEYS, line=sysctl_line, header=MANAGED_HEADER):
     """``text`` with the lines of ``targets``' keys set (or, with ``remove``, taken out) and every
     other line as it was. The first line of a key is edited in place and later lines of the same
-    key go (they would win at boot); a key without a line is added at the end. A file that does
-    not exist is created with our header. Returns None for a file to remove: ours and empty."""
+    key go (they would win at boot); a key without a line is added at the end, in ``order``. A
+    file that does not exist is created with ``header``. ``line`` renders one key's line. Returns
+    None for a file to remove: ours (either header) and empty."""
     if text is None:
-        return None if remove or not targets else render_sysctl_file(targets)
+        return None if remove or not targets else render_sysctl_file(targets, order, line, header)
     lines, done = [], set()
-    for line in text.splitlines(True):
-        key = _line_key(line)
+    for old_line in text.splitlines(True):
+        key = _line_key(old_line)
         if key not in targets:
-            lines.append(line)
+            lines.append(old_line)
         elif not remove and key not in done:
-            lines.append(sysctl_line(key, targets[key]))
+            lines.append(line(key, targets[key]))
             done.add(key)
-    missing = [key for key in KNOWN_KEYS if key in targets and key not in done and not remove]
+    missing = [key for key in order if key in targets and key not in done and not remove]
     if missing and lines and not lines[-1].endswith("\n"):
         lines[-1] += "\n"
-    lines.extend(sysctl_line(key, targets[key]) for key in missing)
+    lines.extend(line(key, targets[key]) for key in missing)
     result = "".join(lines)
     return None if _only_header_left(result) else result
 
@@ -420,8 +430,8 @@ def _diff(plan_, before, after):
     return diffs
 
 
-def ip_forward(module, root=PROC_SYS):
-    """The work of the ip_forward module: returns the result dict."""
+def run(module, root=PROC_SYS):
+    """The work of the ip_forward module: want -> have -> plan -> apply; returns the result."""
     want = want_from_params(module.params)
     runner = Runner(module)
     with host_lock():
@@ -434,18 +444,9 @@ def ip_forward(module, root=PROC_SYS):
         else:
             after = dict((key, read_value(key, root)) for key in plan_.targets)
     persisted = want.state == "present" and want.persist
-    result = dict(
-        changed=plan_.changed,
-        commands=runner.commands,
-        before=before,
-        after=after,
+    return build_result(
+        module, plan_.changed, runner.commands, before, after=after,
+        diff=lambda: _diff(plan_, before, after),
         sysctl_file=want.sysctl_file if persisted else None,
-        modules_load_file=(
-            want.modules_load_file if persisted and plan_.module_at_boot else None
-        ),
+        modules_load_file=want.modules_load_file if persisted and plan_.module_at_boot else None,
     )
-    if not result["changed"]:  # `after` only when something changed or would: fleet results stay small
-        del result["after"]
-    if module._diff:
-        result["diff"] = _diff(plan_, before, after)
-    return result

@@ -189,12 +189,12 @@ diff:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.hypervisor.network.plugins.module_utils._errors import run_module_main
-from ansible_collections.hypervisor.network.plugins.module_utils._sysctl import ARGUMENT_SPEC, ip_forward
+from ansible_collections.hypervisor.network.plugins.module_utils._sysctl import ARGUMENT_SPEC, run
 
 
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    run_module_main(module, ip_forward)
+    run_module_main(module, run)
 
 
 if __name__ == "__main__":
