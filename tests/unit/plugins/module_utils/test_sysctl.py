@@ -16,6 +16,7 @@ from ansible_collections.hypervisor.network.plugins.module_utils._errors import 
     ValidationError,
 )
 from ansible_collections.hypervisor.network.plugins.module_utils._runner import Runner
+from fake_module import FakeModule  # tests/ is on sys.path
 
 V4, V6 = sysctl.IPV4_FORWARD, sysctl.IPV6_FORWARD
 NF4, NF6, NFARP = sysctl.BRIDGE_NF_IPTABLES, sysctl.BRIDGE_NF_IP6TABLES, sysctl.BRIDGE_NF_ARPTABLES
@@ -324,22 +325,6 @@ def test_applying_the_plan_reaches_a_fixed_point(state, ipv4, ipv6, nf4, nf6, nf
 
 
 # -- apply through the runner ---------------------------------------------------------------
-
-class FakeModule:
-    """Stands in for AnsibleModule at the runner's edge; records argv instead of running it."""
-
-    def __init__(self, check_mode=False, rc=0, stderr=""):
-        self.check_mode = check_mode
-        self.ran = []
-        self._rc, self._stderr = rc, stderr
-
-    def get_bin_path(self, name, required=False, opt_dirs=None):
-        return "/usr/sbin/" + name
-
-    def run_command(self, argv, **kwargs):
-        self.ran.append(argv)
-        return self._rc, "", self._stderr
-
 
 def test_check_mode_records_commands_and_runs_nothing():
     module = FakeModule(check_mode=True)
