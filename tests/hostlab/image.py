@@ -10,12 +10,19 @@ unchanged one costs nothing. The image is a sparse raw ext4 file made with ``mkf
 loop mount, no root-only block devices), a kernel and a small initramfs with only the virtio
 drivers the VM needs (``MODULES=most`` would inspect the build machine, not the guest).
 
-Run as a script to build (or find) an image: ``python tests/hostlab/image.py bookworm``.
+The roles' packages are not in the image: ``build_repo`` downloads them, with every dependency
+the image lacks, into a local package repository (per suite, cached like the images), which the
+lab serves to its VMs over HTTP from inside its namespace (``HostLab.serve_packages``), so the
+roles' install tasks really install, and no VM reaches anything outside our namespaces.
+
+Run as a script to build (or find) an image: ``python tests/hostlab/image.py bookworm``; its
+package repository: ``python tests/hostlab/image.py --repo bookworm``.
 """
 
 from __future__ import annotations
 
 import fcntl
+import gzip
 import hashlib
 import os
 import re
@@ -212,6 +219,150 @@ def build(suite="bookworm", cache=CACHE, log_to=None):
                 shutil.rmtree(work, ignore_errors=True)
 
 
+# -- the local package repository ------------------------------------------------------------------
+
+# Packages the VMs may install on top of the image, beyond what the roles' vars/main.yml name
+# (read at build time, so a package a role adds is downloaded without touching this file): Docker
+# for port_forward's coexistence with a real dockerd, NetworkManager for the bridge's third
+# persistence backend, and the DHCP client of the guest checks (dhclient, in guest namespaces;
+# busybox would do too, but installing it regenerates the initramfs, minutes under TCG).
+REPO_EXTRA_PACKAGES = ("docker.io", "network-manager", "isc-dhcp-client")
+# The roles' package lists for Debian, as "role:variable" in roles/<role>/vars/main.yml.
+REPO_ROLE_LISTS = ("kvm_host:kvm_host_packages_by_family", "bridge_host:bridge_host_packages_by_family",
+                   "bridge_host:bridge_host_dnsmasq_package_by_family")
+# Raise when the repository's build steps change in a way its inputs do not show.
+REPO_VERSION = "1"
+DEBIAN_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
+
+
+def repo_packages():
+    """The packages the local repository offers, with their dependencies: the roles' Debian lists
+    and REPO_EXTRA_PACKAGES, sorted."""
+    import yaml  # the venv's (Ansible needs it); the image build itself needs only the stdlib
+    names = set(REPO_EXTRA_PACKAGES)
+    for item in REPO_ROLE_LISTS:
+        role, variable = item.split(":")
+        data = yaml.safe_load((REPO / "roles" / role / "vars" / "main.yml").read_text()) or {}
+        names.update(data.get(variable, {}).get("Debian", ()))
+    return tuple(sorted(names))
+
+
+class PackageRepo:
+    """A flat apt repository (``Packages``, ``Packages.gz``, ``Release`` and the .debs in one
+    folder) for one suite, made for one image."""
+
+    def __init__(self, directory):
+        self.dir = Path(directory)
+        self.suite = (self.dir / "suite").read_text().strip() if (self.dir / "suite").exists() else None
+
+    def complete(self):
+        return all((self.dir / name).exists() for name in ("suite", "Packages", "Packages.gz", "Release"))
+
+    def debs(self):
+        return sorted(self.dir.glob("*.deb"))
+
+
+def _apt_config(work, mirror, suite, status):
+    """An apt configuration of its own (none of this machine's apt.conf.d, sources, preferences
+    or state) that resolves against the image's dpkg status and the suite's archive."""
+    for sub in ("parts", "lists/partial", "archives/partial", "cache", "log"):
+        (work / sub).mkdir(parents=True, exist_ok=True)
+    (work / "sources.list").write_text("deb [arch=amd64 signed-by=%s] %s %s main\n" % (DEBIAN_KEYRING, mirror, suite))
+    (work / "preferences").write_text("")
+    conf = work / "apt.conf"
+    conf.write_text("\n".join((
+        'Dir::Etc::Parts "%s";' % (work / "parts"),
+        'Dir::Etc::SourceList "%s";' % (work / "sources.list"),
+        'Dir::Etc::SourceParts "%s";' % (work / "parts"),
+        'Dir::Etc::Preferences "%s";' % (work / "preferences"),
+        'Dir::Etc::PreferencesParts "%s";' % (work / "parts"),
+        'Dir::State "%s";' % work,
+        'Dir::State::Lists "%s";' % (work / "lists"),
+        'Dir::State::status "%s";' % status,
+        'Dir::State::extended_states "%s";' % (work / "extended_states"),
+        'Dir::Cache "%s";' % (work / "cache"),
+        'Dir::Cache::Archives "%s";' % (work / "archives"),
+        'Dir::Log "%s";' % (work / "log"),
+        'APT::Architecture "amd64";',
+        'APT::Architectures { "amd64"; };',
+        'APT::Sandbox::User "root";',
+        'APT::Install-Recommends "true";',  # what the VM's apt (and Ansible's apt module) installs
+        'Debug::NoLocking "true";',
+        'Acquire::Languages "none";',
+        "")))
+    return dict(os.environ, APT_CONFIG=str(conf), DEBIAN_FRONTEND="noninteractive", LC_ALL="C")
+
+
+def _index(folder):
+    """Write Packages, Packages.gz and Release for the .debs in ``folder`` (a flat repository)."""
+    stanzas = []
+    for deb in sorted(folder.glob("*.deb")):
+        control = subprocess.run(["dpkg-deb", "--field", str(deb)], check=True, capture_output=True, text=True).stdout.rstrip("\n")
+        data = deb.read_bytes()
+        stanzas.append("%s\nFilename: ./%s\nSize: %d\nMD5sum: %s\nSHA256: %s\n" % (
+            control, deb.name, len(data), hashlib.md5(data).hexdigest(), hashlib.sha256(data).hexdigest()))
+    packages = "\n".join(stanzas).encode()
+    (folder / "Packages").write_bytes(packages)
+    with gzip.GzipFile(folder / "Packages.gz", "wb", mtime=0) as out:
+        out.write(packages)
+    lines = ["Origin: hostlab", "Label: hostlab", "Suite: hostlab", "Codename: hostlab", "Architectures: amd64 all",
+             "Date: %s" % time.strftime("%a, %d %b %Y %H:%M:%S UTC", time.gmtime()), "MD5Sum:"]
+    for name in ("Packages", "Packages.gz"):
+        data = (folder / name).read_bytes()
+        lines.append(" %s %d %s" % (hashlib.md5(data).hexdigest(), len(data), name))
+    lines.append("SHA256:")
+    for name in ("Packages", "Packages.gz"):
+        data = (folder / name).read_bytes()
+        lines.append(" %s %d %s" % (hashlib.sha256(data).hexdigest(), len(data), name))
+    (folder / "Release").write_text("\n".join(lines) + "\n")
+
+
+def build_repo(suite="bookworm", cache=CACHE, log_to=None):
+    """Return the cached PackageRepo of ``suite``'s image, downloading it first when none has this
+    key. apt resolves the packages against the image's own dpkg status (read from its disk with
+    debugfs, no mount) and the suite's archive on the machine's mirror, so the repository holds
+    exactly what a VM of that image lacks to install any of ``repo_packages()``."""
+    image = build(suite, cache=cache, log_to=log_to)
+    mirror = apt_mirror()
+    names = repo_packages()
+    digest = hashlib.sha256()
+    for part in (REPO_VERSION, image.dir.name, mirror, ",".join(names)):
+        digest.update(part.encode() + b"\0")
+    target = Path(cache) / ("repo-%s-%s" % (suite, digest.hexdigest()[:16]))
+    with open(Path(cache) / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if PackageRepo(target).complete():
+            return PackageRepo(target)
+        work = Path(tempfile.mkdtemp(prefix="repo-%s-" % suite, dir=str(cache)))
+        try:
+            with open(log_to or (work / "build.log"), "a") as log:
+                started = time.monotonic()
+                status = work / "status"
+                _run(["debugfs", "-R", "dump /var/lib/dpkg/status %s" % status, str(image.disk)], log)
+                if not status.stat().st_size:
+                    raise RuntimeError("no dpkg status in %s" % image.disk)
+                env = _apt_config(work / "apt", mirror, suite, status)
+                _run(["apt-get", "-q", "update"], log, env=env)
+                _run(["apt-get", "-q", "-y", "--download-only", "install"] + list(names), log, env=env)
+                out = work / "repo"
+                out.mkdir()
+                for deb in (work / "apt" / "archives").glob("*.deb"):
+                    deb.rename(out / deb.name)
+                _index(out)
+                (out / "packages").write_text("".join(n + "\n" for n in names))
+                (out / "suite").write_text(suite + "\n")
+                log.write("repository of %d .debs for %s in %.0f s\n" % (len(list(out.glob("*.deb"))), suite, time.monotonic() - started))
+            if target.exists():
+                shutil.rmtree(target)
+            (work / "repo").rename(target)
+            return PackageRepo(target)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+
 if __name__ == "__main__":
-    image = build(sys.argv[1] if len(sys.argv) > 1 else "bookworm", log_to="/dev/stderr")
-    print(image.dir)
+    args = sys.argv[1:]
+    if args[:1] == ["--repo"]:
+        print(build_repo(args[1] if len(args) > 1 else "bookworm", log_to="/dev/stderr").dir)
+    else:
+        print(build(args[0] if args else "bookworm", log_to="/dev/stderr").dir)

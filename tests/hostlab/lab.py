@@ -16,6 +16,13 @@ makes QEMU exit and the lab starts it again (an in-place reset under TCG is two 
 slower). Every QEMU is tracked by PID and stopped at teardown, also when a test fails; deleting
 the namespace removes the taps and bridges.
 
+Packages: ``serve_packages()`` serves the local package repository of the image's suite (see
+image.build_repo) over HTTP from the lab namespace at 198.51.100.1 and points every VM's apt at
+it and nothing else, so ``apt-get install`` (and the roles' package tasks) really install. The
+repository is a local test repository without a signature: the VMs' sources mark it
+``[trusted=yes]``, acceptable only because it is made here from packages apt verified against
+Debian's keyring when it downloaded them.
+
 Ansible runs as users run it: ``ansible-playbook`` over SSH (pipelining on, a control socket
 folder of our own), from inside the lab namespace, where the VMs' addresses live.
 """
@@ -36,6 +43,26 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 UPLINK_NET = "198.51.100"
+# The upstream services of serve_upstream(), the same as the sandbox lab's (playbooks/sandbox):
+# a DNS server that answers REFUSED for everything but its private zone (what a host's first
+# nameserver often does, and why libvirt networks need per-domain forwarders), a public DNS
+# server, and an HTTP service that answers "client=<source address>" (shows the NAT).
+PRIVATE_DNS, PUBLIC_DNS, HTTP_ADDR = UPLINK_NET + ".53", "203.0.113.53", "203.0.113.80"
+PRIVATE_ZONE, PRIVATE_NAME, PRIVATE_ADDR = "corp.example", "db.corp.example", "10.1.2.3"
+PUBLIC_NAME = "www.example.com"
+HTTP_SERVER = r"""
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = ("client=%s\n" % self.client_address[0]).encode()
+        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+http.server.ThreadingHTTPServer.allow_reuse_address = True
+http.server.ThreadingHTTPServer((sys.argv[1], 80), H).serve_forever()
+"""
+PACKAGE_PORT = 8080  # the package repository's HTTP port on the upstream address
 SSH_WAIT = 300  # TCG on a shared 2-core machine: boots take 40 s alone, much longer under load
 
 
@@ -61,7 +88,9 @@ class VM:
         self.disk = lab.tmp / ("%s.qcow2" % name)
         self.console = lab.tmp / ("%s-console.log" % name)
         self.proc = None
+        self.pid = None  # QEMU's, also for a lab attached from a state file (proc is None there)
         self.boots = 0
+        self.apt_configured = False
 
     @property
     def taps(self):
@@ -74,13 +103,17 @@ class VM:
 class HostLab:
     """N Debian VMs; ``close()`` (or the fixture) removes every trace."""
 
-    def __init__(self, image, tmp_root=None):
+    def __init__(self, image, tmp_root=None, detached=False):
+        """``detached=True`` lets the QEMUs outlive this process (a CLI such as labctl.py boots
+        them and exits; ``save``/``attach``/``close`` then work from the state file, by PID)."""
         self.image = image
+        self.detached = detached
         self.ns = "hl%s" % uuid.uuid4().hex[:8]
         self.tmp = Path(tempfile.mkdtemp(prefix=self.ns + "-", dir=tmp_root))
         self.vms = []
         self.pids = []
         self.services = []
+        self.package_url = None
         _sh(["ip", "netns", "add", self.ns])
         self.run(["ip", "link", "set", "lo", "up"])
         for bridge, cidr in (("hlup", UPLINK_NET + ".1/24"), ("hltrk", None)):
@@ -120,12 +153,15 @@ class HostLab:
         # QEMU opens its taps by name, so it runs in the namespace that holds them.
         log = open(self.tmp / ("%s-qemu.log" % vm.name), "a")
         vm.proc = subprocess.Popen(["ip", "netns", "exec", self.ns] + self._qemu_argv(vm), stdout=log, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_parent)
+                                   stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=None if self.detached else _die_with_parent)
         log.close()
         self.pids.append(vm.proc.pid)
+        vm.pid = vm.proc.pid
         vm.boots += 1
         if wait:
             self.wait_ssh(vm)
+            if self.package_url and not vm.apt_configured:
+                self.use_packages(vm)
         return vm
 
     def ssh_argv(self, vm, command=None):
@@ -206,14 +242,140 @@ class HostLab:
             time.sleep(0.1)
         raise AssertionError("service on %s:%s did not start" % (address, port))
 
+    def _spawn(self, argv, log_name):
+        log = open(self.tmp / log_name, "a")
+        proc = subprocess.Popen(["ip", "netns", "exec", self.ns] + list(argv), stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+        log.close()
+        self.services.append(proc)
+        return proc
+
+    def _wait_listening(self, proc, address, port, proto, log_name, timeout=30):
+        deadline = time.monotonic() + timeout
+        while "%s:%d " % (address, port) not in self.run(["ss", "-Hln" + proto]).stdout:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError("nothing listens on %s:%s/%s:\n%s" % (address, port, proto, (self.tmp / log_name).read_text()))
+            time.sleep(0.1)
+
+    def serve_upstream(self):
+        """The sandbox's upstream on the VMs' uplink bridge: PRIVATE_DNS (answers PRIVATE_NAME,
+        REFUSED for anything else), PUBLIC_DNS (answers PUBLIC_NAME with HTTP_ADDR) and the HTTP
+        service on HTTP_ADDR:80 that answers ``client=<source address>``. The VMs reach them
+        through their default route (198.51.100.1, this namespace)."""
+        for address in (PRIVATE_DNS, PUBLIC_DNS, HTTP_ADDR):
+            self.run(["ip", "addr", "add", address + "/32", "dev", "hlup"])
+        common = ["dnsmasq", "-k", "--conf-file=/dev/null", "--no-resolv", "--no-hosts", "--bind-interfaces",
+                  "--pid-file=", "--user=root", "--port=53"]
+        waits = [(self._spawn(common + ["--listen-address=" + PRIVATE_DNS, "--local=/%s/" % PRIVATE_ZONE,
+                                        "--address=/%s/%s" % (PRIVATE_NAME, PRIVATE_ADDR)], "dns-private.log"),
+                  PRIVATE_DNS, 53, "u", "dns-private.log"),
+                 (self._spawn(common + ["--listen-address=" + PUBLIC_DNS, "--address=/%s/%s" % (PUBLIC_NAME, HTTP_ADDR)],
+                              "dns-public.log"), PUBLIC_DNS, 53, "u", "dns-public.log"),
+                 (self._spawn([sys.executable, "-c", HTTP_SERVER, HTTP_ADDR], "http.log"), HTTP_ADDR, 80, "t", "http.log")]
+        for wait in waits:
+            self._wait_listening(*wait)
+
+    def serve_packages(self, port=PACKAGE_PORT):
+        """Serve the local package repository of the image's suite (built or found in the cache
+        by image.build_repo) over HTTP at 198.51.100.1:``port`` in the lab namespace, and point
+        the apt of every booted VM, and of every VM booted later, at it alone (``apt-get update``
+        done), so a test or a role can ``apt-get install`` any of image.repo_packages() and their
+        dependencies. Returns the repository's URL."""
+        from hostlab.image import build_repo
+        repo = build_repo(self.image.suite)
+        address = UPLINK_NET + ".1"
+        proc = self._spawn([sys.executable, "-m", "http.server", "--bind", address, "--directory", str(repo.dir), str(port)],
+                           "packages-http.log")
+        self._wait_listening(proc, address, port, "t", "packages-http.log")
+        self.package_url = "http://%s:%d/" % (address, port)
+        for vm in self.vms:
+            if vm.proc is not None and vm.proc.poll() is None:
+                self.use_packages(vm)
+        return self.package_url
+
+    def use_packages(self, vm, recommends=False):
+        """Point ``vm``'s apt at the lab's package repository only (after serve_packages), and
+        read its index. The settings are on the VM's disk: they survive reboots.
+
+        ``recommends=False`` (the default) writes ``APT::Install-Recommends "false"`` as minimal
+        server installs often do: the kvm_host role's packages are 87 on a fresh Debian 12 VM
+        without Recommends and 373 with them (desktop and GPU libraries), which under TCG is
+        the difference between minutes and most of an hour. The repository holds the
+        Recommends too, so a test may ask for them."""
+        assert self.package_url, "serve_packages() first"
+        self.ssh(vm, "rm -f /etc/apt/sources.list.d/* && "
+                     "echo 'deb [trusted=yes] %s ./' > /etc/apt/sources.list && "
+                     "echo 'APT::Install-Recommends \"%s\";' > /etc/apt/apt.conf.d/90hostlab-recommends && "
+                     "apt-get -q -o Acquire::Retries=3 update" % (self.package_url, "true" if recommends else "false"), timeout=300)
+        vm.apt_configured = True
+
     def connect(self, host, port, timeout=5.0):
         """Connect from the upstream side; what the service said, or None."""
         from hostlab.remote import CONNECT
         proc = self.run([sys.executable, "-c", CONNECT, host, str(port), str(timeout)], check=False, timeout=timeout + 10)
         return proc.stdout.strip() if proc.returncode == 0 else None
 
+    # -- state of a detached lab -----------------------------------------------------------------
+    def save(self, path):
+        """Write what ``attach`` and ``close`` need (namespace, folder, PIDs) to ``path``."""
+        state = {"ns": self.ns, "tmp": str(self.tmp), "image": str(self.image.dir), "package_url": self.package_url,
+                 "services": [proc.pid for proc in self.services],
+                 "vms": [{"name": vm.name, "index": vm.index, "pid": vm.pid, "disk": str(vm.disk)} for vm in self.vms]}
+        Path(path).write_text(json.dumps(state, indent=1) + "\n")
+
+    @classmethod
+    def attach(cls, path):
+        """The lab a state file of ``save`` describes, to reach its VMs (ssh, playbook, connect)
+        or ``close`` it; its processes are known by PID only."""
+        from hostlab.image import Image
+        state = json.loads(Path(path).read_text())
+        lab = cls.__new__(cls)
+        lab.image = Image(state["image"])
+        lab.detached = True
+        lab.ns = state["ns"]
+        lab.tmp = Path(state["tmp"])
+        lab.services = []
+        lab.service_pids = list(state["services"])
+        lab.package_url = state["package_url"]
+        lab.vms = []
+        for item in state["vms"]:
+            vm = VM(lab, item["index"], item["name"])
+            vm.pid = item["pid"]
+            vm.apt_configured = bool(lab.package_url)
+            lab.vms.append(vm)
+        lab.pids = [vm.pid for vm in lab.vms if vm.pid]
+        return lab
+
+    def _kill_pid(self, pid):
+        """SIGTERM, then SIGKILL after 10 s, the process group of ``pid`` if that process still
+        runs in this lab's namespace (a PID may have been reused since the state was saved)."""
+        try:
+            if os.stat("/proc/%d/ns/net" % pid).st_ino != os.stat("/run/netns/%s" % self.ns).st_ino:
+                return
+        except OSError:
+            return
+        for sig, grace in ((signal.SIGTERM, 10), (signal.SIGKILL, 10)):
+            try:
+                os.killpg(pid, sig)
+            except ProcessLookupError:
+                return
+            deadline = time.monotonic() + grace
+            while time.monotonic() < deadline:
+                try:
+                    os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:
+                    pass
+                if not Path("/proc/%d" % pid).exists():
+                    return
+                time.sleep(0.2)
+
     # -- teardown ------------------------------------------------------------------------------
     def close(self):
+        for pid in getattr(self, "service_pids", ()):
+            self._kill_pid(pid)
+        for vm in self.vms:
+            if vm.proc is None and vm.pid:
+                self._kill_pid(vm.pid)
         for proc in self.services:
             try:
                 os.killpg(proc.pid, signal.SIGKILL)
