@@ -41,12 +41,14 @@ integration:
 	$(PY) -m pytest -q tests/integration -m "not hostlab"
 
 # Debian VMs (QEMU TCG) reached over SSH; the image is built once and cached under build/hostlab.
-# hosts-core is the part that fits make test's time budget; test-hosts runs them all.
+# hosts-core is the part that fits make test's time budget; test-hosts runs them all, and the
+# Molecule scenario on a VM (kvm_host over SSH: create boots, destroy stops it by PID).
 hosts-core:
 	$(PY) -m pytest -q -m hostlab_core tests/integration tests/hostlab
 
 test-hosts: deps
 	$(PY) -m pytest -q -m hostlab tests/integration tests/hostlab
+	molecule test -s kvm_host_vm
 
 sanity:
 	@scripts/sanity.sh

@@ -176,6 +176,8 @@ def build(suite="bookworm", cache=CACHE, log_to=None):
     mirror = apt_mirror()
     target = Path(cache) / ("%s-%s" % (suite, cache_key(suite, mirror)))
     Path(cache).mkdir(parents=True, exist_ok=True)
+    if (target / "suite").exists() and Image(target).complete():
+        return Image(target)  # built images appear whole (renamed into place): no wait for another build
     with open(Path(cache) / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # two test runs build one image, not two
         if (target / "suite").exists() and Image(target).complete():
@@ -329,6 +331,8 @@ def build_repo(suite="bookworm", cache=CACHE, log_to=None):
     for part in (REPO_VERSION, image.dir.name, mirror, ",".join(names)):
         digest.update(part.encode() + b"\0")
     target = Path(cache) / ("repo-%s-%s" % (suite, digest.hexdigest()[:16]))
+    if PackageRepo(target).complete():
+        return PackageRepo(target)
     with open(Path(cache) / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if PackageRepo(target).complete():

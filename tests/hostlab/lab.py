@@ -301,10 +301,12 @@ class HostLab:
         server installs often do: the kvm_host role's packages are 87 on a fresh Debian 12 VM
         without Recommends and 373 with them (desktop and GPU libraries), which under TCG is
         the difference between minutes and most of an hour. The repository holds the
-        Recommends too, so a test may ask for them."""
+        Recommends too, so a test may ask for them. dpkg runs with ``force-unsafe-io`` (no fsync
+        per file, which under TCG is much of the unpacking time; a test VM's disk is thrown away)."""
         assert self.package_url, "serve_packages() first"
         self.ssh(vm, "rm -f /etc/apt/sources.list.d/* && "
                      "echo 'deb [trusted=yes] %s ./' > /etc/apt/sources.list && "
+                     "echo force-unsafe-io > /etc/dpkg/dpkg.cfg.d/90hostlab-unsafe-io && "
                      "echo 'APT::Install-Recommends \"%s\";' > /etc/apt/apt.conf.d/90hostlab-recommends && "
                      "apt-get -q -o Acquire::Retries=3 update" % (self.package_url, "true" if recommends else "false"), timeout=300)
         vm.apt_configured = True
@@ -369,6 +371,14 @@ class HostLab:
                     return
                 time.sleep(0.2)
 
+    def kill(self, vm):
+        """Stop ``vm``'s QEMU at once (no shutdown: a pulled plug), by PID; ``start`` boots the
+        same disk again."""
+        if vm.pid:
+            self._kill_pid(vm.pid)
+        if vm.proc is not None:
+            vm.proc.wait(timeout=30)
+
     # -- teardown ------------------------------------------------------------------------------
     def close(self):
         for pid in getattr(self, "service_pids", ()):
@@ -399,6 +409,13 @@ class HostLab:
                 except ProcessLookupError:
                     pass
                 vm.proc.wait(timeout=10)
+        # what else still runs in the namespace: SSH control masters (ControlPersist) and their
+        # ProxyCommands, started by ansible-playbook inside it or through it
+        for pid in _sh(["ip", "netns", "pids", self.ns], check=False).stdout.split():
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except (ProcessLookupError, ValueError):
+                pass
         _sh(["ip", "netns", "del", self.ns], check=False)
         subprocess.run(["rm", "-rf", str(self.tmp)], check=False)
 

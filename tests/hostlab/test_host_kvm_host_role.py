@@ -1,0 +1,58 @@
+# -*- coding: utf-8 -*-
+# Copyright: hypervisor.network developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The kvm_host role, unmodified, converges a fresh Debian 12 and Debian 13 VM over SSH, as users
+run it: its package task really installs libvirt, QEMU, dnsmasq and python3-libvirt (from the
+lab's local package repository, the VM's only apt source), libvirtd is enabled and running on
+real systemd, and a second run changes nothing. Then a guest on the role's libvirt network
+(a namespace inside the VM, on the network's bridge) gets its fixed DHCP lease, pings the
+gateway, resolves a private and a public name through libvirt's dnsmasq and the per-domain
+forwarders (the upstream's first DNS server answers REFUSED for public names), reaches the
+upstream through libvirt's NAT, and is reached from the upstream through the role's port
+forward."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from hostlab import kvmhost
+from hostlab.fixtures import bookworm_image, trixie_image  # noqa: F401  # pylint: disable=unused-import
+from hostlab.lab import HostLab
+
+pytestmark = pytest.mark.hostlab
+
+PLAY = json.dumps([{"hosts": "all", "gather_facts": True,
+                    "roles": [{"role": "hypervisor.network.kvm_host", "vars": kvmhost.ROLE_VARS}]}])
+PACKAGES = ("libvirt-daemon-system", "libvirt-clients", "dnsmasq-base", "qemu-system-x86", "python3-libvirt")
+
+
+@pytest.mark.parametrize("suite", ["bookworm", "trixie"])
+def test_kvm_host_role_converges_a_fresh_vm(request, suite):
+    hostlab = HostLab(request.getfixturevalue("%s_image" % suite))
+    try:
+        vm = hostlab.start(hostlab.add_vm())
+        hostlab.serve_upstream()
+        hostlab.serve_packages()
+        installed = "dpkg-query -W -f '${Package} ${db:Status-Status}\\n' %s 2>/dev/null | grep -c ' installed$'; true" % " ".join(PACKAGES)
+        assert hostlab.ssh(vm, installed).stdout.strip() == "0", "the image must not carry the role's packages"
+
+        proc, first = hostlab.playbook(PLAY, timeout=3600)
+        assert first[vm.name]["failed"] == 0 and first[vm.name]["changed"] > 0, proc.stdout[-6000:]
+        assert hostlab.ssh(vm, installed).stdout.strip() == str(len(PACKAGES))
+        # libvirtd is socket-activated on Debian (and exits when idle): the socket is what runs
+        state = hostlab.ssh(vm, "systemctl is-enabled libvirtd.service libvirtd.socket; systemctl is-active libvirtd.socket; virsh -q net-list --name")
+        assert state.stdout.split()[:3] == ["enabled", "enabled", "active"], state.stdout
+        assert "lab" in state.stdout.split()[3:], state.stdout
+
+        proc, second = hostlab.playbook(PLAY)
+        assert second[vm.name]["changed"] == 0 and second[vm.name]["failed"] == 0, proc.stdout[-6000:]
+
+        kvmhost.install_tools(hostlab, vm)
+        kvmhost.plug_guest(hostlab, vm)
+        results = kvmhost.guest_checks(hostlab, vm)
+        failed = dict((name, detail) for name, (ok, detail) in results.items() if not ok)
+        assert not failed, "guest checks failed: %s\nall: %s" % (failed, results)
+    finally:
+        hostlab.close()
