@@ -308,11 +308,11 @@ def edit_modules_load_text(text, needed):
     return None if _only_header_left(result) else result
 
 
-def render_values(values):
-    """Values as `key = value` lines for the diff; a missing key shows as absent."""
-    return "".join(
-        "%s = %s\n" % (key, "(absent)" if values[key] is None else values[key]) for key in KNOWN_KEYS if key in values
-    )
+def render_values(values, keys=None):
+    """Values as `key = value` lines for the diff, in ``keys``' order (by default the forwarding
+    keys' own order); a missing key shows as absent."""
+    keys = [key for key in KNOWN_KEYS if key in values] if keys is None else keys
+    return "".join("%s = %s\n" % (key, "(absent)" if values.get(key) is None else values[key]) for key in keys)
 
 
 # -- plan -----------------------------------------------------------------------------------
@@ -421,9 +421,10 @@ def apply(runner, plan_, root=PROC_SYS):
 
 # -- the module -----------------------------------------------------------------------------
 
-def _diff(plan_, before, after):
+def values_diff(plan_, before, after, keys=None):
+    """The --diff entries of a sysctl run: the values, then each file it changes."""
     diffs = [dict(before_header="sysctl values", after_header="sysctl values",
-                  before=render_values(before), after=render_values(after))]
+                  before=render_values(before, keys), after=render_values(after, keys))]
     for change in plan_.file_changes:
         diffs.append(dict(before_header=change.path, after_header=change.path,
                           before=change.before or "", after=change.after or ""))
@@ -446,7 +447,7 @@ def run(module, root=PROC_SYS):
     persisted = want.state == "present" and want.persist
     return build_result(
         module, plan_.changed, runner.commands, before, after=after,
-        diff=lambda: _diff(plan_, before, after),
+        diff=lambda: values_diff(plan_, before, after),
         sysctl_file=want.sysctl_file if persisted else None,
         modules_load_file=want.modules_load_file if persisted and plan_.module_at_boot else None,
     )

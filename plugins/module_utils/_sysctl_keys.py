@@ -36,6 +36,7 @@ from ansible_collections.hypervisor.network.plugins.module_utils._sysctl import 
     edit_sysctl_text,
     proc_path,
     read_text,
+    values_diff,
 )
 
 ARGUMENT_SPEC = dict(
@@ -256,19 +257,6 @@ def apply(runner, plan_, have, root=PROC_SYS):
 
 # -- the module -----------------------------------------------------------------------------
 
-def render_values(values):
-    return "".join("%s = %s\n" % (key, "(absent)" if value is None else value) for key, value in values.items())
-
-
-def _diff(plan_, before, after):
-    diffs = [dict(before_header="sysctl values", after_header="sysctl values",
-                  before=render_values(before), after=render_values(after))]
-    for change in plan_.file_changes:
-        diffs.append(dict(before_header=change.path, after_header=change.path,
-                          before=change.before or "", after=change.after or ""))
-    return diffs
-
-
 def run(module, root=PROC_SYS):
     """The work of the sysctl module: want -> have -> plan -> apply; returns the result."""
     want = want_from_params(module.params)
@@ -284,6 +272,6 @@ def run(module, root=PROC_SYS):
             after = dict((key, read_key(key, root)) for key in want.values)
     return build_result(
         module, plan_.changed, runner.commands, before, after=after,
-        diff=lambda: _diff(plan_, before, after),
+        diff=lambda: values_diff(plan_, before, after, list(want.values)),
         sysctl_file=want.sysctl_file if want.state == "present" and want.persist else None,
     )

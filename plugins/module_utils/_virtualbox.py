@@ -379,22 +379,26 @@ def gather(runner):
     return networks
 
 
-def run(module):
-    """The virtualbox_natnetwork module: gather, plan, apply under the host lock, report."""
+def converge(module, want, gather_networks, plan_commands, predict_network):
+    """gather -> plan -> run the VBoxManage commands -> read back, under the host lock; the result.
+    Shared by the VirtualBox network modules, which differ only in these three functions."""
     runner = Runner(module)
-    params = module.params
-    state = params["state"]
-    want = want_from_params(params)
+    state = module.params["state"]
     with host_lock():
-        have = gather(runner).get(want.name)
-        commands = plan(want, have, state)
+        have = gather_networks(runner).get(want.name)
+        commands = plan_commands(want, have, state)
         for argv in commands:
             runner.change(argv, shown=shlex.join(argv))
         if commands and not runner.check_mode:
-            after = gather(runner).get(want.name)
+            after = gather_networks(runner).get(want.name)
         else:
-            after = predict(want, have, state) if commands else have
+            after = predict_network(want, have, state) if commands else have
     before_dict = have.to_dict() if have else {}
     after_dict = after.to_dict() if after else {}
-    return build_result(module, commands, runner.commands, before_dict, after=after_dict,
+    return build_result(module, bool(commands), runner.commands, before_dict, after=after_dict,
                         diff={"before": before_dict, "after": after_dict})
+
+
+def run(module):
+    """The virtualbox_natnetwork module: gather, plan, apply under the host lock, report."""
+    return converge(module, want_from_params(module.params), gather, plan, predict)

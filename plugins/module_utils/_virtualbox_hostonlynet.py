@@ -24,7 +24,6 @@ documentation and source, not captured from a running VirtualBox. Everything but
 from __future__ import annotations
 
 import ipaddress
-import shlex
 from dataclasses import dataclass
 
 from ansible_collections.hypervisor.network.plugins.module_utils._errors import (
@@ -32,11 +31,8 @@ from ansible_collections.hypervisor.network.plugins.module_utils._errors import 
     HypervisorNetworkError,
     ValidationError,
 )
-from ansible_collections.hypervisor.network.plugins.module_utils._lock import host_lock
-from ansible_collections.hypervisor.network.plugins.module_utils._result import build_result
-from ansible_collections.hypervisor.network.plugins.module_utils._runner import Runner
+from ansible_collections.hypervisor.network.plugins.module_utils._virtualbox import VBOXMANAGE, converge
 
-VBOXMANAGE = "VBoxManage"
 NAME_MAX = 128
 
 ARGUMENT_SPEC = dict(
@@ -180,20 +176,5 @@ def gather(runner):
 
 
 def run(module):
-    """want -> have -> plan -> apply under the host lock; returns the result."""
-    state = module.params["state"]
-    want = want_from_params(module.params)
-    runner = Runner(module)
-    with host_lock():
-        have = gather(runner).get(want.name)
-        commands = plan(want, have, state)
-        for argv in commands:
-            runner.change(argv, shown=shlex.join(argv))
-        if commands and not runner.check_mode:
-            after = gather(runner).get(want.name)
-        else:
-            after = predict(want, have, state) if commands else have
-    before_dict = have.to_dict() if have else {}
-    after_dict = after.to_dict() if after else {}
-    return build_result(module, bool(commands), runner.commands, before_dict, after=after_dict,
-                        diff={"before": before_dict, "after": after_dict})
+    """want -> have -> plan -> apply under the host lock (the shared VirtualBox converge); the result."""
+    return converge(module, want_from_params(module.params), gather, plan, predict)
