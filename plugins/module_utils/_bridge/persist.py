@@ -118,10 +118,11 @@ def networkd_link_file(name):
     return "10-hnet-link-%s.network" % name
 
 
-def _networkd_tables(config):
-    """(bridge's own table, {port: table}) as networkd must write them, and the DefaultPVID.
+def _boot_vlan_tables(config):
+    """(bridge's own table, {port: table}) as a network manager must write them, and the default
+    PVID it must set (networkd's DefaultPVID, NetworkManager's vlan-default-pvid).
 
-    networkd (before systemd 256) only adds the VLANs a [BridgeVLAN] section lists; it never
+    networkd (before systemd 256), and NetworkManager likewise, only add the VLANs a [BridgeVLAN] section lists; it never
     removes the default PVID the kernel gives a port on joining. So the bridge is created with
     DefaultPVID=none and every table is written out in full, the kernel default included where
     the runtime path keeps it (a table the user does not manage): the VLAN table after a boot is
@@ -139,7 +140,7 @@ def _networkd_tables(config):
 
 def render_networkd(config):
     files = {}
-    own_table, port_tables, default_pvid = _networkd_tables(config)
+    own_table, port_tables, default_pvid = _boot_vlan_tables(config)
     netdev = [config.header(), "[NetDev]", "Name=%s" % config.name, "Kind=bridge"]
     netdev += ["MACAddress=%s" % config.mac] if config.mac else []
     netdev += ["MTUBytes=%d" % config.mtu] if config.mtu else []
@@ -222,8 +223,9 @@ def render_networkmanager(config):
     text += ["forward-delay=%d" % config.forward_delay] if config.forward_delay is not None and config.forward_delay >= 2 else []
     text += ["ageing-time=%d" % config.ageing_time] if config.ageing_time is not None else []
     text += ["vlan-filtering=%s" % ("true" if config.vlan_filtering else "false")] if config.vlan_filtering is not None else []
-    text += ["vlan-default-pvid=%d" % config.default_pvid] if config.default_pvid is not None else []
-    text += ["vlans=%s" % _nm_vlans(config.vlans)] if config.vlans else []
+    own_table, port_tables, default_pvid = _boot_vlan_tables(config)
+    text += ["vlan-default-pvid=%d" % default_pvid] if default_pvid is not None else []
+    text += ["vlans=%s" % _nm_vlans(own_table)] if own_table else []
     files["%s.nmconnection" % file_stem(config.name)] = "\n".join(text + _nm_ip(config)) + "\n"
     for port in config.ports:
         text = [config.header(), "[connection]", "id=%s-port-%s" % (file_stem(config.name), port.name),
@@ -233,7 +235,7 @@ def render_networkmanager(config):
                 "autoconnect-priority=10"]
         text += ["", "[vlan]", "id=%d" % port.vlan_id, "parent=%s" % port.vlan_parent] if port.vlan_parent else []
         text += ["", "[ethernet]", "mtu=%d" % config.mtu] if config.mtu else []
-        text += ["", "[bridge-port]", "vlans=%s" % _nm_vlans(port.vlans)] if port.vlans else []
+        text += ["", "[bridge-port]", "vlans=%s" % _nm_vlans(port_tables.get(port.name))] if port_tables.get(port.name) else []
         files["%s-port-%s.nmconnection" % (file_stem(config.name), port.name)] = "\n".join(text) + "\n"
     return files
 

@@ -36,6 +36,20 @@ def test_networkd_writes_no_implicit_default_pvid_and_every_table_in_full():
     assert files["10-hnet-link-vnet9.network.d/hnet-brv.conf"].endswith("[BridgeVLAN]\nPVID=1\nEgressUntagged=1\n")
 
 
+def test_networkmanager_writes_no_implicit_default_pvid_and_every_table_in_full():
+    """NetworkManager's default vlan-default-pvid is 1: left so, VID 1 (PVID, untagged) is back on
+    the trunk, on every port and on the bridge after a boot (seen on a Debian 12 VM with
+    NetworkManager 1.42). The same tables as networkd's: default PVID 0, each table whole."""
+    config = _config(name="brv", vlan_filtering=True, vlans={10: (True, True)},
+                     ports=[dict(name="eth1", vlans={10: (False, False), 20: (False, False)}), dict(name="vnet9")])
+    files = persist.render_networkmanager(config)
+    bridge = files["hnet-brv.nmconnection"]
+    assert "vlan-default-pvid=0\n" in bridge and "vlans=10 pvid untagged\n" in bridge
+    assert files["hnet-brv-port-eth1.nmconnection"].endswith("[bridge-port]\nvlans=10,20\n")
+    # vnet9's table is not managed: at runtime it holds the kernel's default, and so after a boot
+    assert files["hnet-brv-port-vnet9.nmconnection"].endswith("[bridge-port]\nvlans=1 pvid untagged\n")
+
+
 def test_networkd_without_vlan_filtering_writes_no_vlan_sections():
     files = persist.render_networkd(_config(name="br0", ports=[dict(name="eth1")]))
     assert not any("BridgeVLAN" in text or "DefaultPVID" in text for text in files.values())
