@@ -48,7 +48,13 @@ def test_vlan_bridge_survives_a_reboot_with_networkmanager(bookworm_image):  # n
                   "ip -j link show master br30 | grep -q eth1.30 && ip -j addr show dev brv | grep -q 10.20.0.1 && exit 0; sleep 1; done; "
                   "nmcli -f NAME,DEVICE,STATE connection show; exit 1", timeout=150)
         assert links(remote) == addressed, remote.sh("nmcli -f NAME,DEVICE,STATE connection show").stdout
-        assert vlan_tables(remote) == tables
+        # Exactly the same VLAN tables, with one difference NetworkManager makes and that has no
+        # effect: it creates a bridge without VLAN filtering with no default PVID, so br30 (no
+        # filtering; the kernel ignores its table) comes back without the kernel's VID 1 entry.
+        after_tables = vlan_tables(remote)
+        assert remote.sh("cat /sys/class/net/br30/bridge/vlan_filtering").stdout.strip() == "0"
+        assert after_tables.get("br30") in (None, tables.get("br30")), after_tables
+        assert {k: v for k, v in after_tables.items() if k != "br30"} == {k: v for k, v in tables.items() if k != "br30"}
         again = remote.module(HOST, "bridge", sub("networkmanager"))
         assert again["changed"] is False, again["commands"]
 
