@@ -81,6 +81,18 @@ def test_check_mode_create_idempotent_modify_remove(vbox):
     assert vbox.run({"name": "lab hostonly", "state": "absent"})["changed"] is False
 
 
+def test_host_only_networks_of_others_are_left_alone(vbox):
+    """The module owns the network it names, nothing else (docs/ownership.md): a network someone
+    made by hand survives our create, modify and remove untouched."""
+    theirs = {"name": "hand made", "netmask": "255.255.255.0", "lower_ip": "192.168.70.2", "upper_ip": "192.168.70.99"}
+    vbox.run(theirs)
+    (before,) = vbox.nets()
+    vbox.run(NET)
+    vbox.run(dict(NET, upper_ip="192.168.60.99", enabled=False))
+    vbox.run({"name": "lab hostonly", "state": "absent"})
+    assert vbox.nets() == [before]
+
+
 @pytest.mark.parametrize("args, field, value", [
     (dict(NET, netmask="255.0.255.0"), "netmask", "'255.0.255.0'"),
     (dict(NET, netmask="24"), "netmask", "'24'"),
