@@ -28,6 +28,10 @@ GUEST_IP = "10.10.0.10"
 GUEST_PORT = 80
 FORWARDED_PORT = 8080
 GUEST_NS = "hlguest"
+# The guest's files (dhclient's script, lease and pid): on the root file system, because Debian's
+# initramfs mounts /run noexec and dhclient must execute its script (under /run it got the lease
+# but "execve (...): Permission denied" for the script, so no address and no lease file).
+GUEST_WORK = "/var/lib/%s" % GUEST_NS
 
 ROLE_VARS = {
     "kvm_host_networks": [{
@@ -118,7 +122,7 @@ def install_tools(hostlab, vm):
 def plug_guest(hostlab, vm):
     """(Re)create the guest namespace in the VM, its eth0 (the fixed lease's MAC) cabled to the
     network's bridge, and its service on GUEST_PORT."""
-    work = "/run/%s" % GUEST_NS
+    work = GUEST_WORK
     script = " && ".join([
         "ip netns pids %s 2>/dev/null | xargs -r kill -9; ip netns del %s 2>/dev/null; ip link del hlg0 2>/dev/null; true" % (GUEST_NS, GUEST_NS),
         "rm -rf %s && mkdir -p %s" % (work, work),
@@ -135,14 +139,14 @@ def plug_guest(hostlab, vm):
 
 
 def unplug_guest(hostlab, vm):
-    hostlab.ssh(vm, "ip netns pids %s 2>/dev/null | xargs -r kill -9; ip netns del %s 2>/dev/null; ip link del hlg0 2>/dev/null; rm -rf /run/%s; true"
-                % (GUEST_NS, GUEST_NS, GUEST_NS), check=False)
+    hostlab.ssh(vm, "ip netns pids %s 2>/dev/null | xargs -r kill -9; ip netns del %s 2>/dev/null; ip link del hlg0 2>/dev/null; rm -rf %s; true"
+                % (GUEST_NS, GUEST_NS, GUEST_WORK), check=False)
 
 
 def guest_checks(hostlab, vm):
     """Run the checks; {name: (ok, detail)} for dhcp, ping_gateway, dns_private, dns_public,
     nat_out and forward_in. The guest must be plugged (plug_guest)."""
-    work = "/run/%s" % GUEST_NS
+    work = GUEST_WORK
     results = {}
 
     def ssh(command, timeout=120):
