@@ -29,7 +29,8 @@ from ansible_collections.hypervisor.network.plugins.module_utils._netfilter.rule
     writable,
 )
 
-# Our chain per rule chain, keyed by module kind: (table, chain name, chain that jumps to it).
+# Our chain per rule chain, keyed by rule set (the name of a set of our rules: its nft table,
+# iptables chains, boot files and rollback state): (table, chain name, chain that jumps to it).
 CHAINS = {
     "port_forward": {
         PREROUTING: ("nat", "HNET-PF-PREROUTING", "PREROUTING"),
@@ -52,7 +53,7 @@ CHAINS = {
 # Every chain of ours, as the coexistence walk leaves out the jumps to them.
 OWN_CHAINS = frozenset(chain for roles in CHAINS.values() for (_table, chain, _parent) in roles.values())
 TABLES = ("nat", "filter")
-MULTI_SOURCE_KINDS = {"port_forward", "port_forward_accept"}
+MULTI_SOURCE_RULE_SETS = {"port_forward", "port_forward_accept"}
 BUILTIN = {"PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"}
 ACTIONS = {ACCEPT: "ACCEPT", MASQUERADE: "MASQUERADE", DNAT: "DNAT"}
 
@@ -166,14 +167,14 @@ def read_save(text):
                 yield table, "rule", (tokens, complete, line)
 
 
-def render_lines(kind, family, rules):
+def render_lines(rule_set, family, rules):
     """`-A CHAIN ...` lines per (table, chain) for ``rules`` of one family; one line per source,
     since iptables matches one source network per rule."""
     lines = {}
     for rule in rules:
         if rule.family != family:
             continue
-        table, chain, _parent = CHAINS[kind][rule.chain]
+        table, chain, _parent = CHAINS[rule_set][rule.chain]
         if rule.action == "unknown":
             lines.setdefault((table, chain), []).append(not_understood(rule))
             continue
@@ -182,20 +183,20 @@ def render_lines(kind, family, rules):
     return lines
 
 
-def render_restore(kind, family, rules, have_jumps):
+def render_restore(rule_set, family, rules, have_jumps):
     """The iptables-restore --noflush script that makes our chains hold exactly ``rules``.
 
     ``have_jumps`` is the set of (table, parent, chain) jumps already present, so that the
     jumps are inserted once. With no rules at all, our chains and jumps are removed.
     """
-    lines = render_lines(kind, family, rules)
+    lines = render_lines(rule_set, family, rules)
     wanted = set(lines)
-    for table, chain, parent in CHAINS[kind].values():
+    for table, chain, parent in CHAINS[rule_set].values():
         if (table, chain) in wanted and parent not in BUILTIN:
             wanted.add((table, parent))
     out = []
     for table in TABLES:
-        chains = [(c, p) for (t, c, p) in CHAINS[kind].values() if t == table]
+        chains = [(c, p) for (t, c, p) in CHAINS[rule_set].values() if t == table]
         if not chains:
             continue
         body = []
@@ -222,26 +223,26 @@ def render_restore(kind, family, rules, have_jumps):
     return "\n".join(out) + "\n"
 
 
-def jumps_of(kind, family, rules):
+def jumps_of(rule_set, family, rules):
     """The (table, parent, chain) jumps from built-in chains that render_restore leaves for ``rules``."""
-    lines = render_lines(kind, family, rules)
-    return {(table, parent, chain) for table, chain, parent in CHAINS[kind].values()
+    lines = render_lines(rule_set, family, rules)
+    return {(table, parent, chain) for table, chain, parent in CHAINS[rule_set].values()
             if parent in BUILTIN and (table, chain) in lines}
 
 
-def boot_script(kind, family, rules):
+def boot_script(rule_set, family, rules):
     """What a boot loads: our chains and rules and the jumps, onto empty built-in chains."""
     if not any(rule.family == family for rule in rules):
         return None
-    return render_restore(kind, family, rules, have_jumps=set())
+    return render_restore(rule_set, family, rules, have_jumps=set())
 
 
 # ---------------------------------------------------------------------------------------------
 # Read-back
 
 
-def _chain_roles(kind):
-    return {chain: (table, role) for role, (table, chain, _p) in CHAINS[kind].items()}
+def _chain_roles(rule_set):
+    return {chain: (table, role) for role, (table, chain, _p) in CHAINS[rule_set].items()}
 
 
 def _net(text):
@@ -326,11 +327,11 @@ def parse_rule(role, family, tokens):
         return Rule(chain=role, family=family, action="unknown", comment=" ".join(tokens)[:100])
 
 
-def parse_save(kind, family, text):
+def parse_save(rule_set, family, text):
     """(rules, jumps) from `iptables-save` output: our chains' rules, with lines that differ
     only in their source regrouped into one rule again (port forwards only: their key makes such
     lines one forward; masquerade rules are one source each); jumps as (table, parent, chain)."""
-    roles = _chain_roles(kind)
+    roles = _chain_roles(rule_set)
     ours = set(roles)
     rules, jumps = [], set()
     for table, entry, value in read_save(text):
@@ -344,7 +345,7 @@ def parse_save(kind, family, text):
         if chain not in ours or roles[chain][0] != table:
             continue
         rule = parse_rule(roles[chain][1], family, tokens[2:] if complete else tokens[2:] + ["(unterminated quote)"])
-        if kind in MULTI_SOURCE_KINDS and rules and rule.saddr and rules[-1].saddr and _same_but_source(rules[-1], rule):
+        if rule_set in MULTI_SOURCE_RULE_SETS and rules and rule.saddr and rules[-1].saddr and _same_but_source(rules[-1], rule):
             merged = tuple(sorted(set(rules[-1].saddr) | set(rule.saddr), key=network_sort_key))
             rules[-1] = Rule(**dict(_as_dict(rule), saddr=merged))
         else:

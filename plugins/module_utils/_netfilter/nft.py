@@ -21,13 +21,13 @@ FAMILY = "inet"
 TABLE_PREFIX = "hypervisor_network_"
 
 
-def table_name(kind):
-    """Our table of a module: the one place its name is built."""
-    return TABLE_PREFIX + kind
+def table_name(rule_set):
+    """Our table of a rule set: the one place its name is built."""
+    return TABLE_PREFIX + rule_set
 
 
 # (family, table) of every table of ours, as the coexistence walk leaves them out
-OWN_TABLES = frozenset((FAMILY, table_name(kind)) for kind in ("masquerade", "port_forward"))
+OWN_TABLES = frozenset((FAMILY, table_name(rule_set)) for rule_set in ("masquerade", "port_forward"))
 BASE_CHAINS = {
     ir.PREROUTING: "type nat hook prerouting priority dstnat; policy accept;",
     ir.OUTPUT: "type nat hook output priority -100; policy accept;",
