@@ -151,7 +151,7 @@ def _converge(module, kind, runner, partials):
         extra["rollback"] = outcome["rollback"]
 
     def after():
-        after_rules = backend.gather() if runtime_changed and not runner.check_mode else wanted
+        after_rules = backend.gather() if outcome["applied"] else wanted
         return [item.to_dict() for item in kind.decompile(after_rules)[0]]
 
     def diff():
@@ -241,10 +241,11 @@ def _apply(runner, params, kind, backend, wanted, stale, companions, companions_
     files = boot.FileTransaction(runner, ops)
     files.stage()
     guard = rollback.RuntimeGuard(runner)
+    applied = False
     try:
         if runtime_changed:
             guard.before_change(backend)
-            backend.apply(wanted)
+            applied = backend.apply(wanted)
         for other in stale:
             guard.before_change(other)
             other.apply([])
@@ -258,7 +259,9 @@ def _apply(runner, params, kind, backend, wanted, stale, companions, companions_
         raise
     armed = confirmed
     if deferred:
-        armed = {"pending": False, "timeout": timeout}
-        if not runner.check_mode:
-            armed = rollback.arm(runner, _lock_path(params), kind.rule_set, timeout, guard.steps())
-    return {"files_changed": files.changed, "persisted": persisted, "warning": warning, "rollback": armed}
+        # the watcher and its state file are our own bookkeeping, not a command of the result;
+        # in check mode nothing was changed, so nothing is armed
+        armed = runner.call(None, rollback.arm, runner, _lock_path(params), kind.rule_set, timeout, guard.steps()) \
+            or {"pending": False, "timeout": timeout}
+    return {"files_changed": files.changed, "persisted": persisted, "warning": warning, "rollback": armed,
+            "applied": applied}
