@@ -12,7 +12,7 @@ from typing import Optional
 
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import iptables as ipt
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import nft
-from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import persist as boot
+from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import persist
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import rollback
 from ansible_collections.hypervisor.network.plugins.module_utils._errors import (
     CommandError,
@@ -20,7 +20,7 @@ from ansible_collections.hypervisor.network.plugins.module_utils._errors import 
 )
 
 NFT_CONF_CANDIDATES = ("/etc/nftables.conf", "/etc/sysconfig/nftables.conf")
-IPTABLES_UNIT = boot.IPTABLES_UNIT
+IPTABLES_UNIT = persist.IPTABLES_UNIT
 
 
 @dataclass(frozen=True)
@@ -174,15 +174,15 @@ class NftBackend(_Backend):
         `persisted` reports, a warning or None)."""
         path = os.path.join(self.persist_dir, "hypervisor-network-%s.nft" % self.rule_set.replace("_", "-"))
         if rules:
-            ops = [boot.FileOp(path, "# Managed by hypervisor.network; edits are overwritten.\n" + self.script(rules))]
+            ops = [persist.FileOp(path, "# Managed by hypervisor.network; edits are overwritten.\n" + self.script(rules))]
         else:
-            ops = [boot.FileOp(path, None)]
-        unit = os.path.join(self.unit_dir, boot.NFT_UNIT)
-        ops += boot.unit_ops(self.unit_dir, boot.NFT_UNIT, boot.nft_unit_text(self.persist_dir))
+            ops = [persist.FileOp(path, None)]
+        unit = os.path.join(self.unit_dir, persist.NFT_UNIT)
+        ops += persist.unit_ops(self.unit_dir, persist.NFT_UNIT, persist.nft_unit_text(self.persist_dir))
         conf = self.nftables_conf or next((c for c in NFT_CONF_CANDIDATES if os.path.exists(c)), NFT_CONF_CANDIDATES[0])
-        migration = boot.migration_ops(conf)
+        migration = persist.migration_ops(conf)
         ops += migration
-        warning = boot.migration_warning(conf, self.unit_dir) if migration else None
+        warning = persist.migration_warning(conf, self.unit_dir) if migration else None
         return ops, {"file": path if rules else None, "loader": unit, "service": unit}, warning
 
     def snapshot(self):
@@ -303,11 +303,11 @@ class IptablesBackend(_Backend):
         for family in self.tools:
             path = "%s.%s-v%d" % (base, variant, family)
             script = ipt.boot_script(self.rule_set, family, rules)
-            ops.append(boot.FileOp(path, script, mode=0o600))
+            ops.append(persist.FileOp(path, script, mode=0o600))
             if script:
                 files.append(path)
         unit = os.path.join(self.unit_dir, IPTABLES_UNIT)
-        ops += boot.unit_ops(self.unit_dir, IPTABLES_UNIT, self.unit_text())
+        ops += persist.unit_ops(self.unit_dir, IPTABLES_UNIT, self.unit_text())
         return ops, {"file": files or None, "loader": unit, "service": unit}, None
 
     def snapshot(self):
@@ -354,4 +354,4 @@ class IptablesBackend(_Backend):
                 restore = self._restore_for(variant, family)
                 if restore:
                     restores.append(("%s-v%d" % (variant, family), restore))
-        return boot.iptables_unit_text(self.persist_dir, restores)
+        return persist.iptables_unit_text(self.persist_dir, restores)

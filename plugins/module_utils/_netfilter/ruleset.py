@@ -11,7 +11,7 @@ from ansible_collections.hypervisor.network.plugins.module_utils._netfilter impo
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import foreign as nf
 from ansible_collections.hypervisor.network.plugins.module_utils._errors import HypervisorNetworkError, ValidationError
 from ansible_collections.hypervisor.network.plugins.module_utils._lock import default_lock_path, host_lock
-from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import persist as boot
+from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import persist
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import rollback
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter.backend import (
     Paths,
@@ -214,7 +214,7 @@ def _persist_ops(params, backend, wanted, stale, companions, others=()):
     for other in others:
         if not any(other is owner for owner in stale):
             other_ops, _files, _warning = other.persist_ops([])
-            ops += [op for op in other_ops if isinstance(op, boot.FileOp) and op.content is None]
+            ops += [op for op in other_ops if isinstance(op, persist.FileOp) and op.content is None]
     for companion, have, want in companions:
         if want or have:
             companion_ops, companion_files, _warning = companion.persist_ops(want)
@@ -238,7 +238,7 @@ def _apply(runner, params, kind, backend, wanted, stale, companions, companions_
     persisted, warning, ops = None, None, []
     if params["persist"] and not deferred:
         ops, persisted, warning = _persist_ops(params, backend, wanted, stale, companions, others)
-    files = boot.FileTransaction(runner, ops)
+    files = persist.FileTransaction(runner, ops)
     files.stage()
     guard = rollback.RuntimeGuard(runner)
     applied = False
