@@ -13,7 +13,7 @@ from __future__ import annotations
 import ipaddress
 
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import foreign as nf
-from ansible_collections.hypervisor.network.plugins.module_utils._netfilter.model import network_sort_key, rule_text
+from ansible_collections.hypervisor.network.plugins.module_utils._netfilter.model import rule_text
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import rules as ir
 
 FAMILY = "inet"
