@@ -238,6 +238,34 @@ def dig(lab: Lab, ns: str, server: str, name: str):
     return status, answers
 
 
+def wait_dns_ready(lab: Lab, ns: str, server: str, timeout=60):
+    """A fresh dnsmasq answers nothing for its first seconds; a client that retries meanwhile gets
+    its question sent to every server, and the public answer then sits in the cache. Wait with a
+    private name (asked from ``ns``), whose answer is the same from either upstream."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if dig(lab, ns, server, PRIVATE_NAME)[0] == "NOERROR":
+            return
+        time.sleep(0.5)
+    raise AssertionError("dnsmasq on %s did not answer" % server)
+
+
+def fix_refusing_nameserver(lab: Lab, host: LibvirtHost, network: dict, ask_from: str):
+    """The fix of a host whose first nameserver refuses public names, as a user makes it:
+    diagnose's nameservers check on ``host`` must propose libvirt_network with per-domain
+    forwarders (corp.example to PRIVATE_DNS, the rest to PUBLIC_DNS); libvirt_network applies
+    them to ``network`` and must report a change; then wait until the restarted dnsmasq answers
+    on the network's gateway (asked from ``ask_from``, a namespace that reaches it). Shared by the
+    guest_probe tests of a namespace guest and of a QEMU guest."""
+    result = host.module("diagnose", {"public_test_name": PUBLIC_NAME, "dns_domains": ["corp.example"],
+                                      "probe_timeout": 1.0, "log_files": [], "checks": ["nameservers"]})
+    (bad,) = [f for f in result["findings"] if f["status"] != "ok"]
+    assert bad["fix_module"]["args"]["dns"]["forwarders"] == [{"domain": "corp.example", "addr": PRIVATE_DNS},
+                                                              {"addr": PUBLIC_DNS}]
+    assert host.module("libvirt_network", dict(network, **bad["fix_module"]["args"]))["changed"]
+    wait_dns_ready(lab, ask_from, network["ips"][0]["address"])
+
+
 def dhcp_lease(lab: Lab, guest: str, timeout_tries=15):
     """Run busybox udhcpc once in ``guest``; return the lease as a dict (configures eth0)."""
     proc = lab.run(guest, ["busybox", "udhcpc", "-i", "eth0", "-n", "-q", "-f", "-t", str(timeout_tries), "-T", "1",

@@ -9,6 +9,7 @@ import json
 import os
 import stat
 import tempfile
+from dataclasses import dataclass
 
 from ansible_collections.hypervisor.network.plugins.module_utils._errors import (
     CommandError,
@@ -30,6 +31,18 @@ def _fsync_directory(directory):
         pass  # some file systems cannot fsync a directory; the rename is still atomic
     finally:
         os.close(fd)
+
+
+@dataclass(frozen=True)
+class Completed:
+    """What ``Runner.change`` did. ``ran`` is False in check mode, where nothing ran (rc 0, no
+    output): a caller that keeps account of the host (the jumps it put in place, a value to read
+    back) asks this instead of the check mode, so the Runner stays the one check-mode guard."""
+
+    ran: bool
+    rc: int = 0
+    out: str = ""
+    err: str = ""
 
 
 class Runner:
@@ -102,23 +115,28 @@ class Runner:
             raise CommandError(argv, 0, out, "", msg="%s printed no valid JSON: %s" % (argv[0], exc))
 
     def change(self, argv, data=None, shown=None):
-        """Run a command that alters the host, unless in check mode.
+        """Run a command that alters the host, unless in check mode; returns a Completed, whose
+        ``ran`` says which it was.
 
         ``shown`` is what goes into ``commands`` when the literal argv is not the readable form
         (for example the script fed to ``nft -f -``).
         """
         self.commands.append(shown if shown is not None else " ".join(argv))
         if self.check_mode:
-            return 0, "", ""
+            return Completed(ran=False)
         self._reads.clear()
-        return self._run(argv, data=data)
+        rc, out, err = self._run(argv, data=data)
+        return Completed(True, rc, out, err)
 
     def call(self, shown, action, *args):
         """Alter the host through an API rather than a command (a libvirt call, a staged file set):
         record ``shown`` in ``commands`` and run ``action(*args)`` unless in check mode. Returns what
         ``action`` returns, or None in check mode. This keeps the Runner the one check-mode guard
-        for every kind of change."""
-        self.commands.append(shown)
+        for every kind of change. ``shown`` None records nothing: the collection's own bookkeeping
+        on the host (a rollback watcher and its state file), which is not a command of the
+        result."""
+        if shown is not None:
+            self.commands.append(shown)
         if self.check_mode:
             return None
         self._reads.clear()

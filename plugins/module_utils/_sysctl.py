@@ -387,7 +387,7 @@ def predicted_values(plan_, have):
 
 def _load_module(runner, name, root=PROC_SYS):
     try:
-        runner.change(["modprobe", name])
+        loaded = runner.change(["modprobe", name]).ran
     except CommandError as exc:
         raise HypervisorNetworkError(
             "bridge_nf_call_*: the kernel module %s is needed and could not be loaded (%s); install the "
@@ -398,7 +398,7 @@ def _load_module(runner, name, root=PROC_SYS):
         raise HypervisorNetworkError(
             "bridge_nf_call_*: the kernel module %s is needed and could not be loaded: %s" % (name, exc.msg)
         )
-    if not runner.check_mode and read_value(BRIDGE_NF_IPTABLES, root) is None:
+    if loaded and read_value(BRIDGE_NF_IPTABLES, root) is None:
         raise HypervisorNetworkError(
             "bridge_nf_call_*: modprobe %s succeeded but %s still does not exist in this network "
             "namespace (the kernel may be too old for per-namespace bridge netfilter settings)"

@@ -230,9 +230,9 @@ def apply(runner, plan_, have, root=PROC_SYS):
     written = []
     for key, value in plan_.writes:
         try:
-            _rc, _out, err = _write(runner, key, value)
-            if err.strip():  # procps sysctl reports some refusals on stderr with status 0
-                raise CommandError(["sysctl", "-w", "%s=%s" % (key, value)], 0, "", err)
+            done = _write(runner, key, value)
+            if done.err.strip():  # procps sysctl reports some refusals on stderr with status 0
+                raise CommandError(["sysctl", "-w", "%s=%s" % (key, value)], 0, "", done.err)
         except CommandError as exc:
             _put_back(runner, written, have)
             raise HypervisorNetworkError(
@@ -240,7 +240,7 @@ def apply(runner, plan_, have, root=PROC_SYS):
                 % (key, value, (exc.details.get("stderr") or exc.msg).strip()), **exc.details
             )
         written.append(key)
-        if not runner.check_mode:
+        if done.ran:  # the kernel holds what it made of the value only where the write really ran
             stored = read_key(key, root)
             if stored != value:
                 _put_back(runner, written, have)

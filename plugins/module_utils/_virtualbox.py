@@ -387,9 +387,8 @@ def converge(module, want, gather_networks, plan_commands, predict_network):
     with host_lock():
         have = gather_networks(runner).get(want.name)
         commands = plan_commands(want, have, state)
-        for argv in commands:
-            runner.change(argv, shown=shlex.join(argv))
-        if commands and not runner.check_mode:
+        ran = [runner.change(argv, shown=shlex.join(argv)).ran for argv in commands]
+        if any(ran):  # read back what VBoxManage made of it; in check mode, the prediction
             after = gather_networks(runner).get(want.name)
         else:
             after = predict_network(want, have, state) if commands else have

@@ -42,26 +42,26 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-UPLINK_NET = "198.51.100"
-# The upstream services of serve_upstream(), the same as the sandbox lab's (playbooks/sandbox):
-# a DNS server that answers REFUSED for everything but its private zone (what a host's first
-# nameserver often does, and why libvirt networks need per-domain forwarders), a public DNS
-# server, and an HTTP service that answers "client=<source address>" (shows the NAT).
-PRIVATE_DNS, PUBLIC_DNS, HTTP_ADDR = UPLINK_NET + ".53", "203.0.113.53", "203.0.113.80"
-PRIVATE_ZONE, PRIVATE_NAME, PRIVATE_ADDR = "corp.example", "db.corp.example", "10.1.2.3"
-PUBLIC_NAME = "www.example.com"
-HTTP_SERVER = r"""
-import http.server, sys
-class H(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        body = ("client=%s\n" % self.client_address[0]).encode()
-        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *a):
-        pass
-http.server.ThreadingHTTPServer.allow_reuse_address = True
-http.server.ThreadingHTTPServer((sys.argv[1], 80), H).serve_forever()
-"""
+# The upstream services of serve_upstream() are the sandbox lab's, from its script (the shipped
+# place; also on the path outside pytest, for labctl.py): a DNS server that answers REFUSED for
+# everything but its private zone (what a host's first nameserver often does, and why libvirt
+# networks need per-domain forwarders), a public DNS server, and an HTTP service that answers
+# "client=<source address>" (shows the NAT).
+if str(REPO / "playbooks" / "sandbox") not in sys.path:
+    sys.path.insert(0, str(REPO / "playbooks" / "sandbox"))
+from sandbox import (  # noqa: E402  # pylint: disable=wrong-import-position
+    HTTP_ADDR,
+    HTTP_SERVER,
+    PRIVATE_ADDR,
+    PRIVATE_DNS,
+    PRIVATE_NAME,
+    PRIVATE_ZONE,
+    PUBLIC_DNS,
+    PUBLIC_NAME,
+    UPSTREAM_GW,
+)
+
+UPLINK_NET = UPSTREAM_GW.rsplit(".", 1)[0]  # the upstream bridge's /24, the sandbox's too
 PACKAGE_PORT = 8080  # the package repository's HTTP port on the upstream address
 SSH_WAIT = 300  # TCG on a shared 2-core machine: boots take 40 s alone, much longer under load
 
@@ -271,7 +271,7 @@ class HostLab:
                   PRIVATE_DNS, 53, "u", "dns-private.log"),
                  (self._spawn(common + ["--listen-address=" + PUBLIC_DNS, "--address=/%s/%s" % (PUBLIC_NAME, HTTP_ADDR)],
                               "dns-public.log"), PUBLIC_DNS, 53, "u", "dns-public.log"),
-                 (self._spawn([sys.executable, "-c", HTTP_SERVER, HTTP_ADDR], "http.log"), HTTP_ADDR, 80, "t", "http.log")]
+                 (self._spawn([sys.executable, "-c", HTTP_SERVER, HTTP_ADDR, "client=%(client)s"], "http.log"), HTTP_ADDR, 80, "t", "http.log")]
         for wait in waits:
             self._wait_listening(*wait)
 

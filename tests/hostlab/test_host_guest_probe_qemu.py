@@ -25,7 +25,7 @@ import pytest
 from hostlab.fixtures import bookworm_image  # noqa: F401  # pylint: disable=unused-import
 from hostlab.lab import UPLINK_NET, HostLab
 from hostlab.remote import HOST, RemoteLab
-from libvirt_lab import PRIVATE_DNS, PRIVATE_NAME, PUBLIC_DNS, PUBLIC_NAME, REFUSING_RESOLV_CONF, dig, libvirt_host
+from libvirt_lab import PUBLIC_NAME, REFUSING_RESOLV_CONF, fix_refusing_nameserver, libvirt_host, wait_dns_ready
 from netlab import Lab
 
 pytestmark = pytest.mark.hostlab
@@ -34,17 +34,6 @@ GATEWAY = "10.79.1.1"
 NETWORK = dict(name="qguest", bridge=dict(name="virbr79"),
                ips=[dict(address=GATEWAY, prefix=24, dhcp_ranges=[dict(start="10.79.1.100", end="10.79.1.150")])])
 NETWORKD_ETH1 = "[Match]\nName=eth1\n\n[Network]\nDHCP=ipv4\n\n[DHCPv4]\nUseHostname=false\n"
-
-
-def wait_dns_ready(lab, host, timeout=60):
-    """A fresh dnsmasq answers nothing for its first seconds; wait with a private name (asked
-    from the hypervisor's own namespace), whose answer is the same from either upstream."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if dig(lab, host.ns, GATEWAY, PRIVATE_NAME)[0] == "NOERROR":
-            return
-        time.sleep(0.5)
-    raise AssertionError("dnsmasq on %s did not answer" % GATEWAY)
 
 
 def lease(hostlab, vm, timeout=120):
@@ -73,7 +62,7 @@ def test_guest_probe_in_a_qemu_guest_sees_refused_first_then_ok_after_the_fix(bo
             hostlab.run(["ip", "link", "add", "hlqv0", "type", "veth", "peer", "name", "qport0", "netns", host.ns])
             hostlab.run(["ip", "link", "set", "hlqv0", "master", "hltrk", "up"])
             lab.run(host.ns, ["ip", "link", "set", "qport0", "master", "virbr79", "up"])
-            wait_dns_ready(lab, host)
+            wait_dns_ready(lab, host.ns, GATEWAY)  # asked from the hypervisor's own namespace
 
             vm = hostlab.start(hostlab.add_vm())
             hostlab.ssh(vm, "printf '%s' > /etc/systemd/network/50-eth1.network && systemctl restart systemd-networkd"
@@ -97,13 +86,7 @@ def test_guest_probe_in_a_qemu_guest_sees_refused_first_then_ok_after_the_fix(bo
             assert styles["plain"]["status"] == "ok", styles  # glibc-style clients are retried: they hide it
             assert before["summary"]["fail"] >= 1
 
-            result = host.module("diagnose", {"public_test_name": PUBLIC_NAME, "dns_domains": ["corp.example"],
-                                              "probe_timeout": 1.0, "log_files": [], "checks": ["nameservers"]})
-            (bad,) = [f for f in result["findings"] if f["status"] != "ok"]
-            assert bad["fix_module"]["args"]["dns"]["forwarders"] == [{"domain": "corp.example", "addr": PRIVATE_DNS},
-                                                                      {"addr": PUBLIC_DNS}]
-            assert host.module("libvirt_network", dict(NETWORK, **bad["fix_module"]["args"]))["changed"]
-            wait_dns_ready(lab, host)
+            fix_refusing_nameserver(lab, host, NETWORK, host.ns)
             assert "qport0" in host.bridge_ports("virbr79"), "the VM's link fell off the bridge"
 
             after = remote.module(HOST, "guest_probe", dict(probe, styles=["plain", "edns", "cookie"]))

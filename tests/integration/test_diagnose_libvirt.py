@@ -9,17 +9,14 @@ from __future__ import annotations
 
 import pytest
 
-import time
-
 from libvirt_lab import (
     PRIVATE_DNS,
-    PRIVATE_NAME,
     PUBLIC_DNS,
     PUBLIC_NAME,
     REFUSING_RESOLV_CONF,
     attach_guest_ns,
-    dig,
     libvirt_host,
+    wait_dns_ready,
 )
 
 pytestmark = pytest.mark.slow
@@ -27,17 +24,6 @@ pytestmark = pytest.mark.slow
 GATEWAY = "10.78.1.1"
 NETWORK = dict(name="diag", bridge=dict(name="virbr81"),
                ips=[dict(address=GATEWAY, prefix=24, dhcp_ranges=[dict(start="10.78.1.100", end="10.78.1.150")])])
-
-
-def wait_dns_ready(lab, guest, timeout=30):
-    """A fresh dnsmasq answers nothing for its first seconds; a client that retries meanwhile gets
-    its question sent to every server, and the public answer then sits in the cache. Wait with a
-    private name, whose answer is the same from either path."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if dig(lab, guest, GATEWAY, PRIVATE_NAME)[0] == "NOERROR":
-            return
-    raise AssertionError("dnsmasq on %s did not answer" % GATEWAY)
 
 
 def findings_of(result, check):
@@ -50,7 +36,7 @@ def test_refused_upstream_found_on_host_and_in_guest_then_fixed(lab):
         guest = attach_guest_ns(lab, host, "virbr81", "g1", "gport1")
         lab.addr(guest, "eth0", "10.78.1.10/24")
         lab.route(guest, "default", "via", GATEWAY)
-        wait_dns_ready(lab, guest)
+        wait_dns_ready(lab, guest, GATEWAY, timeout=30)
         probe_args = {"names": [PUBLIC_NAME], "count": 10, "timeout": 1.0, "upstream": [PUBLIC_DNS]}
         # What the guest sees before the fix is not asserted: dnsmasq 2.90's answer for a name
         # the first server refuses was seen to depend on earlier queries (REFUSED or NOERROR).
@@ -75,7 +61,7 @@ def test_refused_upstream_found_on_host_and_in_guest_then_fixed(lab):
         assert host.module("libvirt_network", fix)["changed"]
         after = host.module("diagnose", args)
         assert {f["status"] for f in after["findings"]} == {"ok"}, [f for f in after["findings"] if f["status"] != "ok"]
-        wait_dns_ready(lab, guest)
+        wait_dns_ready(lab, guest, GATEWAY, timeout=30)
         probe = lab.module(guest, "guest_probe", probe_args)
         assert probe["dns"]["success_rate"] == 1.0 and probe["summary"]["fail"] == 0, probe["findings"]
         assert probe["dns"]["latency_ms"]["p99"] is not None

@@ -11,15 +11,15 @@ from __future__ import annotations
 import pytest
 
 from libvirt_lab import (
-    PRIVATE_DNS,
-    PUBLIC_DNS,
     PUBLIC_NAME,
     REFUSING_RESOLV_CONF,
     attach_guest_ns,
     dig,
+    fix_refusing_nameserver,
     libvirt_host,
+    wait_dns_ready,
 )
-from test_diagnose_libvirt import GATEWAY, NETWORK, wait_dns_ready
+from test_diagnose_libvirt import GATEWAY, NETWORK
 
 pytestmark = pytest.mark.slow
 
@@ -47,7 +47,7 @@ def test_guest_probe_reports_refused_for_cookie_clients_even_with_a_warm_cache_t
         guest = attach_guest_ns(lab, host, "virbr81", "g1", "gport1")
         lab.addr(guest, "eth0", "10.78.1.10/24")
         lab.route(guest, "default", "via", GATEWAY)
-        wait_dns_ready(lab, guest)
+        wait_dns_ready(lab, guest, GATEWAY)
 
         # The two client styles as the real tools ask, with names no cache holds yet.
         assert dig_style(lab, guest, "a." + PUBLIC_NAME) == "REFUSED"  # dig: EDNS0 + cookie
@@ -69,13 +69,7 @@ def test_guest_probe_reports_refused_for_cookie_clients_even_with_a_warm_cache_t
         assert "EDNS options" in styles["cookie"]["fix"] and "plain" in styles["cookie"]["fix"]
         assert styles["plain"]["status"] == "ok", styles
 
-        result = host.module("diagnose", {"public_test_name": PUBLIC_NAME, "dns_domains": ["corp.example"],
-                                          "probe_timeout": 1.0, "log_files": [], "checks": ["nameservers"]})
-        (bad,) = [f for f in result["findings"] if f["status"] != "ok"]
-        assert bad["fix_module"]["args"]["dns"]["forwarders"] == [{"domain": "corp.example", "addr": PRIVATE_DNS},
-                                                                  {"addr": PUBLIC_DNS}]
-        assert host.module("libvirt_network", dict(NETWORK, **bad["fix_module"]["args"]))["changed"]
-        wait_dns_ready(lab, guest)
+        fix_refusing_nameserver(lab, host, NETWORK, guest)
 
         after = lab.module(guest, "guest_probe", dict(probe_args, styles=["plain", "edns", "cookie"]))
         assert after["dns"]["order"] == ["cookie", "edns", "plain"]

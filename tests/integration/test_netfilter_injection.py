@@ -55,8 +55,8 @@ def _ruleset(lab, ns):
     return json.loads(lab.run(ns, ["nft", "-j", "list", "ruleset"]).stdout)["nftables"]
 
 
-def _nft_round_trip(lab, ns, kind, rules):
-    table = "hypervisor_network_%s" % kind
+def _nft_round_trip(lab, ns, rule_set, rules):
+    table = "hypervisor_network_%s" % rule_set
     lab.run(ns, ["nft", "-f", "-"], input=nft.render_table(table, rules))
     document = _ruleset(lab, ns)
     _exists, read = nft.parse_table({"nftables": document}, table)
@@ -75,15 +75,15 @@ def _saves(lab, ns):
     return "".join(lab.run(ns, ["iptables-save", "-t", t]).stdout for t in ipt.TABLES)
 
 
-def _iptables_round_trip(lab, ns, kind, rules):
-    _old, jumps = ipt.parse_save(kind, 4, _saves(lab, ns))
-    lab.run(ns, ["iptables-restore", "--noflush"], input=ipt.render_restore(kind, 4, rules, jumps))
+def _iptables_round_trip(lab, ns, rule_set, rules):
+    _old, jumps = ipt.parse_save(rule_set, 4, _saves(lab, ns))
+    lab.run(ns, ["iptables-restore", "--noflush"], input=ipt.render_restore(rule_set, 4, rules, jumps))
     text = _saves(lab, ns)
-    read, jumps = ipt.parse_save(kind, 4, text)
+    read, jumps = ipt.parse_save(rule_set, 4, text)
     assert ir.canonical(read) == rules
     lines = [line for line in text.splitlines() if line.startswith("-A ")]
-    ours = {chain for _table, chain, _parent in ipt.CHAINS[kind].values()}
-    expected = sum(len(v) for v in ipt.render_lines(kind, 4, rules).values())
+    ours = {chain for _table, chain, _parent in ipt.CHAINS[rule_set].values()}
+    expected = sum(len(v) for v in ipt.render_lines(rule_set, 4, rules).values())
     assert len([line for line in lines if line.split()[1] in ours and not line.split()[-1] in ours]) == expected
     # Built-in chains hold our jumps and nothing else (only our rules were ever loaded here).
     every = {chain for chains in ipt.CHAINS.values() for _table, chain, _parent in chains.values()}
@@ -94,18 +94,18 @@ def _iptables_round_trip(lab, ns, kind, rules):
 def _check(netns, build, field, value):
     lab, ns = netns
     try:
-        kind, items = build(field, value)
+        rule_set, items = build(field, value)
     except ValidationError as exc:
         assert exc.field == "config[0].%s" % field
         assert exc.value == value
         event("refused")
         return
     event("accepted and loaded")
-    rules = (ir.compile_port_forwards if kind == "port_forward" else ir.compile_masquerades)(items)
-    decompile = ir.decompile_port_forwards if kind == "port_forward" else ir.decompile_masquerades
+    rules = (ir.compile_port_forwards if rule_set == "port_forward" else ir.compile_masquerades)(items)
+    decompile = ir.decompile_port_forwards if rule_set == "port_forward" else ir.decompile_masquerades
     assert decompile(rules) == (items, [])
-    _nft_round_trip(lab, ns, kind, rules)
-    _iptables_round_trip(lab, ns, kind, rules)
+    _nft_round_trip(lab, ns, rule_set, rules)
+    _iptables_round_trip(lab, ns, rule_set, rules)
 
 
 @SETTINGS

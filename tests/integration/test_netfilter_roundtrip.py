@@ -74,14 +74,14 @@ def _nft_round_trip(lab, ns, table, rules):
     return ir.canonical(nft.parse_table(json.loads(out), table)[1]) if out else []
 
 
-def _iptables_round_trip(lab, ns, kind, rules):
+def _iptables_round_trip(lab, ns, rule_set, rules):
     read = []
     for family, (save, restore) in ((4, ("iptables-save", "iptables-restore")), (6, ("ip6tables-save", "ip6tables-restore"))):
         text = "".join(lab.run(ns, [save, "-t", t]).stdout for t in ipt.TABLES)
-        _old, jumps = ipt.parse_save(kind, family, text)
-        lab.run(ns, [restore, "--noflush"], input=ipt.render_restore(kind, family, rules, jumps))
+        _old, jumps = ipt.parse_save(rule_set, family, text)
+        lab.run(ns, [restore, "--noflush"], input=ipt.render_restore(rule_set, family, rules, jumps))
         text = "".join(lab.run(ns, [save, "-t", t]).stdout for t in ipt.TABLES)
-        family_rules, jumps = ipt.parse_save(kind, family, text)
+        family_rules, jumps = ipt.parse_save(rule_set, family, text)
         read.extend(family_rules)
         builtin_jumps = [jump for jump in jumps if jump[1] in ipt.BUILTIN]
         assert len(builtin_jumps) == len(set(builtin_jumps))

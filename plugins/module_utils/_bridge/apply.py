@@ -151,16 +151,17 @@ def predicted_after(want, before, the_plan):
 
 def apply_plan(runner, the_plan, params):
     """Run the plan; after an uplink move, check the target answers, else roll back and fail."""
-    moved = False
+    moved = really_moved = False
     for done, step in enumerate(the_plan.steps):
         moved = moved or isinstance(step, MoveUplink)
         try:
-            runner.change(step.argv, data=step.data, shown=step.shown)
+            ran = runner.change(step.argv, data=step.data, shown=step.shown).ran
         except CommandError:
             if moved:  # the host may be cut off: revert what ran, a half-done batch included
                 _roll_back(runner, the_plan.undo(done + (1 if isinstance(step, MoveUplink) else 0)))
             raise
-    if not the_plan.moves or runner.check_mode:
+        really_moved = really_moved or (ran and isinstance(step, MoveUplink))
+    if not really_moved:  # no move, or check mode: nobody was cut off
         return None
     target = params.get("uplink_check_target") or next((m.gateway for m in the_plan.moves if m.gateway), None)
     if not target:

@@ -12,7 +12,7 @@ from typing import Optional
 
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import iptables as ipt
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import nft
-from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import persist as boot
+from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import persist
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import rollback
 from ansible_collections.hypervisor.network.plugins.module_utils._errors import (
     CommandError,
@@ -20,7 +20,7 @@ from ansible_collections.hypervisor.network.plugins.module_utils._errors import 
 )
 
 NFT_CONF_CANDIDATES = ("/etc/nftables.conf", "/etc/sysconfig/nftables.conf")
-IPTABLES_UNIT = boot.IPTABLES_UNIT
+IPTABLES_UNIT = persist.IPTABLES_UNIT
 
 
 @dataclass(frozen=True)
@@ -39,37 +39,37 @@ class Paths:
                    params.get("systemd_unit_dir") or "/etc/systemd/system")
 
 
-def select_backend(runner, requested, variant, kind, paths, listing=None):
-    """The backend that holds ``kind``'s rules on this host: ``requested``, or with "auto" nftables
+def select_backend(runner, requested, variant, rule_set, paths, listing=None):
+    """The backend that holds the rule set ``rule_set`` on this host: ``requested``, or with "auto" nftables
     where nft works (``listing``, `nft -j list ruleset` read already, says so), else iptables of
     ``variant``."""
     if requested == "nftables" or (requested == "auto" and (listing is not None or _nft_works(runner))):
-        return NftBackend(runner, kind, paths)
+        return NftBackend(runner, rule_set, paths)
     if requested == "auto" and not (runner.has("iptables-restore") or runner.has("iptables-legacy-restore")):
         raise HypervisorNetworkError("neither a working nft nor iptables-restore was found on this host; install nftables")
-    return IptablesBackend(runner, kind, paths, variant)
+    return IptablesBackend(runner, rule_set, paths, variant)
 
 
-def requested_backend(runner, requested, variant, kind, paths):
+def requested_backend(runner, requested, variant, rule_set, paths):
     """The backend named by ``requested`` without asking the host ("auto" renders for nftables):
     state=rendered works on any machine."""
     if requested == "iptables":
-        return IptablesBackend(runner, kind, paths, variant)
-    return NftBackend(runner, kind, paths)
+        return IptablesBackend(runner, rule_set, paths, variant)
+    return NftBackend(runner, rule_set, paths)
 
 
-def placements(runner, kind, paths, legacy, listing=None):
-    """Every place on this host where ``kind``'s rules can be: the nftables table where nft is
+def placements(runner, rule_set, paths, legacy, listing=None):
+    """Every place on this host where the rule set ``rule_set`` can be: the nftables table where nft is
     installed, the iptables-nft chains where iptables-nft is, the iptables-legacy chains where
     legacy tables are loaded (``legacy``: their saves, already read; listing a legacy table would
     load it). ``listing`` is `nft -j list ruleset` where the run read it."""
     owners = []
     if runner.has("nft"):
-        owners.append(NftBackend(runner, kind, paths))
+        owners.append(NftBackend(runner, rule_set, paths))
     if runner.has("iptables-nft-save"):
-        owners.append(IptablesBackend(runner, kind, paths, "nft", saved=unlisted_iptables_nft(listing)))
+        owners.append(IptablesBackend(runner, rule_set, paths, "nft", saved=unlisted_iptables_nft(listing)))
     if legacy:
-        owners.append(IptablesBackend(runner, kind, paths, "legacy", saved=legacy))
+        owners.append(IptablesBackend(runner, rule_set, paths, "legacy", saved=legacy))
     return owners
 
 
@@ -95,23 +95,23 @@ def _nft_works(runner):
 class _Backend:
     """What both backends share: the places they are not."""
 
-    runner = kind = paths = placement = None
+    runner = rule_set = paths = placement = None
 
     def elsewhere(self, legacy, listing=None):
-        """The other places where this kind's rules may be left from an earlier run (the host
+        """The other places where this rule set may be left from an earlier run (the host
         switched backend or iptables variant): they are emptied in the same apply."""
-        return [owner for owner in placements(self.runner, self.kind, self.paths, legacy, listing)
+        return [owner for owner in placements(self.runner, self.rule_set, self.paths, legacy, listing)
                 if owner.placement != self.placement]
 
 
 class NftBackend(_Backend):
     name = "nftables"
 
-    def __init__(self, runner, kind, paths):
+    def __init__(self, runner, rule_set, paths):
         self.runner = runner
-        self.kind = kind
+        self.rule_set = rule_set
         self.paths = paths
-        self.table = nft.table_name(kind)
+        self.table = nft.table_name(rule_set)
         self.persist_dir = paths.persist_dir or "/etc/nftables.d"
         self.nftables_conf = paths.nftables_conf
         self.unit_dir = paths.unit_dir
@@ -163,25 +163,26 @@ class NftBackend(_Backend):
         return nft.render_definition(self.table, rules)
 
     def apply(self, rules):
+        """Load ``rules`` as our table in one transaction; True where it really ran."""
         script = self.script(rules)
-        self.runner.change(["nft", "-f", "-"], data=script, shown="nft -f - <<EOF\n%sEOF" % script)
+        return self.runner.change(["nft", "-f", "-"], data=script, shown="nft -f - <<EOF\n%sEOF" % script).ran
 
     def persist_ops(self, rules):
         """The boot files for ``rules``: our table's file, our own oneshot unit that loads it
         (never the distribution's nftables.service), and the removal of the include line an
         earlier version added to the system's nftables configuration. (file operations, what
         `persisted` reports, a warning or None)."""
-        path = os.path.join(self.persist_dir, "hypervisor-network-%s.nft" % self.kind.replace("_", "-"))
+        path = os.path.join(self.persist_dir, "hypervisor-network-%s.nft" % self.rule_set.replace("_", "-"))
         if rules:
-            ops = [boot.FileOp(path, "# Managed by hypervisor.network; edits are overwritten.\n" + self.script(rules))]
+            ops = [persist.FileOp(path, "# Managed by hypervisor.network; edits are overwritten.\n" + self.script(rules))]
         else:
-            ops = [boot.FileOp(path, None)]
-        unit = os.path.join(self.unit_dir, boot.NFT_UNIT)
-        ops += boot.unit_ops(self.unit_dir, boot.NFT_UNIT, boot.nft_unit_text(self.persist_dir))
+            ops = [persist.FileOp(path, None)]
+        unit = os.path.join(self.unit_dir, persist.NFT_UNIT)
+        ops += persist.unit_ops(self.unit_dir, persist.NFT_UNIT, persist.nft_unit_text(self.persist_dir))
         conf = self.nftables_conf or next((c for c in NFT_CONF_CANDIDATES if os.path.exists(c)), NFT_CONF_CANDIDATES[0])
-        migration = boot.migration_ops(conf)
+        migration = persist.migration_ops(conf)
         ops += migration
-        warning = boot.migration_warning(conf, self.unit_dir) if migration else None
+        warning = persist.migration_warning(conf, self.unit_dir) if migration else None
         return ops, {"file": path if rules else None, "loader": unit, "service": unit}, warning
 
     def snapshot(self):
@@ -203,12 +204,12 @@ class NftBackend(_Backend):
 class IptablesBackend(_Backend):
     name = "iptables"
 
-    def __init__(self, runner, kind, paths, variant="auto", saved=None):
+    def __init__(self, runner, rule_set, paths, variant="auto", saved=None):
         """``variant`` is "nft", "legacy" or "auto" (the one the host's iptables-restore is).
         ``saved`` ({"ip": text, "ip6": text}, whole iptables-save output already read) is
         parsed instead of listing table by table: listing a legacy table loads it."""
         self.runner = runner
-        self.kind = kind
+        self.rule_set = rule_set
         self.paths = paths
         self.requested_variant = variant or "auto"
         suffix = "" if self.requested_variant == "auto" else "-%s" % self.requested_variant
@@ -265,42 +266,48 @@ class IptablesBackend(_Backend):
                 continue
             else:
                 text = "".join(self.runner.read([save, "-t", table], cached=True)[1] for table in ipt.TABLES)
-            family_rules, self.jumps[family] = ipt.parse_save(self.kind, family, text)
+            family_rules, self.jumps[family] = ipt.parse_save(self.rule_set, family, text)
             rules.extend(family_rules)
         return rules
 
     def show(self, rules):
         out = []
         for family in (4, 6):
-            for (_table, _chain), lines in sorted(ipt.render_lines(self.kind, family, rules).items()):
+            for (_table, _chain), lines in sorted(ipt.render_lines(self.rule_set, family, rules).items()):
                 out.extend(lines)
         return "\n".join(out) + ("\n" if out else "")
 
     def apply(self, rules):
+        """One `iptables-restore --noflush` per family that holds our rules or jumps; True where
+        one really ran."""
+        ran = False
         for family, (_save, restore) in self.tools.items():
             has_family = any(r.family == family for r in rules) or self.jumps[family]
             if not has_family:
                 continue
-            script = ipt.render_restore(self.kind, family, rules, self.jumps[family])
-            self.runner.change([restore, "--noflush"], data=script, shown="%s --noflush <<EOF\n%sEOF" % (restore, script))
-            if not self.runner.check_mode:
+            script = ipt.render_restore(self.rule_set, family, rules, self.jumps[family])
+            done = self.runner.change([restore, "--noflush"], data=script, shown="%s --noflush <<EOF\n%sEOF" % (restore, script))
+            if done.ran:
                 # what is there now, so that a rollback after a later failure removes our jumps
-                self.jumps[family] = ipt.jumps_of(self.kind, family, rules)
+                # (in check mode nothing changed: the jumps stay those gathered)
+                self.jumps[family] = ipt.jumps_of(self.rule_set, family, rules)
+                ran = True
+        return ran
 
     def persist_ops(self, rules):
         """A boot-time restore file per family, named after the variant that must load it, and
         the oneshot unit that loads them all."""
         ops, files = [], []
-        base = os.path.join(self.persist_dir, "hypervisor-network-%s" % self.kind.replace("_", "-"))
+        base = os.path.join(self.persist_dir, "hypervisor-network-%s" % self.rule_set.replace("_", "-"))
         variant = self.variant
         for family in self.tools:
             path = "%s.%s-v%d" % (base, variant, family)
-            script = ipt.boot_script(self.kind, family, rules)
-            ops.append(boot.FileOp(path, script, mode=0o600))
+            script = ipt.boot_script(self.rule_set, family, rules)
+            ops.append(persist.FileOp(path, script, mode=0o600))
             if script:
                 files.append(path)
         unit = os.path.join(self.unit_dir, IPTABLES_UNIT)
-        ops += boot.unit_ops(self.unit_dir, IPTABLES_UNIT, self.unit_text())
+        ops += persist.unit_ops(self.unit_dir, IPTABLES_UNIT, self.unit_text())
         return ops, {"file": files or None, "loader": unit, "service": unit}, None
 
     def snapshot(self):
@@ -313,7 +320,7 @@ class IptablesBackend(_Backend):
         chains, nothing of anybody else's."""
         steps = []
         for family, before in sorted(snapshot.items()):
-            script = rollback.iptables_restore_script(ipt.CHAINS[self.kind], before, self._save_text(family))
+            script = rollback.iptables_restore_script(ipt.CHAINS[self.rule_set], before, self._save_text(family))
             if script:
                 steps.append(rollback.Step((self.tools[family][1], "--noflush"), script))
         return steps
@@ -347,4 +354,4 @@ class IptablesBackend(_Backend):
                 restore = self._restore_for(variant, family)
                 if restore:
                     restores.append(("%s-v%d" % (variant, family), restore))
-        return boot.iptables_unit_text(self.persist_dir, restores)
+        return persist.iptables_unit_text(self.persist_dir, restores)

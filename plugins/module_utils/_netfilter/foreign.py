@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import ipaddress
 
-from ansible_collections.hypervisor.network.plugins.module_utils._netfilter.iptables import read_save, split_target
-
 TERMINAL = ("accept", "drop", "reject")
 IPTABLES_TABLES = ("filter", "nat", "mangle", "raw", "security")
 # Legacy tables are keyed "legacy-filter" and so on: iptables-nft may hold a "filter" table of
@@ -174,8 +172,95 @@ _BUILTIN_HOOKS = {"PREROUTING": "prerouting", "INPUT": "input", "FORWARD": "forw
                   "POSTROUTING": "postrouting"}
 
 
-def _save_rule(tokens, where, user_chains):
-    matches, verdict, target, nat = [], None, None, None
+def split_line(line):
+    """argv of one iptables-save / iptables-restore line, split as iptables-restore splits it:
+    blanks separate, a double quote opens a part in which a backslash escapes the next character,
+    the closing quote ends the argument. Returns (tokens, complete); ``complete`` is False when
+    a quote is left open, as in another tool's rule whose interface name holds a quote
+    (iptables-save prints interface names unquoted): such a line is read, never a crash, and the
+    caller treats the rule as not understood."""
+    tokens, current, started = [], [], False
+    quoted = escaped = False
+    for char in line:
+        if quoted:
+            if escaped:
+                current.append(char)
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                quoted = False
+                tokens.append("".join(current))
+                current, started = [], False
+            else:
+                current.append(char)
+        elif char == '"':
+            quoted = started = True
+        elif char in " \t\n":
+            if started:
+                tokens.append("".join(current))
+                current, started = [], False
+        else:
+            current.append(char)
+            started = True
+    if started:
+        tokens.append("".join(current))
+    return tokens, not quoted
+
+
+def read_save(text):
+    """The entries of iptables-save output, in order: (table, "chain", (name, policy)) for each
+    chain line and (table, "rule", (tokens, complete, line)) for each `-A` line (split_line's
+    tokens). The one reader of the save format, for our chains and everybody else's."""
+    table = None
+    for line in (text or "").splitlines():
+        if line.startswith("*"):
+            table = line[1:].strip()
+        elif table is None:
+            continue
+        elif line.startswith(":"):
+            name, policy = (line[1:].split() + ["-"])[:2]
+            yield table, "chain", (name, policy)
+        elif line.startswith("-A "):
+            tokens, complete = split_line(line)
+            if len(tokens) >= 2:
+                yield table, "rule", (tokens, complete, line)
+
+
+def split_target(text):
+    """(address, ports text) of a DNAT ``--to-destination``: ``10.0.0.2:80``, ``[fd00::5]:22``,
+    ``fd00::5`` (an IPv6 address without a port has no brackets), ports ``80`` or ``80-90`` or
+    "" without. The one splitter, for our rules and everybody else's."""
+    if text.startswith("["):
+        addr, _sep, rest = text[1:].partition("]")
+        return addr, rest[1:] if rest.startswith(":") else ""
+    if text.count(":") == 1:
+        addr, _sep, port = text.partition(":")
+        return addr, port
+    return text, ""
+
+
+def _target_ports(text):
+    """(low, high) of a DNAT target's ports ("80", "80-90"), or None (no port, or not a number)."""
+    low, _sep, high = text.partition("-")
+    high = high or low
+    return (int(low), int(high)) if low.isdigit() and high.isdigit() else None
+
+
+# Options that neither select packets nor decide the verdict: a module's name (its options are
+# read) and a target's parameters (kept by name as statements: the rule is not one of ours).
+_TARGET_OPTIONS = ("--to-ports", "--reject-with", "--to-source")
+_FLAGS = ("--random",)
+
+
+def save_rule(tokens, where="", user_chains=()):
+    """The tokens after `-A CHAIN` of an iptables-save line in the small form: the one parser of
+    iptables rules, tolerant (an option it does not know is a match the walk never takes as
+    matching), for the walk of everybody's chains and, with the strict check on top
+    (rules.rule_of, via iptables.parse_rule), for our own chains. ``user_chains`` are the chains
+    a `-j`/`-g` can jump to. Raises ValueError or IndexError on an address or port of a form
+    never met."""
+    matches, verdict, target, nat, comment, statements = [], None, None, None, None, []
     negate = False
     i = 0
     while i < len(tokens):
@@ -184,7 +269,7 @@ def _save_rule(tokens, where, user_chains):
         if tok == "!":
             negate, i = True, i + 1
             continue
-        i += 2
+        i += 1 if tok in _FLAGS else 2
         if tok in ("-i", "-o"):
             matches.append(("iif" if tok == "-i" else "oif", negate, [arg]))
         elif tok in ("-s", "-d"):
@@ -196,9 +281,14 @@ def _save_rule(tokens, where, user_chains):
             matches.append(("sport" if tok.startswith("--s") else "dport", negate, ports))
         elif tok in ("--ctstate", "--state"):
             matches.append(("ct", negate, [s.lower() for s in arg.split(",")]))
-        elif tok == "-m" or tok in ("--comment", "--to-ports", "--reject-with", "--random", "--to-source"):
-            if tok == "--random":
-                i -= 1
+        elif tok == "--dst-type":  # addrtype: nft's `fib daddr type`, which the walk cannot decide either
+            matches.append(("fib_daddr_type", negate, [arg.lower()]))
+        elif tok == "--comment":
+            comment = arg
+        elif tok == "-m":
+            pass
+        elif tok in _TARGET_OPTIONS or tok in _FLAGS:
+            statements.append(tok)
         elif tok in ("-j", "-g"):
             upper = {"ACCEPT": "accept", "DROP": "drop", "REJECT": "reject", "RETURN": "return"}
             if arg in upper:
@@ -212,18 +302,13 @@ def _save_rule(tokens, where, user_chains):
             else:  # LOG, MARK, CHECKSUM, ...: targets that let the packet go on
                 verdict = None
         elif tok == "--to-destination" and nat is not None:
-            addr, port = _split_target(arg)
-            nat.update(addr=addr, port=port)
+            addr, port = split_target(arg)
+            ports = _target_ports(port)
+            nat.update(addr=addr, port=ports[0] if ports else None, ports=ports)
         else:
             matches.append(("unknown", False, [tok]))
         negate = False
-    return rule(matches, verdict, target, where, " ".join(tokens), nat)
-
-
-def _split_target(text):
-    addr, port = split_target(text)
-    port = port.split("-")[0]
-    return addr, int(port) if port.isdigit() else None
+    return rule(matches, verdict, target, where, " ".join(tokens), nat, comment, statements)
 
 
 def chains_from_save(text, family, variant, table_prefix=""):
@@ -249,7 +334,7 @@ def chains_from_save(text, family, variant, table_prefix=""):
                 item = None
                 if complete:
                     try:
-                        item = _save_rule(tokens[2:], where, user_chains)
+                        item = save_rule(tokens[2:], where, user_chains)
                     except (ValueError, IndexError):  # an address or port of a form we never met
                         item = None
                 if item is None:

@@ -5,14 +5,16 @@
 `iptables-restore --noflush` per family, read back from `iptables-save`.
 
 iptables-save is the format iptables-restore reads, so it is split into argv tokens the way
-iptables-restore splits it (split_line) and parsed option by option, not scraped with patterns.
+iptables-restore splits it and read option by option, not scraped with patterns: by foreign.py's
+one reader of that format (nf.read_save, nf.save_rule), with the strict check of our own rules
+(rules.rule_of) on top.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import re
 
+from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import foreign as nf
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter.model import network_sort_key, rule_text
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter.rules import (
     ACCEPT,
@@ -26,10 +28,11 @@ from ansible_collections.hypervisor.network.plugins.module_utils._netfilter.rule
     PREROUTING,
     Rule,
     not_understood,
-    writable,
+    rule_of,
 )
 
-# Our chain per rule chain, keyed by module kind: (table, chain name, chain that jumps to it).
+# Our chain per rule chain, keyed by rule set (the name of a set of our rules: its nft table,
+# iptables chains, boot files and rollback state): (table, chain name, chain that jumps to it).
 CHAINS = {
     "port_forward": {
         PREROUTING: ("nat", "HNET-PF-PREROUTING", "PREROUTING"),
@@ -52,7 +55,7 @@ CHAINS = {
 # Every chain of ours, as the coexistence walk leaves out the jumps to them.
 OWN_CHAINS = frozenset(chain for roles in CHAINS.values() for (_table, chain, _parent) in roles.values())
 TABLES = ("nat", "filter")
-MULTI_SOURCE_KINDS = {"port_forward", "port_forward_accept"}
+MULTI_SOURCE_RULE_SETS = {"port_forward", "port_forward_accept"}
 BUILTIN = {"PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"}
 ACTIONS = {ACCEPT: "ACCEPT", MASQUERADE: "MASQUERADE", DNAT: "DNAT"}
 
@@ -100,7 +103,7 @@ _PLAIN = re.compile(r"[A-Za-z0-9_.,:/=!+-]+\Z")
 
 def quote(arg):
     """The one way an argument enters an iptables-restore line. iptables-restore splits a line
-    on blanks and reads a double-quoted argument with backslash escapes (split_line below);
+    on blanks and reads a double-quoted argument with backslash escapes (nf.split_line);
     anything but a plain word is written that way."""
     if _PLAIN.match(arg):
         return arg
@@ -111,69 +114,14 @@ def _quote(args):
     return " ".join(quote(a) for a in args)
 
 
-def split_line(line):
-    """argv of one iptables-save / iptables-restore line, split as iptables-restore splits it:
-    blanks separate, a double quote opens a part in which a backslash escapes the next character,
-    the closing quote ends the argument. Returns (tokens, complete); ``complete`` is False when
-    a quote is left open, as in another tool's rule whose interface name holds a quote
-    (iptables-save prints interface names unquoted): such a line is read, never a crash, and the
-    caller treats the rule as not understood."""
-    tokens, current, started = [], [], False
-    quoted = escaped = False
-    for char in line:
-        if quoted:
-            if escaped:
-                current.append(char)
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                quoted = False
-                tokens.append("".join(current))
-                current, started = [], False
-            else:
-                current.append(char)
-        elif char == '"':
-            quoted = started = True
-        elif char in " \t\n":
-            if started:
-                tokens.append("".join(current))
-                current, started = [], False
-        else:
-            current.append(char)
-            started = True
-    if started:
-        tokens.append("".join(current))
-    return tokens, not quoted
-
-
-def read_save(text):
-    """The entries of iptables-save output, in order: (table, "chain", (name, policy)) for each
-    chain line and (table, "rule", (tokens, complete, line)) for each `-A` line (split_line's
-    tokens). The one reader of the save format, for our chains and everybody else's."""
-    table = None
-    for line in (text or "").splitlines():
-        if line.startswith("*"):
-            table = line[1:].strip()
-        elif table is None:
-            continue
-        elif line.startswith(":"):
-            name, policy = (line[1:].split() + ["-"])[:2]
-            yield table, "chain", (name, policy)
-        elif line.startswith("-A "):
-            tokens, complete = split_line(line)
-            if len(tokens) >= 2:
-                yield table, "rule", (tokens, complete, line)
-
-
-def render_lines(kind, family, rules):
+def render_lines(rule_set, family, rules):
     """`-A CHAIN ...` lines per (table, chain) for ``rules`` of one family; one line per source,
     since iptables matches one source network per rule."""
     lines = {}
     for rule in rules:
         if rule.family != family:
             continue
-        table, chain, _parent = CHAINS[kind][rule.chain]
+        table, chain, _parent = CHAINS[rule_set][rule.chain]
         if rule.action == "unknown":
             lines.setdefault((table, chain), []).append(not_understood(rule))
             continue
@@ -182,20 +130,20 @@ def render_lines(kind, family, rules):
     return lines
 
 
-def render_restore(kind, family, rules, have_jumps):
+def render_restore(rule_set, family, rules, have_jumps):
     """The iptables-restore --noflush script that makes our chains hold exactly ``rules``.
 
     ``have_jumps`` is the set of (table, parent, chain) jumps already present, so that the
     jumps are inserted once. With no rules at all, our chains and jumps are removed.
     """
-    lines = render_lines(kind, family, rules)
+    lines = render_lines(rule_set, family, rules)
     wanted = set(lines)
-    for table, chain, parent in CHAINS[kind].values():
+    for table, chain, parent in CHAINS[rule_set].values():
         if (table, chain) in wanted and parent not in BUILTIN:
             wanted.add((table, parent))
     out = []
     for table in TABLES:
-        chains = [(c, p) for (t, c, p) in CHAINS[kind].values() if t == table]
+        chains = [(c, p) for (t, c, p) in CHAINS[rule_set].values() if t == table]
         if not chains:
             continue
         body = []
@@ -222,118 +170,48 @@ def render_restore(kind, family, rules, have_jumps):
     return "\n".join(out) + "\n"
 
 
-def jumps_of(kind, family, rules):
+def jumps_of(rule_set, family, rules):
     """The (table, parent, chain) jumps from built-in chains that render_restore leaves for ``rules``."""
-    lines = render_lines(kind, family, rules)
-    return {(table, parent, chain) for table, chain, parent in CHAINS[kind].values()
+    lines = render_lines(rule_set, family, rules)
+    return {(table, parent, chain) for table, chain, parent in CHAINS[rule_set].values()
             if parent in BUILTIN and (table, chain) in lines}
 
 
-def boot_script(kind, family, rules):
+def boot_script(rule_set, family, rules):
     """What a boot loads: our chains and rules and the jumps, onto empty built-in chains."""
     if not any(rule.family == family for rule in rules):
         return None
-    return render_restore(kind, family, rules, have_jumps=set())
+    return render_restore(rule_set, family, rules, have_jumps=set())
 
 
 # ---------------------------------------------------------------------------------------------
 # Read-back
 
 
-def _chain_roles(kind):
-    return {chain: (table, role) for role, (table, chain, _p) in CHAINS[kind].items()}
-
-
-def _net(text):
-    return str(ipaddress.ip_network(text, strict=False))
-
-
-def _parse_ports(text):
-    low, _sep, high = text.replace(":", "-").partition("-")
-    return (int(low), int(high or low))
-
-
-def split_target(text):
-    """(address, ports text) of a DNAT ``--to-destination``: ``10.0.0.2:80``, ``[fd00::5]:22``,
-    ``fd00::5`` (an IPv6 address without a port has no brackets), ports ``80`` or ``80-90`` or
-    "" without. The one splitter, for our rules and everybody else's."""
-    if text.startswith("["):
-        addr, _sep, rest = text[1:].partition("]")
-        return addr, rest[1:] if rest.startswith(":") else ""
-    if text.count(":") == 1:
-        addr, _sep, port = text.partition(":")
-        return addr, port
-    return text, ""
-
-
-def _parse_target(text):
-    addr, port = split_target(text)
-    return str(ipaddress.ip_address(addr)), (_parse_ports(port) if port else None)
+def _chain_roles(rule_set):
+    return {chain: (table, role) for role, (table, chain, _p) in CHAINS[rule_set].items()}
 
 
 def parse_rule(role, family, tokens):
-    """Tokens after `-A CHAIN` as a Rule (action 'unknown' for shapes we never write)."""
-    fields = {"chain": role, "family": family}
-    negate = False
-    i = 0
+    """Tokens after `-A CHAIN` of one of our chains as a Rule: the tolerant reading every tool's
+    rules get (nf.save_rule), then the strict check of ours (rules.rule_of). A shape we never
+    write comes back with action 'unknown', so that the planner sees the drift."""
+    text = " ".join(tokens)[:100]
     try:
-        while i < len(tokens):
-            tok = tokens[i]
-            arg = tokens[i + 1] if i + 1 < len(tokens) else None
-            i += 2
-            if tok == "!":
-                negate = True
-                i -= 1
-                continue
-            if tok == "-i":
-                fields["iif"] = arg
-            elif tok == "-o":
-                fields["oif"] = arg
-            elif tok == "-s" and not negate:
-                fields["saddr"] = (_net(arg),)
-            elif tok == "-d":
-                if negate:
-                    fields["daddr"], fields["daddr_negated"] = _net(arg), True
-                else:
-                    net = ipaddress.ip_network(arg, strict=False)
-                    fields["daddr"] = str(net.network_address) if net.prefixlen == net.max_prefixlen else str(net)
-            elif tok == "-p":
-                fields["proto"] = arg
-            elif tok == "-m" and arg in ("tcp", "udp", "addrtype", "conntrack", "comment"):
-                pass
-            elif tok in ("--dport", "--sport"):
-                fields[tok[2:]] = _parse_ports(arg)
-            elif tok == "--dst-type" and arg == "LOCAL":
-                fields["daddr_local"] = True
-            elif tok == "--ctstate" and arg == "DNAT":
-                fields["ct_dnat"] = True
-            elif tok == "--comment":
-                fields["comment"] = arg
-            elif tok == "-j" and arg in ("ACCEPT", "MASQUERADE", "DNAT"):
-                fields["action"] = {"ACCEPT": ACCEPT, "MASQUERADE": MASQUERADE, "DNAT": DNAT}[arg]
-            elif tok == "--to-destination":
-                fields["to_addr"], fields["to_port"] = _parse_target(arg)
-            else:
-                raise ValueError(tok)
-            negate = False
-        if "action" not in fields:
-            raise ValueError("no action")
-        rule = Rule(**fields)
-        if not writable(rule):
-            raise ValueError("a string we would not write")
-        return rule
-    except (ValueError, IndexError):
-        return Rule(chain=role, family=family, action="unknown", comment=" ".join(tokens)[:100])
+        item = nf.save_rule(tokens)
+    except (ValueError, IndexError):  # an address or port of a form we never write
+        return Rule(chain=role, family=family, action="unknown", comment=text)
+    return rule_of(role, family, item, text)
 
 
-def parse_save(kind, family, text):
+def parse_save(rule_set, family, text):
     """(rules, jumps) from `iptables-save` output: our chains' rules, with lines that differ
     only in their source regrouped into one rule again (port forwards only: their key makes such
     lines one forward; masquerade rules are one source each); jumps as (table, parent, chain)."""
-    roles = _chain_roles(kind)
+    roles = _chain_roles(rule_set)
     ours = set(roles)
     rules, jumps = [], set()
-    for table, entry, value in read_save(text):
+    for table, entry, value in nf.read_save(text):
         if entry != "rule":
             continue
         tokens, complete, _line = value
@@ -344,7 +222,7 @@ def parse_save(kind, family, text):
         if chain not in ours or roles[chain][0] != table:
             continue
         rule = parse_rule(roles[chain][1], family, tokens[2:] if complete else tokens[2:] + ["(unterminated quote)"])
-        if kind in MULTI_SOURCE_KINDS and rules and rule.saddr and rules[-1].saddr and _same_but_source(rules[-1], rule):
+        if rule_set in MULTI_SOURCE_RULE_SETS and rules and rule.saddr and rules[-1].saddr and _same_but_source(rules[-1], rule):
             merged = tuple(sorted(set(rules[-1].saddr) | set(rule.saddr), key=network_sort_key))
             rules[-1] = Rule(**dict(_as_dict(rule), saddr=merged))
         else:

@@ -10,24 +10,23 @@ anybody else's is flushed or rewritten.
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import foreign as nf
-from ansible_collections.hypervisor.network.plugins.module_utils._netfilter.model import network_sort_key, rule_text
+from ansible_collections.hypervisor.network.plugins.module_utils._netfilter.model import rule_text
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import rules as ir
 
 FAMILY = "inet"
 TABLE_PREFIX = "hypervisor_network_"
 
 
-def table_name(kind):
-    """Our table of a module: the one place its name is built."""
-    return TABLE_PREFIX + kind
+def table_name(rule_set):
+    """Our table of a rule set: the one place its name is built."""
+    return TABLE_PREFIX + rule_set
 
 
 # (family, table) of every table of ours, as the coexistence walk leaves them out
-OWN_TABLES = frozenset((FAMILY, table_name(kind)) for kind in ("masquerade", "port_forward"))
+OWN_TABLES = frozenset((FAMILY, table_name(rule_set)) for rule_set in ("masquerade", "port_forward"))
 BASE_CHAINS = {
     ir.PREROUTING: "type nat hook prerouting priority dstnat; policy accept;",
     ir.OUTPUT: "type nat hook output priority -100; policy accept;",
@@ -136,106 +135,15 @@ def render_delete(table):
 
 
 # ---------------------------------------------------------------------------------------------
-# Read-back: nf.nft_rule parses every rule of nft's JSON; here its small form becomes a Rule.
-
-
-class _Unknown(Exception):
-    pass
-
-
-@functools.lru_cache(maxsize=4096)
-def _net_text(text):
-    return str(ipaddress.ip_network(text, strict=False))
-
-
-@functools.lru_cache(maxsize=4096)
-def _address_text(text):
-    return str(ipaddress.ip_address(text))
-
-
-def _one(values):
-    if len(values) != 1:
-        raise _Unknown(values)
-    return values[0]
-
-
-def _port_range(value):
-    if isinstance(value, int):
-        return (value, value)
-    if isinstance(value, tuple) and len(value) == 2:
-        return value
-    raise _Unknown(value)
-
-
-def _version(text):
-    """4 or 6 of an address or network as nft prints it (only IPv6 has colons)."""
-    return 6 if ":" in text else 4
-
-
-def _apply_match(key, negated, values, fields):
-    if key in ("iif", "oif") and not negated:
-        value = _one(values)
-        if not isinstance(value, str):
-            raise _Unknown(value)
-        fields[key] = value
-    elif key == "nfproto" and not negated:
-        fields["family"] = {"ipv4": 4, "ipv6": 6}[_one(values)]
-    elif key == "proto" and not negated:
-        fields["proto"] = _one(values)
-    elif key == "saddr" and not negated:
-        if any(not isinstance(value, str) for value in values):
-            raise _Unknown(values)
-        nets = [_net_text(value) for value in values]
-        fields["saddr"] = tuple(nets if len(nets) == 1 else sorted(nets, key=network_sort_key))
-        fields["family"] = _version(values[0])
-    elif key == "daddr":
-        value = _one(values)
-        if not isinstance(value, str):
-            raise _Unknown(value)
-        fields["daddr"] = _net_text(value) if negated or "/" in value else _address_text(value)
-        fields["daddr_negated"] = negated
-        fields["family"] = _version(value)
-    elif key in ("dport", "sport") and not negated:
-        fields[key] = _port_range(_one(values))
-    elif key == "fib_daddr_type" and not negated and values == ["local"]:
-        fields["daddr_local"] = True
-    elif key == "ct" and not negated and values == ["dnat"]:
-        fields["ct_dnat"] = True
-    else:
-        raise _Unknown(key)
+# Read-back: nf.nft_rule parses every rule of nft's JSON; rules.rule_of makes a Rule of its small form.
 
 
 def rule_of(chain, item):
-    """A rule of our table (nf.nft_rule's small form) as a Rule; None for our own jump
-    rules. A rule of a shape we never write comes back as a Rule with action 'unknown' so that
-    the planner sees the drift and rewrites the table."""
+    """A rule of our table (nf.nft_rule's small form) as a Rule (ir.rule_of, which gives action
+    'unknown' to a shape we never write); None for our own jump rules."""
     if item["verdict"] == "jump" and item["target"] in JUMPS and not item["matches"]:
         return None
-    fields = {"chain": chain, "family": 4, "comment": item["comment"]}
-    try:
-        for key, negated, values in item["matches"]:
-            _apply_match(key, negated, values, fields)
-        nat = item["nat"] or {}
-        if item["statements"]:
-            raise _Unknown(item["statements"])
-        if item["verdict"] == "accept":
-            fields["action"] = ir.ACCEPT
-        elif item["verdict"] == "nat" and nat["kind"] == "masquerade":
-            fields["action"] = ir.MASQUERADE
-        elif item["verdict"] == "nat" and nat["kind"] == "dnat" and nat.get("addr"):
-            fields["action"] = ir.DNAT
-            fields["family"] = 4 if nat["family"] == "ip" else 6
-            fields["to_addr"] = _address_text(nat["addr"])
-            if nat["ports"]:
-                fields["to_port"] = nat["ports"]
-        else:
-            raise _Unknown(item["verdict"])
-        parsed = ir.Rule(**fields)
-    except (_Unknown, KeyError, TypeError, ValueError):
-        parsed = None
-    if parsed is None or not ir.writable(parsed):
-        return ir.Rule(chain=chain, family=fields["family"], action="unknown", comment=item["text"].partition(" (")[0])
-    return parsed
+    return ir.rule_of(chain, 4, item, item["text"].partition(" (")[0])
 
 
 def parse_table(document, table):

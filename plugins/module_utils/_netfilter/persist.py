@@ -225,7 +225,7 @@ class FileTransaction:
         except OSError as exc:
             self.rollback()
             raise _file_error(exc, "the files written before were put back")
-        for backup in [b for _kind, _path, b in self.undo if b]:
+        for backup in [b for _what, _path, b in self.undo if b]:
             _unlink(backup)
         self.prepared = []
         self.undo = []
@@ -249,7 +249,7 @@ class FileTransaction:
 
     def rollback(self):
         """Put back what commit() renamed, and drop staged files. Safe to call twice."""
-        for _kind, path, backup in reversed(self.undo):
+        for _what, path, backup in reversed(self.undo):
             if backup:
                 os.replace(backup, path)
             else:

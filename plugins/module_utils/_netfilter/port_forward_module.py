@@ -33,6 +33,7 @@ ARGUMENT_SPEC = ruleset.common_argument_spec(
     allow_local_port_takeover=dict(type="bool", default=False),
 )
 
+# The rule set of the companion chains: our FORWARD accepts again, in iptables (coexist.py).
 COMPANION = "port_forward_accept"
 
 

@@ -86,7 +86,7 @@ def _sections(chains, text):
 
 
 def iptables_restore_script(chains, before, now):
-    """The `iptables-restore --noflush` script that turns our chains (``chains``: the kind's
+    """The `iptables-restore --noflush` script that turns our chains (``chains``: the rule set's
     {role: (table, chain, parent)}) and their jumps from ``now`` (iptables-save text) back into
     ``before``: the saved lines verbatim, so a rule we would not render comes back too. Empty
     when nothing differs. A re-inserted jump goes to the top, where we always put it."""
@@ -175,14 +175,14 @@ with open(state["lock"], "a+") as lock:
 """
 
 
-def state_path(lock_path, kind, token):
+def state_path(lock_path, rule_set, token):
     """One state file per armed run: a watcher only ever sees its own files."""
-    return "%s.rollback-%s-%s.json" % (lock_path, kind, token)
+    return "%s.rollback-%s-%s.json" % (lock_path, rule_set, token)
 
 
-def pending(lock_path, kind):
-    """The state file of an unconfirmed rollback of ``kind`` still waiting, or None."""
-    prefix = "%s.rollback-%s-" % (os.path.basename(lock_path), kind)
+def pending(lock_path, rule_set):
+    """The state file of an unconfirmed rollback of ``rule_set`` still waiting, or None."""
+    prefix = "%s.rollback-%s-" % (os.path.basename(lock_path), rule_set)
     directory = os.path.dirname(lock_path) or "."
     for name in sorted(os.listdir(directory)) if os.path.isdir(directory) else []:
         if name.startswith(prefix) and name.endswith(".json"):
@@ -190,10 +190,10 @@ def pending(lock_path, kind):
     return None
 
 
-def arm(runner, lock_path, kind, timeout, steps):
+def arm(runner, lock_path, rule_set, timeout, steps):
     """Start the watcher for ``steps``; returns what the controller needs to confirm."""
     token = secrets.token_hex(16)
-    path = state_path(lock_path, kind, token)
+    path = state_path(lock_path, rule_set, token)
     state = {"token": token, "timeout": timeout, "lock": lock_path,
              "steps": [{"argv": [runner.binary(s.argv[0])] + list(s.argv[1:]), "data": s.data} for s in steps]}
     temp = path + ".tmp"
@@ -207,12 +207,12 @@ def arm(runner, lock_path, kind, timeout, steps):
     return {"pending": True, "token": token, "timeout": timeout, "watcher_pid": proc.pid, "state": path}
 
 
-def confirm(lock_path, kind, token):
+def confirm(lock_path, rule_set, token):
     """Keep what an earlier run applied (called under the host lock). Fails when the watcher
     already put the previous rules back, or when there is nothing of ``token`` to confirm."""
     if not token or not token.isalnum():
         raise HypervisorNetworkError("_rollback_confirm: %r is not a rollback token" % (token,))
-    path = state_path(lock_path, kind, token)
+    path = state_path(lock_path, rule_set, token)
     done = path + ".done"
     if os.path.exists(done):
         with open(done, "r", encoding="utf-8") as handle:
@@ -220,7 +220,7 @@ def confirm(lock_path, kind, token):
         os.unlink(done)
         raise HypervisorNetworkError(
             "the confirmation came after rollback_timeout: the previous %s rules were already put back "
-            "and nothing was persisted; run the task again (with a longer rollback_timeout)" % kind,
+            "and nothing was persisted; run the task again (with a longer rollback_timeout)" % rule_set,
             rollback=outcome,
         )
     try:
@@ -231,10 +231,10 @@ def confirm(lock_path, kind, token):
     if state.get("token") != token:
         raise HypervisorNetworkError(
             "no pending rollback of %s with this token under %s (the host rebooted, or another run "
-            "replaced it): nothing was confirmed" % (kind, path)
+            "replaced it): nothing was confirmed" % (rule_set, path)
         )
     # The marker stops the watcher; the state goes now, so that a watcher that died cannot
-    # leave the kind looking pending.
+    # leave the rule set looking pending.
     with open(path + ".confirmed", "w", encoding="utf-8") as handle:
         handle.write(token + "\n")
     os.unlink(path)

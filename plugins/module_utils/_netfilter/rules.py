@@ -10,6 +10,7 @@ comparison of two rule lists and never of text.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass
 
@@ -19,6 +20,7 @@ from ansible_collections.hypervisor.network.plugins.module_utils._netfilter.mode
     Masquerade,
     PortForward,
     dedupe,
+    network_sort_key,
     rule_text,
     sort_items,
 )
@@ -74,6 +76,120 @@ def not_understood(rule):
     comment line, valid in an nft script and skipped by iptables-restore, that cannot break out."""
     text = "".join(ch if ch.isprintable() else "?" for ch in rule.comment or "")
     return "# not understood, to be replaced: %s" % text
+
+
+# -- our rule from the small form of foreign.py, for both backends' read-back --------------------
+
+
+class _Unknown(Exception):
+    pass
+
+
+@functools.lru_cache(maxsize=4096)
+def _net_text(text):
+    return str(ipaddress.ip_network(text, strict=False))
+
+
+@functools.lru_cache(maxsize=4096)
+def _host_or_net_text(text):
+    """A destination as both backends write it: a host as a plain address (nft prints it so,
+    iptables-save adds /32 or /128), a subnet as a network."""
+    net = ipaddress.ip_network(text, strict=False)
+    return str(net.network_address) if net.prefixlen == net.max_prefixlen else str(net)
+
+
+@functools.lru_cache(maxsize=4096)
+def _address_text(text):
+    return str(ipaddress.ip_address(text))
+
+
+def _one(values):
+    if len(values) != 1:
+        raise _Unknown(values)
+    return values[0]
+
+
+def _port_range(value):
+    if isinstance(value, int):
+        return (value, value)
+    if isinstance(value, tuple) and len(value) == 2:
+        return value
+    raise _Unknown(value)
+
+
+def _version(text):
+    """4 or 6 of an address or network as nft prints it (only IPv6 has colons)."""
+    return 6 if ":" in text else 4
+
+
+def _apply_match(key, negated, values, fields):
+    if key in ("iif", "oif") and not negated:
+        value = _one(values)
+        if not isinstance(value, str):
+            raise _Unknown(value)
+        fields[key] = value
+    elif key == "nfproto" and not negated:
+        fields["family"] = {"ipv4": 4, "ipv6": 6}[_one(values)]
+    elif key == "proto" and not negated:
+        fields["proto"] = _one(values)
+    elif key == "saddr" and not negated:
+        if any(not isinstance(value, str) for value in values):
+            raise _Unknown(values)
+        nets = [_net_text(value) for value in values]
+        fields["saddr"] = tuple(nets if len(nets) == 1 else sorted(nets, key=network_sort_key))
+        fields["family"] = _version(values[0])
+    elif key == "daddr":
+        value = _one(values)
+        if not isinstance(value, str):
+            raise _Unknown(value)
+        fields["daddr"] = _net_text(value) if negated else _host_or_net_text(value)
+        fields["daddr_negated"] = negated
+        fields["family"] = _version(value)
+    elif key in ("dport", "sport") and not negated:
+        fields[key] = _port_range(_one(values))
+    elif key == "fib_daddr_type" and not negated and values == ["local"]:
+        fields["daddr_local"] = True
+    elif key == "ct" and not negated and values == ["dnat"]:
+        fields["ct_dnat"] = True
+    else:
+        raise _Unknown(key)
+
+
+def rule_of(chain, family, item, text):
+    """One of our rules, read by a tolerant reader of foreign.py (nf.nft_rule, nf.save_rule) into
+    the small form, as a Rule: the strict check both backends read their own rules with. A rule
+    of a shape we never write (or with strings we would refuse) comes back as a Rule with action
+    'unknown' and ``text`` as its comment, so that the planner sees the drift and rewrites it.
+    ``family`` is the rule's family where no address says it."""
+    fields = {"chain": chain, "family": family, "comment": item["comment"]}
+    try:
+        for key, negated, values in item["matches"]:
+            _apply_match(key, negated, values, fields)
+        nat = item["nat"] or {}
+        if item["statements"]:
+            raise _Unknown(item["statements"])
+        if item["verdict"] == "accept":
+            fields["action"] = ACCEPT
+        elif item["verdict"] == "nat" and nat["kind"] == "masquerade":
+            fields["action"] = MASQUERADE
+        elif item["verdict"] == "nat" and nat["kind"] == "dnat" and nat.get("addr"):
+            fields["action"] = DNAT
+            if nat.get("family"):
+                fields["family"] = 4 if nat["family"] == "ip" else 6
+            fields["to_addr"] = _address_text(nat["addr"])
+            if nat["ports"]:
+                fields["to_port"] = nat["ports"]
+        else:
+            raise _Unknown(item["verdict"])
+        parsed = Rule(**fields)
+    except (_Unknown, KeyError, TypeError, ValueError):
+        parsed = None
+    if parsed is None or not writable(parsed):
+        return Rule(chain=chain, family=fields["family"], action="unknown", comment=text)
+    return parsed
+
+
+# -- compile / decompile -------------------------------------------------------------------------
 
 
 def _host_dnat_rules(fwd, proto, chain, saddr, iif):

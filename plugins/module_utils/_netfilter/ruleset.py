@@ -11,7 +11,7 @@ from ansible_collections.hypervisor.network.plugins.module_utils._netfilter impo
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import foreign as nf
 from ansible_collections.hypervisor.network.plugins.module_utils._errors import HypervisorNetworkError, ValidationError
 from ansible_collections.hypervisor.network.plugins.module_utils._lock import default_lock_path, host_lock
-from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import persist as boot
+from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import persist
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import rollback
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter.backend import (
     Paths,
@@ -30,8 +30,8 @@ class Kind:
     the plain kind (masquerade); port_forward_module.PortForwardKind adds the routes, the local
     listener guard, the walk of other owners' chains and the companion chains."""
 
-    def __init__(self, name, parse, key_of, complete, compile_rules, decompile):
-        self.name = name
+    def __init__(self, rule_set, parse, key_of, complete, compile_rules, decompile):
+        self.rule_set = rule_set  # the name of the set of our rules this kind writes
         self.parse = parse
         self.key_of = key_of
         self._complete = complete
@@ -102,7 +102,7 @@ def run(module, kind):
 
     if state == "rendered":
         routes = kind.routes(runner) if runner.has("ip") else []
-        backend = requested_backend(runner, params["backend"], params["iptables_variant"], kind.name,
+        backend = requested_backend(runner, params["backend"], params["iptables_variant"], kind.rule_set,
                                     Paths.from_params(params))
         wanted = kind.compile(kind.desired("overridden", partials, [], routes))
         result = build_result(module, False, [], None, rendered=backend.rendered(wanted), backend=backend.name)
@@ -123,7 +123,7 @@ def _converge(module, kind, runner, partials):
     # One `nft -j list ruleset` serves our own rules and, for port_forward, the coexistence walk
     # and the question whether nft works and which iptables-nft tables exist.
     listing = kind.read_ruleset(runner) if state != "gathered" else None
-    backend = select_backend(runner, params["backend"], params["iptables_variant"], kind.name,
+    backend = select_backend(runner, params["backend"], params["iptables_variant"], kind.rule_set,
                              Paths.from_params(params), listing)
     have_rules = rules_ir.canonical(backend.gather(listing))
     have_items = kind.decompile(have_rules)[0]
@@ -151,11 +151,11 @@ def _converge(module, kind, runner, partials):
         extra["rollback"] = outcome["rollback"]
 
     def after():
-        after_rules = backend.gather() if runtime_changed and not runner.check_mode else wanted
+        after_rules = backend.gather() if outcome["applied"] else wanted
         return [item.to_dict() for item in kind.decompile(after_rules)[0]]
 
     def diff():
-        header = "%s rules (%s)" % (kind.name, backend.name)
+        header = "%s rules (%s)" % (kind.rule_set, backend.name)
         return {"before": backend.show(have_rules), "after": backend.show(wanted),
                 "before_header": header, "after_header": header}
 
@@ -163,7 +163,7 @@ def _converge(module, kind, runner, partials):
     return build_result(
         module, changed, runner.commands, before, after=after, diff=diff,
         backend=backend.name, persisted=outcome["persisted"], coexistence=around.report,
-        removed_stale=["%s (%s)" % (other.kind, other.placement) for other in stale],
+        removed_stale=["%s (%s)" % (other.rule_set, other.placement) for other in stale],
         # The arguments as given: a thousand forwards with every unset suboption spelled out as
         # null would double what Ansible must carry back and scrub.
         invocation={"module_args": dict(params, config=[
@@ -189,12 +189,12 @@ def _rollback_gate(params, kind, check_mode):
     change rules that a pending rollback would put back underneath this run."""
     lock = _lock_path(params)
     if params.get("_rollback_confirm"):
-        return rollback.confirm(lock, kind.name, params["_rollback_confirm"])
-    waiting = rollback.pending(lock, kind.name)
+        return rollback.confirm(lock, kind.rule_set, params["_rollback_confirm"])
+    waiting = rollback.pending(lock, kind.rule_set)
     if waiting and not check_mode:
         raise HypervisorNetworkError(
             "an earlier %s task with rollback_timeout is not confirmed yet (%s): its watcher would undo this "
-            "run; wait until it is confirmed or its timeout has passed" % (kind.name, waiting)
+            "run; wait until it is confirmed or its timeout has passed" % (kind.rule_set, waiting)
         )
     return None
 
@@ -214,7 +214,7 @@ def _persist_ops(params, backend, wanted, stale, companions, others=()):
     for other in others:
         if not any(other is owner for owner in stale):
             other_ops, _files, _warning = other.persist_ops([])
-            ops += [op for op in other_ops if isinstance(op, boot.FileOp) and op.content is None]
+            ops += [op for op in other_ops if isinstance(op, persist.FileOp) and op.content is None]
     for companion, have, want in companions:
         if want or have:
             companion_ops, companion_files, _warning = companion.persist_ops(want)
@@ -238,13 +238,14 @@ def _apply(runner, params, kind, backend, wanted, stale, companions, companions_
     persisted, warning, ops = None, None, []
     if params["persist"] and not deferred:
         ops, persisted, warning = _persist_ops(params, backend, wanted, stale, companions, others)
-    files = boot.FileTransaction(runner, ops)
+    files = persist.FileTransaction(runner, ops)
     files.stage()
     guard = rollback.RuntimeGuard(runner)
+    applied = False
     try:
         if runtime_changed:
             guard.before_change(backend)
-            backend.apply(wanted)
+            applied = backend.apply(wanted)
         for other in stale:
             guard.before_change(other)
             other.apply([])
@@ -258,7 +259,9 @@ def _apply(runner, params, kind, backend, wanted, stale, companions, companions_
         raise
     armed = confirmed
     if deferred:
-        armed = {"pending": False, "timeout": timeout}
-        if not runner.check_mode:
-            armed = rollback.arm(runner, _lock_path(params), kind.name, timeout, guard.steps())
-    return {"files_changed": files.changed, "persisted": persisted, "warning": warning, "rollback": armed}
+        # the watcher and its state file are our own bookkeeping, not a command of the result;
+        # in check mode nothing was changed, so nothing is armed
+        armed = runner.call(None, rollback.arm, runner, _lock_path(params), kind.rule_set, timeout, guard.steps()) \
+            or {"pending": False, "timeout": timeout}
+    return {"files_changed": files.changed, "persisted": persisted, "warning": warning, "rollback": armed,
+            "applied": applied}

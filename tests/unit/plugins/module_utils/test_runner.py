@@ -33,7 +33,7 @@ except ImportError:  # ansible-core before 2.19 has no such helper: hand the arg
             basic._ANSIBLE_ARGS = saved
 
 from ansible_collections.hypervisor.network.plugins.module_utils._errors import CommandError, HypervisorNetworkError
-from ansible_collections.hypervisor.network.plugins.module_utils._runner import Runner
+from ansible_collections.hypervisor.network.plugins.module_utils._runner import Completed, Runner
 
 REPO = Path(__file__).resolve().parents[4]
 
@@ -116,9 +116,28 @@ def test_change_runs_and_is_recorded(runner, tmp_path):
 
 def test_change_in_check_mode_records_and_runs_nothing(dry, tmp_path):
     target = tmp_path / "made"
-    assert dry.change(["touch", str(target)]) == (0, "", "")
+    assert dry.change(["touch", str(target)]) == Completed(ran=False, rc=0, out="", err="")
     assert not target.exists()
     assert dry.commands == ["touch %s" % target]
+
+
+def test_change_says_whether_it_ran(runner, dry, tmp_path):
+    """A caller keeps account of the host by what really ran, never by asking the check mode."""
+    done = runner.change(["sh", "-c", "echo out; echo err >&2; touch %s" % (tmp_path / "ran")])
+    assert done == Completed(ran=True, rc=0, out="out\n", err="err\n")
+    assert (tmp_path / "ran").exists()
+    assert dry.change(["sh", "-c", "touch %s" % (tmp_path / "dry")]).ran is False
+    assert not (tmp_path / "dry").exists()
+
+
+def test_call_without_shown_runs_and_records_nothing(runner, dry):
+    """The collection's own bookkeeping (a rollback watcher) goes through the one guard too,
+    but is no command of the result."""
+    assert runner.call(None, lambda value: value * 2, 21) == 42
+    assert runner.commands == []
+    called = []
+    assert dry.call(None, called.append, "x") is None
+    assert called == [] and dry.commands == []
 
 
 def test_a_failed_change_raises(runner):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import foreign as nf
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import iptables as ipt
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import model
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import rules as ir
@@ -173,7 +174,7 @@ def test_nft_rules_we_never_write_read_back_as_not_understood():
 
 
 def test_one_dnat_target_splitter_for_both_families():
-    assert ipt.split_target("10.0.0.2:80-90") == ("10.0.0.2", "80-90")
-    assert ipt.split_target("[fd00::5]:22") == ("fd00::5", "22")
-    assert ipt.split_target("fd00::5") == ("fd00::5", "")
-    assert ipt.split_target("10.0.0.2") == ("10.0.0.2", "")
+    assert nf.split_target("10.0.0.2:80-90") == ("10.0.0.2", "80-90")
+    assert nf.split_target("[fd00::5]:22") == ("fd00::5", "22")
+    assert nf.split_target("fd00::5") == ("fd00::5", "")
+    assert nf.split_target("10.0.0.2") == ("10.0.0.2", "")

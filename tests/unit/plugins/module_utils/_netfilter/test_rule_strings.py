@@ -41,16 +41,16 @@ def test_nft_strings_are_quoted_in_place():
 @settings(max_examples=300, deadline=None)
 @given(st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\n\r\x00")))
 def test_iptables_quote_and_split_line_round_trip(text):
-    tokens, complete = ipt.split_line("-A X %s -j ACCEPT" % ipt.quote(text))
+    tokens, complete = nf.split_line("-A X %s -j ACCEPT" % ipt.quote(text))
     assert complete
     assert tokens == ["-A", "X", text, "-j", "ACCEPT"]
 
 
 def test_split_line_reads_like_iptables_restore():
-    assert ipt.split_line('-A F -m comment --comment "a \\"b\\" \\\\c" -j ACCEPT') == (
+    assert nf.split_line('-A F -m comment --comment "a \\"b\\" \\\\c" -j ACCEPT') == (
         ["-A", "F", "-m", "comment", "--comment", 'a "b" \\c', "-j", "ACCEPT"], True)
-    assert ipt.split_line("-A F -i a\\b -j DROP") == (["-A", "F", "-i", "a\\b", "-j", "DROP"], True)
-    assert ipt.split_line('-A F -i a"b -j DROP') == (["-A", "F", "-i", "ab -j DROP"], False)
+    assert nf.split_line("-A F -i a\\b -j DROP") == (["-A", "F", "-i", "a\\b", "-j", "DROP"], True)
+    assert nf.split_line('-A F -i a"b -j DROP') == (["-A", "F", "-i", "ab -j DROP"], False)
 
 
 FOREIGN_SAVE = '''*filter
