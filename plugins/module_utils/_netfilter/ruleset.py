@@ -26,17 +26,18 @@ STATES = ["merged", "replaced", "overridden", "deleted", "gathered", "rendered"]
 
 class Kind:
     """What differs between the rule-set modules: the items and their rules (parse, key, complete,
-    compile, decompile), and what a kind reads of the host besides its own rules. This base is
-    the plain kind (masquerade); port_forward_module.PortForwardKind adds the routes, the local
-    listener guard, the walk of other owners' chains and the companion chains."""
+    compile, and ``items_of``: the items a list of rules holds), and what a kind reads of the host
+    besides its own rules. This base is the plain kind (masquerade);
+    port_forward_module.PortForwardKind adds the routes, the local listener guard, the walk of
+    other owners' chains and the companion chains."""
 
-    def __init__(self, name, parse, key_of, complete, compile_rules, decompile):
+    def __init__(self, name, parse, key_of, complete, compile_rules, items_of):
         self.name = name
         self.parse = parse
         self.key_of = key_of
         self._complete = complete
         self.compile = compile_rules
-        self.decompile = decompile
+        self.items_of = items_of
 
     def read_ruleset(self, runner):
         """`nft -j list ruleset` where the kind needs more than its own table, else None."""
@@ -126,7 +127,7 @@ def _converge(module, kind, runner, partials):
     backend = select_backend(runner, params["backend"], params["iptables_variant"], kind.name,
                              Paths.from_params(params), listing)
     have_rules = rules_ir.canonical(backend.gather(listing))
-    have_items = kind.decompile(have_rules)[0]
+    have_items = kind.items_of(have_rules)
     before = [item.to_dict() for item in have_items]
     if state == "gathered":
         return build_result(module, False, [], before, gathered=before, backend=backend.name)
@@ -152,7 +153,7 @@ def _converge(module, kind, runner, partials):
 
     def after():
         after_rules = backend.gather() if runtime_changed and not runner.check_mode else wanted
-        return [item.to_dict() for item in kind.decompile(after_rules)[0]]
+        return [item.to_dict() for item in kind.items_of(after_rules)]
 
     def diff():
         header = "%s rules (%s)" % (kind.name, backend.name)
