@@ -95,6 +95,9 @@ def render_rule(rule):
 
 def _compact(text):
     """nft prints a host route as a plain address; write it the same way."""
+    address, _sep, prefix = text.partition("/")
+    if prefix == "32" and plain_ipv4(address):
+        return address
     if "/" in text:
         net = ipaddress.ip_network(text)
         if net.prefixlen == net.max_prefixlen:
@@ -143,13 +146,30 @@ class _Unknown(Exception):
     pass
 
 
+def plain_ipv4(text):
+    """Is ``text`` an IPv4 address exactly as ipaddress prints it (four decimal octets, no
+    leading zeros)? Then it needs no parsing to be normalised: nft prints every address of our
+    table that way, and a listing of 1000 forwards holds 2000 distinct ones."""
+    parts = text.split(".")
+    if len(parts) != 4:
+        return False
+    for part in parts:
+        if not (part.isascii() and part.isdigit()) or (part[0] == "0" and part != "0") or int(part) > 255:
+            return False
+    return True
+
+
 @functools.lru_cache(maxsize=4096)
 def _net_text(text):
+    if plain_ipv4(text):
+        return text + "/32"
     return str(ipaddress.ip_network(text, strict=False))
 
 
 @functools.lru_cache(maxsize=4096)
 def _address_text(text):
+    if plain_ipv4(text):
+        return text
     return str(ipaddress.ip_address(text))
 
 
