@@ -6,6 +6,9 @@ are masquerade_module.py and port_forward_module.py, which say what differs: the
 
 from __future__ import annotations
 
+import contextlib
+import gc
+
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import model
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import rules as rules_ir
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import foreign as nf
@@ -113,8 +116,24 @@ def run(module, kind):
     _validate_rollback(params)
     # One lock over read -> plan -> apply: a run that read the table before another run applied
     # would write it back without the other's items.
-    with host_lock(params.get("lock_file")):
+    with host_lock(params.get("lock_file")), _without_cycle_collection():
         return _converge(module, kind, runner, partials)
+
+
+@contextlib.contextmanager
+def _without_cycle_collection():
+    """Python's cycle collector paused while a run reads, plans and applies. The run holds nft's
+    JSON of the whole ruleset (about 200,000 objects at 1000 forwards) while it parses and plans,
+    and every full pass of the collector walks all of them again, for nothing: none of it is in
+    a reference cycle, and reference counting frees it when the run returns. Those passes took
+    a fifth of a no-change run at 1000 forwards. The collector runs again afterwards, as before."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _converge(module, kind, runner, partials):
