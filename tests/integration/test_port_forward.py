@@ -120,6 +120,29 @@ def test_overridden_replaced_deleted_gathered(lab, backend):
     assert "HNET-PF" not in ruleset(lab, topo.hv) and "hypervisor_network" not in ruleset(lab, topo.hv)
 
 
+def test_after_is_what_the_kernel_then_holds(lab, backend):
+    """`after` comes from the rules the run planned, not from listing our table again after the
+    apply (issue 14): here it is compared with what the kernel holds, for forwards of every shape,
+    after a first apply and after a change."""
+    topo = build(lab)
+    config = [
+        dict(WEB, in_interface="eth0", hairpin=True),
+        {"protocol": "both", "host_port": "5353", "destination": G2, "destination_port": "53"},
+        {"protocol": "tcp", "host_port": "5354", "destination": G2, "destination_port": "53"},
+        {"protocol": "udp", "host_port": "5354", "destination": G2, "destination_port": "53"},
+        {"protocol": "udp", "host_port": "60000-60002", "destination": G1, "destination_port": "61000-61002",
+         "allowed_sources": ["198.51.100.0/24", UPSTREAM]},
+        {"host_port": "2222", "destination": G2, "destination_port": "22", "host_address": HV_UPLINK, "comment": "ssh"},
+    ]
+    applied = forward(lab, topo, backend, config)
+    assert applied["changed"]
+    assert forward(lab, topo, backend, None, state="gathered")["gathered"] == applied["after"]
+    assert {f["host_port"]: f["protocol"] for f in applied["after"]}["5354"] == "both"
+    changed = forward(lab, topo, backend, [{"host_port": "8443", "destination": G1, "destination_port": "443", "hairpin": True}])
+    assert changed["changed"] and len(changed["after"]) == len(applied["after"]) + 1
+    assert forward(lab, topo, backend, None, state="gathered")["gathered"] == changed["after"]
+
+
 def test_persistent_file_restores_what_was_applied(lab, backend):
     topo = build(lab)
     applied = forward(lab, topo, backend, [WEB, dict(WEB, host_port="8443", destination_port="443", hairpin=True)])

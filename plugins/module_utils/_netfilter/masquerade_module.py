@@ -21,7 +21,7 @@ ARGUMENT_SPEC = ruleset.common_argument_spec(ITEM_OPTIONS)
 KIND = ruleset.Kind(
     "masquerade", model.parse_masquerade, model.masquerade_key,
     lambda _index, partial, base, _connected: model.complete_masquerade(partial, base),
-    rules_ir.compile_masquerades, rules_ir.decompile_masquerades,
+    rules_ir.compile_masquerades, rules_ir.masquerade_items,
 )
 
 

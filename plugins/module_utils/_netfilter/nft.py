@@ -94,6 +94,9 @@ def render_rule(rule):
 
 def _compact(text):
     """nft prints a host route as a plain address; write it the same way."""
+    address, _sep, prefix = text.partition("/")
+    if prefix == "32" and ir.plain_ipv4(address):
+        return address
     if "/" in text:
         net = ipaddress.ip_network(text)
         if net.prefixlen == net.max_prefixlen:

@@ -47,7 +47,7 @@ class PortForwardKind(ruleset.Kind):
             "port_forward", model.parse_port_forward, model.port_forward_key,
             lambda index, partial, base, connected: model.complete_port_forward(
                 "config[%d]" % index, partial, base, connected),
-            rules_ir.compile_port_forwards, rules_ir.decompile_port_forwards,
+            rules_ir.compile_port_forwards, rules_ir.port_forward_items,
         )
 
     def read_ruleset(self, runner):
@@ -71,8 +71,10 @@ class PortForwardKind(ruleset.Kind):
         # forwards already in place (taken over earlier, on purpose) stay: an item read back from
         # the host is in place; any other, only if all its rules are loaded
         have, loaded = set(have_items), set(have_rules)
+        # One forward's rules, unsorted: compiling a set of one per forward sorted and grouped
+        # N sets of one at N forwards.
         coexist.refuse_local_takeover(
-            runner, [item for item in items if item not in have and not set(self.compile([item])) <= loaded],
+            runner, [item for item in items if item not in have and not loaded.issuperset(rules_ir.port_forward_rules(item))],
             {self.key_of(partial): index for index, partial in enumerate(partials)})
 
     def surroundings(self, runner, params, backend, listing, items, wanted, routes):

@@ -85,8 +85,23 @@ class _Unknown(Exception):
     pass
 
 
+def plain_ipv4(text):
+    """Is ``text`` an IPv4 address exactly as ipaddress prints it (four decimal octets, no
+    leading zeros)? Then it needs no parsing to be normalised: nft prints every address of our
+    table that way, and a listing of 1000 forwards holds 2000 distinct ones."""
+    parts = text.split(".")
+    if len(parts) != 4:
+        return False
+    for part in parts:
+        if not (part.isascii() and part.isdigit()) or (part[0] == "0" and part != "0") or int(part) > 255:
+            return False
+    return True
+
+
 @functools.lru_cache(maxsize=4096)
 def _net_text(text):
+    if plain_ipv4(text):
+        return text + "/32"
     return str(ipaddress.ip_network(text, strict=False))
 
 
@@ -100,6 +115,8 @@ def _host_or_net_text(text):
 
 @functools.lru_cache(maxsize=4096)
 def _address_text(text):
+    if plain_ipv4(text):
+        return text
     return str(ipaddress.ip_address(text))
 
 
@@ -220,27 +237,36 @@ def _reply_rule(fwd, proto, chain):
     )
 
 
+def port_forward_rules(fwd):
+    """The rules of one forward, in the order they are written (before the canonical grouping):
+    what compile_port_forwards joins for a whole set, and what the local-listener guard asks
+    about one forward at a time without sorting a set of one for each."""
+    rules = []
+    for proto in PROTOCOLS[fwd.protocol]:
+        rules.append(_host_dnat_rules(fwd, proto, PREROUTING, fwd.allowed_sources, fwd.in_interface))
+        rules.append(_accept_rule(fwd, proto, FORWARD, fwd.allowed_sources, fwd.in_interface))
+        rules.append(_reply_rule(fwd, proto, FORWARD))
+        if not fwd.hairpin:
+            continue
+        # Guests reach the forward through the bridge, not in_interface, and are not in
+        # the allowlist: they get rules of their own, scoped to the hairpin sources.
+        if fwd.in_interface or fwd.allowed_sources:
+            rules.append(_host_dnat_rules(fwd, proto, HAIRPIN_PREROUTING, fwd.hairpin_sources, None))
+            rules.append(_accept_rule(fwd, proto, HAIRPIN_FORWARD, fwd.hairpin_sources, None))
+        rules.append(_host_dnat_rules(fwd, proto, OUTPUT, (), None))
+        rules.append(Rule(
+            chain=POSTROUTING, family=fwd.family, action=MASQUERADE, saddr=fwd.hairpin_sources,
+            daddr=fwd.destination, proto=proto, dport=fwd.destination_port, ct_dnat=True,
+            comment=fwd.comment,
+        ))
+    return rules
+
+
 def compile_port_forwards(forwards):
     """Rules for the forwards, in a canonical order."""
     rules = []
     for fwd in sort_items(forwards):
-        for proto in PROTOCOLS[fwd.protocol]:
-            rules.append(_host_dnat_rules(fwd, proto, PREROUTING, fwd.allowed_sources, fwd.in_interface))
-            rules.append(_accept_rule(fwd, proto, FORWARD, fwd.allowed_sources, fwd.in_interface))
-            rules.append(_reply_rule(fwd, proto, FORWARD))
-            if not fwd.hairpin:
-                continue
-            # Guests reach the forward through the bridge, not in_interface, and are not in
-            # the allowlist: they get rules of their own, scoped to the hairpin sources.
-            if fwd.in_interface or fwd.allowed_sources:
-                rules.append(_host_dnat_rules(fwd, proto, HAIRPIN_PREROUTING, fwd.hairpin_sources, None))
-                rules.append(_accept_rule(fwd, proto, HAIRPIN_FORWARD, fwd.hairpin_sources, None))
-            rules.append(_host_dnat_rules(fwd, proto, OUTPUT, (), None))
-            rules.append(Rule(
-                chain=POSTROUTING, family=fwd.family, action=MASQUERADE, saddr=fwd.hairpin_sources,
-                daddr=fwd.destination, proto=proto, dport=fwd.destination_port, ct_dnat=True,
-                comment=fwd.comment,
-            ))
+        rules.extend(port_forward_rules(fwd))
     return _unique(rules)
 
 
@@ -279,6 +305,16 @@ def _ports(rule_ports, fallback):
 def decompile_port_forwards(rules):
     """Model items from rules read back. Rules that no forward explains are returned apart,
     so the planner can see drift (a rule edited or added by hand in our table)."""
+    forwards = port_forward_items(rules)
+    expected = set(compile_port_forwards(forwards))
+    return forwards, [rule for rule in rules if rule not in expected]
+
+
+def port_forward_items(rules):
+    """The forwards that ``rules`` hold, without the rules they leave unexplained: what a run
+    needs of the rules read back (``before``) and of the rules it planned (``after``). Finding
+    the unexplained rules compiles every forward again, and a run that compares whole rule
+    lists does not need them."""
     by_chain = {}
     for rule in rules:
         by_chain.setdefault(rule.chain, []).append(rule)
@@ -299,10 +335,7 @@ def decompile_port_forwards(rules):
             allowed_sources=rule.saddr, hairpin=bool(has_output and sources is not None),
             hairpin_sources=tuple(sources or ()) if has_output else (), comment=rule.comment,
         )))
-    forwards = _join_protocols(per_proto)
-    expected = set(compile_port_forwards(forwards))
-    unexplained = [rule for rule in rules if rule not in expected]
-    return forwards, unexplained
+    return _join_protocols(per_proto)
 
 
 def _join_protocols(per_proto):
@@ -332,6 +365,11 @@ def _without_protocol(fwd):
     fields = _fields(fwd)
     fields.pop("protocol")
     return tuple(sorted(fields.items()))
+
+
+def masquerade_items(rules):
+    """The masquerade items that ``rules`` hold (decompile_masquerades without the rest)."""
+    return decompile_masquerades(rules)[0]
 
 
 def decompile_masquerades(rules):

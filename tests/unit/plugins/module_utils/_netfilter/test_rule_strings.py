@@ -3,6 +3,8 @@ their way back (issue 11 items 3 and 10): one check, one quoting per backend, on
 
 from __future__ import annotations
 
+import ipaddress
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -105,3 +107,37 @@ def test_a_hand_edited_rule_with_a_string_we_refuse_is_drift_and_shows_in_a_diff
     assert [r.action for r in read] == ["unknown"]
     shown = ipt.render_lines("masquerade", 4, read)[("nat", "HNET-MASQ-POSTROUTING")]
     assert shown == ['# not understood, to be replaced: -o x";drop -s 10.0.0.0/24 -j MASQUERADE']
+
+
+_OCTET_TEXT = st.one_of(st.integers(0, 300).map(str), st.sampled_from(["00", "01", "007", "", "٣", "²", "-1", "+1", " 1"]))
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(
+    st.integers(0, 2 ** 32 - 1).map(lambda n: str(ipaddress.IPv4Address(n))),
+    st.lists(_OCTET_TEXT, min_size=3, max_size=5).map(".".join),
+))
+def test_addresses_read_back_are_normalised_as_ipaddress_does(text):
+    """ir.plain_ipv4 lets the read-back skip ipaddress for addresses nft prints in their normal
+    form; whatever the text, the result is ipaddress's (or its refusal)."""
+    ir._net_text.cache_clear()
+    ir._address_text.cache_clear()
+    for ours, theirs in ((ir._address_text, lambda t: str(ipaddress.ip_address(t))),
+                         (ir._net_text, lambda t: str(ipaddress.ip_network(t, strict=False)))):
+        try:
+            expected = theirs(text)
+        except ValueError:
+            with pytest.raises(ValueError):
+                ours(text)
+        else:
+            assert ours(text) == expected
+    assert ir.plain_ipv4(text) == (text.count(".") == 3 and _is_normal(text))
+    if ir.plain_ipv4(text):
+        assert nft._compact(text + "/32") == text
+
+
+def _is_normal(text):
+    try:
+        return str(ipaddress.IPv4Address(text)) == text
+    except ValueError:
+        return False
