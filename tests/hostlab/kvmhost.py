@@ -28,6 +28,11 @@ GUEST_IP = "10.10.0.10"
 GUEST_PORT = 80
 FORWARDED_PORT = 8080
 GUEST_NS = "hlguest"
+# The guest's files in the VM: dhclient's script (-sf), its lease and pid files. Not under /run:
+# Debian's initramfs mounts /run noexec, so dhclient could not exec its script there; it got the
+# lease (dnsmasq logged the ACK) but never configured it (seen on a Debian 13 VM; the same
+# initramfs line is in Debian 12's, which explains its "no lease" too).
+GUEST_WORK = "/var/lib/%s" % GUEST_NS
 
 ROLE_VARS = {
     "kvm_host_networks": [{
@@ -118,7 +123,7 @@ def install_tools(hostlab, vm):
 def plug_guest(hostlab, vm):
     """(Re)create the guest namespace in the VM, its eth0 (the fixed lease's MAC) cabled to the
     network's bridge, and its service on GUEST_PORT."""
-    work = "/run/%s" % GUEST_NS
+    work = GUEST_WORK
     script = " && ".join([
         "ip netns pids %s 2>/dev/null | xargs -r kill -9; ip netns del %s 2>/dev/null; ip link del hlg0 2>/dev/null; true" % (GUEST_NS, GUEST_NS),
         "rm -rf %s && mkdir -p %s" % (work, work),
@@ -135,21 +140,21 @@ def plug_guest(hostlab, vm):
 
 
 def unplug_guest(hostlab, vm):
-    hostlab.ssh(vm, "ip netns pids %s 2>/dev/null | xargs -r kill -9; ip netns del %s 2>/dev/null; ip link del hlg0 2>/dev/null; rm -rf /run/%s; true"
-                % (GUEST_NS, GUEST_NS, GUEST_NS), check=False)
+    hostlab.ssh(vm, "ip netns pids %s 2>/dev/null | xargs -r kill -9; ip netns del %s 2>/dev/null; ip link del hlg0 2>/dev/null; rm -rf %s; true"
+                % (GUEST_NS, GUEST_NS, GUEST_WORK), check=False)
 
 
 def guest_checks(hostlab, vm):
     """Run the checks; {name: (ok, detail)} for dhcp, ping_gateway, dns_private, dns_public,
     nat_out and forward_in. The guest must be plugged (plug_guest)."""
-    work = "/run/%s" % GUEST_NS
+    work = GUEST_WORK
     results = {}
 
     def ssh(command, timeout=120):
         proc = hostlab.ssh(vm, command, check=False, timeout=timeout)
         return proc.returncode == 0, (proc.stdout + proc.stderr).strip()
 
-    dhclient = _in_guest("dhclient", "-1", "-4", "-sf", work + "/dhclient.sh", "-lf", work + "/leases", "-pf", work + "/dhclient.pid", "eth0")
+    dhclient = _in_guest("dhclient", "-1", "-4", "-v", "-sf", work + "/dhclient.sh", "-lf", work + "/leases", "-pf", work + "/dhclient.pid", "eth0")
     ok, detail = ssh("rm -f %s/lease; timeout 90 %s 2>&1 | tail -n 3; kill $(cat %s/dhclient.pid 2>/dev/null) 2>/dev/null; cat %s/lease"
                      % (work, dhclient, work, work), timeout=150)
     lease = dict(item.split("=", 1) for item in detail.splitlines()[-1].split() if "=" in item) if ok else {}
