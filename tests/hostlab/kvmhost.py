@@ -28,9 +28,10 @@ GUEST_IP = "10.10.0.10"
 GUEST_PORT = 80
 FORWARDED_PORT = 8080
 GUEST_NS = "hlguest"
-# The guest's files (dhclient's script, lease and pid): on the root file system, because Debian's
-# initramfs mounts /run noexec and dhclient must execute its script (under /run it got the lease
-# but "execve (...): Permission denied" for the script, so no address and no lease file).
+# The guest's files in the VM: dhclient's script (-sf), its lease and pid files. Not under /run:
+# Debian's initramfs mounts /run noexec, so dhclient could not exec its script there; it got the
+# lease (dnsmasq logged the ACK) but never configured it ("execve (...): Permission denied"; seen
+# on Debian 12 and 13 VMs).
 GUEST_WORK = "/var/lib/%s" % GUEST_NS
 
 ROLE_VARS = {
@@ -153,7 +154,7 @@ def guest_checks(hostlab, vm):
         proc = hostlab.ssh(vm, command, check=False, timeout=timeout)
         return proc.returncode == 0, (proc.stdout + proc.stderr).strip()
 
-    dhclient = _in_guest("dhclient", "-1", "-4", "-sf", work + "/dhclient.sh", "-lf", work + "/leases", "-pf", work + "/dhclient.pid", "eth0")
+    dhclient = _in_guest("dhclient", "-1", "-4", "-v", "-sf", work + "/dhclient.sh", "-lf", work + "/leases", "-pf", work + "/dhclient.pid", "eth0")
     ok, detail = ssh("rm -f %s/lease; timeout 90 %s 2>&1 | tail -n 3; kill $(cat %s/dhclient.pid 2>/dev/null) 2>/dev/null; cat %s/lease"
                      % (work, dhclient, work, work), timeout=150)
     lease = dict(item.split("=", 1) for item in detail.splitlines()[-1].split() if "=" in item) if ok else {}

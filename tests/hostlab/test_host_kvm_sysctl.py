@@ -2,7 +2,7 @@
 # Copyright: hypervisor.network developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """kvm_host's socket buffer limits on a real host: the role's own sysctl task file, with the
-role's defaults, sets the global keys net.core.rmem_max and wmem_max in a Debian 12 VM (never on
+role's defaults, sets the global keys net.core.rmem_max and wmem_max in a Debian 12 and a Debian 13 VM (never on
 this machine) through hypervisor.network.sysctl, next to ip_forward in the same sysctl.d file;
 the values come back after a real reboot (systemd-sysctl reads the file) and the first converge
 after the boot changes nothing."""
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from hostlab.fixtures import bookworm_image  # noqa: F401  # pylint: disable=unused-import
+from hostlab.fixtures import bookworm_image, trixie_image  # noqa: F401  # pylint: disable=unused-import
 from hostlab.lab import HostLab
 
 pytestmark = pytest.mark.hostlab
@@ -37,8 +37,9 @@ def values(hostlab, vm):
     return [int(word) for word in out]
 
 
-def test_socket_buffer_limits_are_set_persisted_and_survive_a_reboot(bookworm_image):  # noqa: F811
-    hostlab = HostLab(bookworm_image)
+@pytest.mark.parametrize("suite", ["bookworm", "trixie"])
+def test_socket_buffer_limits_are_set_persisted_and_survive_a_reboot(request, suite):
+    hostlab = HostLab(request.getfixturevalue("%s_image" % suite))
     try:
         vm = hostlab.start(hostlab.add_vm())
         before = values(hostlab, vm)

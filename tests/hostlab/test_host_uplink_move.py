@@ -21,7 +21,7 @@ import time
 
 import pytest
 
-from hostlab.fixtures import bookworm_image  # noqa: F401  # pylint: disable=unused-import
+from hostlab.fixtures import bookworm_image, trixie_image  # noqa: F401  # pylint: disable=unused-import
 from hostlab.lab import UPLINK_NET, HostLab
 from hostlab.remote import HOST, RemoteLab
 
@@ -44,8 +44,9 @@ def master(remote, dev):
     return json.loads(remote.run(HOST, ["ip", "-j", "link", "show", "dev", dev]).stdout)[0].get("master")
 
 
-def test_uplink_carrying_the_ssh_session_moves_and_rolls_back(bookworm_image):  # noqa: F811
-    hostlab = HostLab(bookworm_image)
+@pytest.mark.parametrize("suite", ["bookworm", "trixie"])
+def test_uplink_carrying_the_ssh_session_moves_and_rolls_back(request, suite):
+    hostlab = HostLab(request.getfixturevalue("%s_image" % suite))
     ticker = None
     try:
         vm = hostlab.start(hostlab.add_vm())
