@@ -170,9 +170,9 @@ class NftBackend(_Backend):
         return nft.render_definition(self.table, rules)
 
     def apply(self, rules):
-        """Load ``rules`` as our table in one transaction; True where it really ran."""
+        """Load ``rules`` as our table in one transaction."""
         script = self.script(rules)
-        return self.runner.change(["nft", "-f", "-"], data=script, shown="nft -f - <<EOF\n%sEOF" % script).ran
+        self.runner.change(["nft", "-f", "-"], data=script, shown="nft -f - <<EOF\n%sEOF" % script)
 
     def persist_ops(self, rules):
         """The boot files for ``rules``: our table's file, our own oneshot unit that loads it
@@ -285,9 +285,7 @@ class IptablesBackend(_Backend):
         return "\n".join(out) + ("\n" if out else "")
 
     def apply(self, rules):
-        """One `iptables-restore --noflush` per family that holds our rules or jumps; True where
-        one really ran."""
-        ran = False
+        """One `iptables-restore --noflush` per family that holds our rules or jumps."""
         for family, (_save, restore) in self.tools.items():
             has_family = any(r.family == family for r in rules) or self.jumps[family]
             if not has_family:
@@ -298,8 +296,6 @@ class IptablesBackend(_Backend):
                 # what is there now, so that a rollback after a later failure removes our jumps
                 # (in check mode nothing changed: the jumps stay those gathered)
                 self.jumps[family] = ipt.jumps_of(self.rule_set, family, rules)
-                ran = True
-        return ran
 
     def persist_ops(self, rules):
         """A boot-time restore file per family, named after the variant that must load it, and

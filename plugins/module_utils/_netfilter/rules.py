@@ -303,8 +303,10 @@ def _ports(rule_ports, fallback):
 
 
 def decompile_port_forwards(rules):
-    """Model items from rules read back. Rules that no forward explains are returned apart,
-    so the planner can see drift (a rule edited or added by hand in our table)."""
+    """Model items from rules, and apart from them the rules that no forward explains (a rule
+    edited or added by hand in our table). A run needs only the items (port_forward_items) and
+    compares whole rule lists to see drift; the round-trip and injection tests use this form to
+    prove that what the kernel hands back is explained in full."""
     forwards = port_forward_items(rules)
     expected = set(compile_port_forwards(forwards))
     return forwards, [rule for rule in rules if rule not in expected]

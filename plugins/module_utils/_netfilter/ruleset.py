@@ -264,11 +264,10 @@ def _apply(runner, params, kind, backend, wanted, stale, companions, companions_
     files = persist.FileTransaction(runner, ops)
     files.stage()
     guard = rollback.RuntimeGuard(runner)
-    applied = False
     try:
         if runtime_changed:
             guard.before_change(backend)
-            applied = backend.apply(wanted)
+            backend.apply(wanted)
         for other in stale:
             guard.before_change(other)
             other.apply([])
@@ -286,5 +285,4 @@ def _apply(runner, params, kind, backend, wanted, stale, companions, companions_
         # in check mode nothing was changed, so nothing is armed
         armed = runner.call(None, rollback.arm, runner, _lock_path(params), kind.rule_set, timeout, guard.steps()) \
             or {"pending": False, "timeout": timeout}
-    return {"files_changed": files.changed, "persisted": persisted, "warning": warning, "rollback": armed,
-            "applied": applied}
+    return {"files_changed": files.changed, "persisted": persisted, "warning": warning, "rollback": armed}
