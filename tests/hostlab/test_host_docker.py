@@ -24,6 +24,7 @@ import pytest
 from hostlab.fixtures import bookworm_image  # noqa: F401  # pylint: disable=unused-import
 from hostlab.lab import UPLINK_NET, HostLab
 from hostlab.remote import HOST, RemoteLab
+from hostlab.test_host_netfilter_reboot import guest
 
 pytestmark = pytest.mark.hostlab
 
@@ -68,12 +69,7 @@ def test_port_forward_lives_with_a_real_docker(docker_vm):
     try:
         docker_rules = forward_chain(remote)
         assert docker_rules[0] == "-P FORWARD DROP" and "-A FORWARD -j DOCKER-USER" in docker_rules, docker_rules
-        g0 = remote.ns("g0")
-        remote.veth(HOST, "vnet0", g0, "eth0")
-        remote.addr(HOST, "vnet0", "10.20.0.1/24")
-        remote.addr(g0, "eth0", "10.20.0.11/24")
-        remote.route(g0, "default", "via", "10.20.0.1")
-        remote.serve_tcp(g0, 7301)
+        guest(remote)  # 10.20.0.11 serving 7301, the forward's target
         config = [{"host_port": 8086, "destination": "10.20.0.11", "destination_port": 7301, "in_interface": "eth0"}]
         for backend in ("nftables", "iptables"):
             if backend == "nftables":  # the baseline: Docker's real DROP policy swallows a forward nobody opened
