@@ -33,7 +33,13 @@ options:
     elements: dict
     suboptions:
       protocol:
-        description: C(both) makes a TCP and a UDP forward.
+        description:
+          - C(both) makes a TCP and a UDP forward.
+          - Two forwards that catch the same packets (a C(both) forward and a C(udp) forward of
+            the same host port, say) must be one forward given twice, with the same target,
+            O(config[].allowed_sources), O(config[].hairpin), O(config[].hairpin_sources) and
+            O(config[].comment); otherwise the run is refused before anything changes, naming
+            the entry and the field; give one forward all its sources instead.
         type: str
         choices: [tcp, udp, both]
         default: tcp

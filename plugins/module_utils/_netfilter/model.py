@@ -325,13 +325,28 @@ def desired_items(state, partials, have, key_of, complete):
     return list(result.values())
 
 
-def check_conflicts(forwards):
-    """Two forwards that catch the same packets but send them to different places are an error.
+# What a forward compiles into its rules besides its protocol: two forwards that catch the same
+# packets must agree on all of it. Rules that differ only in their sources are saved by iptables
+# as lines that read back as one rule, and the hairpin rules of one target are read back by it
+# alone, so forwards that overlap and differ here could not be told apart again: the next run
+# would read other forwards than it planned and report a change every time.
+_SHARED_FIELDS = ("allowed_sources", "hairpin", "hairpin_sources", "comment")
+
+
+def check_conflicts(forwards, places=None):
+    """Two forwards that catch the same packets are an error unless they are one forward
+    given twice (they differ at most in their protocol: ``both`` next to ``tcp``, say).
 
     Earlier forwards are indexed by protocol, IP family and host port, so that each forward is
     compared only with those whose host ports overlap its own (not with every earlier one: N*N
-    comparisons took 14 s at N = 1000). The error names the first conflicting earlier forward.
+    comparisons took 14 s at N = 1000). ``places`` maps a forward's key to its index in the
+    user's config (a forward missing from it is one already in place on the host); without it,
+    forwards are named by their position. The error names the field that differs, in the later
+    config entry of the two, and the first conflicting earlier forward.
     """
+    def place(index, fwd):
+        return index if places is None else places.get(fwd.key, -1)
+
     singles = {}  # (proto, family) -> {port: [(seq, index, forward)]}, single host ports
     ranges = {}  # (proto, family) -> [(seq, index, forward)], host port ranges
     seq = 0
@@ -354,20 +369,47 @@ def check_conflicts(forwards):
                     continue
                 if fwd.in_interface and other.in_interface and fwd.in_interface != other.in_interface:
                     continue
-                same_target = (fwd.destination, fwd.destination_port) == (other.destination, other.destination_port)
-                if same_target and fwd.host_port == other.host_port:
-                    continue
-                raise ValidationError(
-                    "config[%d].host_port" % index, _ports_text(fwd.host_port),
-                    "%s port %s is already forwarded to %s:%s by config[%d]"
-                    % (proto, _ports_text(other.host_port), other.destination, _ports_text(other.destination_port), other_index),
-                )
+                _refuse_overlap(proto, (place(index, fwd), fwd), (place(other_index, other), other))
             entry = (seq, index, fwd)
             seq += 1
             if low == high:
                 by_port.setdefault(low, []).append(entry)
             else:
                 ranges.setdefault((proto, family), []).append(entry)
+
+
+def _refuse_overlap(proto, one, other):
+    """Raise for two forwards, (config index, forward), that catch ``proto`` packets on
+    overlapping host ports, unless they are one forward given twice. The error is about the
+    later config entry of the two; the other is named by its entry or, at index -1, as the
+    forward already in place."""
+    (index, fwd), (other_index, other) = sorted((one, other), key=lambda pair: pair[0], reverse=True)
+    same_target = (fwd.destination, fwd.destination_port) == (other.destination, other.destination_port)
+    if not same_target or fwd.host_port != other.host_port:
+        field, value = "host_port", _ports_text(fwd.host_port)
+        reason = "%s port %s is already forwarded to %s:%s by %s" % (
+            proto, _ports_text(other.host_port), other.destination, _ports_text(other.destination_port),
+            _forward_name(other_index, other))
+    else:
+        differing = [name for name in _SHARED_FIELDS if getattr(fwd, name) != getattr(other, name)]
+        if not differing:
+            return
+        field = differing[0]
+        value, theirs = (_shown(getattr(item, field)) for item in (fwd, other))
+        reason = ("%s port %s is already forwarded to the same target by %s with %s %r; forwards that "
+                  "catch the same packets must agree on it (give one forward all its sources)"
+                  % (proto, _ports_text(fwd.host_port), _forward_name(other_index, other), field, theirs))
+    raise ValidationError("%s.%s" % (_forward_name(index, fwd), field), value, reason)
+
+
+def _forward_name(index, fwd):
+    if index < 0:
+        return "the forward already in place for %s port %s" % (fwd.protocol, _ports_text(fwd.host_port))
+    return "config[%d]" % index
+
+
+def _shown(value):
+    return list(value) if isinstance(value, tuple) else value
 
 
 def dedupe(items):

@@ -62,7 +62,8 @@ class PortForwardKind(ruleset.Kind):
 
     def desired(self, state, partials, have_items, routes):
         items = super().desired(state, partials, have_items, routes)
-        model.check_conflicts(items)
+        # The items are sorted by key: errors name each forward by its place in the config.
+        model.check_conflicts(items, {self.key_of(partial): index for index, partial in enumerate(partials)})
         return items
 
     def guard(self, runner, params, partials, items, have_items, have_rules):

@@ -136,6 +136,32 @@ def test_conflicting_destinations_are_refused_and_duplicates_are_not():
     model.check_conflicts([forward(dict(WEB, host_address="203.0.113.1")), forward(dict(WEB, host_address="203.0.113.2", destination="10.0.0.5"))])
 
 
+def test_forwards_that_catch_the_same_packets_must_be_one_forward_given_twice():
+    """A ``both`` forward and a udp forward of the same port and target with their own sources:
+    iptables saves their udp rules as lines that read back as one rule, so the next run could not
+    tell them apart. Refused, naming the field that differs; the same forward given twice is not."""
+    both = forward(dict(WEB, protocol="both", allowed_sources=["198.51.100.0/24"]))
+    udp = forward(dict(WEB, protocol="udp", allowed_sources=["203.0.113.7"]))
+    with pytest.raises(ValidationError, match=r"config\[1\]\.allowed_sources: \['203\.0\.113\.7/32'\] is not valid: udp port 8080 "
+                                              r"is already forwarded to the same target by config\[0\] with allowed_sources \['198\.51\.100\.0/24'\]"):
+        model.check_conflicts([both, udp])
+    with pytest.raises(ValidationError, match=r"config\[1\]\.hairpin: True"):
+        model.check_conflicts([both, forward(dict(WEB, allowed_sources=["198.51.100.0/24"], hairpin=True, hairpin_sources=["10.0.0.0/24"]))])
+    model.check_conflicts([both, forward(dict(WEB, protocol="udp", allowed_sources=["198.51.100.0/24"]))])
+
+
+def test_a_conflict_names_the_forwards_by_their_place_in_the_config_not_in_the_sorted_set():
+    """The desired set is sorted by key and holds the forwards already in place: the error names
+    the config entry the user wrote and calls a forward read from the host what it is."""
+    placed = forward(dict(WEB, protocol="both"))
+    given = forward(dict(WEB, host_port="8000-8100", destination="10.0.0.5"))
+    names = {given.key: 0}
+    for order in ([placed, given], [given, placed]):
+        with pytest.raises(ValidationError, match=r"^config\[0\]\.host_port: '8000-8100' is not valid: tcp port 8080 is already "
+                                                  r"forwarded to 10\.0\.0\.2:80 by the forward already in place for both port 8080$"):
+            model.check_conflicts(order, names)
+
+
 def test_returned_items_leave_out_what_is_unset_and_are_valid_config_again():
     fwd = forward(dict(WEB, allowed_sources=["198.51.100.0/24"]))
     as_dict = fwd.to_dict()

@@ -102,7 +102,9 @@ _FORWARD = st.fixed_dictionaries(
         "in_interface": st.sampled_from(["eth0", "br-up"]),
         "comment": st.sampled_from(["web", "guest 'blue'"]),
         "hairpin": st.booleans(),
-        "allowed_sources": st.sampled_from([["198.51.100.0/24"], ["203.0.113.7", "198.51.100.0/24"]]),
+        "allowed_sources": st.sampled_from([["198.51.100.0/24"], ["203.0.113.7"], ["203.0.113.7", "198.51.100.0/24"]]),
+        # two host ports to one target port: forwards whose FORWARD rules differ only in sources
+        "destination_port": st.just("80"),
     },
 )
 CONNECTED = [ipaddress.ip_network("10.0.0.0/24"), ipaddress.ip_network("fd00:10::/64")]
@@ -120,10 +122,12 @@ def _forward(index, raw):
 
 
 def _forwards(raws):
-    """Valid, conflict-free forwards (a later forward of a taken port is dropped)."""
+    """Valid, conflict-free forwards, as the module's desired set has them: one per key (a later
+    item replaces an earlier one of the same key) and a later forward of a taken port dropped."""
     kept = []
     for index, raw in enumerate(raws):
-        candidate = kept + [_forward(index, raw)]
+        fwd = _forward(index, raw)
+        candidate = [other for other in kept if other.key != fwd.key] + [fwd]
         try:
             model.check_conflicts(candidate)
         except ValidationError:
