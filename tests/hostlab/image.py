@@ -113,7 +113,7 @@ def packages(suite):
 
 
 # Raise when the build steps change in a way the inputs below do not show.
-BUILD_VERSION = "1"
+BUILD_VERSION = "2"
 
 
 def cache_key(suite, mirror):
@@ -157,7 +157,15 @@ def _configure(root, key_pub, log):
     (root / "etc/hostname").write_text("hostlab\n")
     (root / "etc/hosts").write_text("127.0.0.1 localhost\n127.0.1.1 hostlab\n")
     (root / "etc/fstab").write_text("/dev/vda / ext4 rw,errors=remount-ro 0 1\n")
-    (root / "etc/machine-id").write_text("")  # each VM makes its own on first boot
+    # Each VM makes its own machine-id on first boot. systemd takes D-Bus's machine ID when
+    # /etc/machine-id is empty, and dbus's postinst wrote one into the image: every VM had the
+    # same machine-id, so udev gave bridges of the same name the same MAC on every VM (two VMs'
+    # brv on one trunk could not reach each other). Debian links the D-Bus file to ours.
+    (root / "etc/machine-id").write_text("")
+    dbus_id = root / "var/lib/dbus/machine-id"
+    if dbus_id.exists() or dbus_id.is_symlink():
+        dbus_id.unlink()
+        dbus_id.symlink_to("/etc/machine-id")
     ssh_dir = root / "root/.ssh"
     ssh_dir.mkdir(mode=0o700, exist_ok=True)
     (ssh_dir / "authorized_keys").write_text(key_pub)
