@@ -17,7 +17,7 @@ from bridge_lab import VLAN_FILTERING, guests, require
 from hostlab.fixtures import bookworm_image, bookworm_vm, vm_lab  # noqa: F401  # pylint: disable=unused-import
 
 
-@pytest.fixture(params=["netns", pytest.param("vm", marks=[pytest.mark.hostlab, pytest.mark.hostlab_core])])
+@pytest.fixture(params=["netns", pytest.param("vm", marks=pytest.mark.hostlab)])
 def vlab(request):
     """The lab a test runs in: a namespace here, or a real Debian host over SSH."""
     return request.getfixturevalue("lab" if request.param == "netns" else "vm_lab")
@@ -87,7 +87,6 @@ def test_vlan_plan_in_check_mode_and_a_clean_failure_where_the_kernel_cannot(lab
 
 
 @pytest.mark.hostlab
-@pytest.mark.hostlab_core
 def test_802_1q_sub_interface_port_carries_tagged_frames(vm_lab):
     """In a Debian VM (this machine's kernel has no 802.1Q): the module makes trunk0.20 on trunk0
     and puts it in br20; a peer that tags VLAN 20 reaches the bridge's address, both ways tagged."""
