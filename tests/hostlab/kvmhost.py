@@ -188,7 +188,7 @@ BOOT_WAIT = (
     "sleep 1; done; echo \"waited=${i}s\"; "
     "systemctl show -p ActiveState -p ActiveEnterTimestampMonotonic libvirtd.service libvirtd.socket virtnetworkd.service libvirt-guests.service; "
     "systemctl show -p UserspaceTimestampMonotonic -p FinishTimestampMonotonic; "
-    "journalctl -b -o short-monotonic --no-pager 2>/dev/null | grep -iE 'libvirt|virbr|dnsmasq' | head -n 20; "
+    "journalctl -b -o short-monotonic --no-pager 2>/dev/null | grep -iE 'libvirt|virbr|dnsmasq|hypervisor-network' | head -n 30; "
     "exit $ok" % (BRIDGE, GATEWAY)
 )
 
@@ -316,3 +316,13 @@ def diagnostics(hostlab, vm, raw):
                            "update-alternatives --display iptables 2>&1 | head -n 5; "
                            "journalctl -b -u libvirtd.service --no-pager 2>&1 | tail -n 30", check=False, timeout=120).stdout
     return "--- state ---\n%s\n--- units ---\n%s" % (raw, more)
+
+
+# The role's libvirt network hook on its own: with the collection's FORWARD jump moved below
+# libvirt's, a network start (libvirt does not move its own jumps then) must bring it back on top.
+HOOK_CHECK = (
+    "iptables -w -D FORWARD -j HNET-PFA-FORWARD && iptables -w -A FORWARD -j HNET-PFA-FORWARD && "
+    "iptables -w -S FORWARD | grep -- '-j ' | head -n 1 && "
+    "virsh -q net-destroy lab >/dev/null && virsh -q net-start lab >/dev/null && "
+    "iptables -w -S FORWARD | grep -- '-j ' | head -n 1"
+)

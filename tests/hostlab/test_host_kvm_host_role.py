@@ -87,6 +87,18 @@ def test_kvm_host_role_converges_a_fresh_vm(request, suite):
         failed = dict((name, detail) for name, (ok, detail) in results.items() if not ok)
         if failed:
             problems.append("guest checks after the reboot failed: %s\nall: %s" % (failed, results))
+        if not problems:  # the hook, apart from whatever order this boot happened to take
+            hook = hostlab.ssh(vm, kvmhost.HOOK_CHECK, check=False)
+            print("hook check: %s" % hook.stdout)
+            if hook.returncode != 0 or hook.stdout.split("\n")[:2] != ["-A FORWARD -j LIBVIRT_FWX", "-A FORWARD -j HNET-PFA-FORWARD"]:
+                problems.append("the network hook did not put HNET-PFA-FORWARD back on top at net-start: rc=%s %s %s"
+                                % (hook.returncode, hook.stdout, hook.stderr))
+            else:
+                kvmhost.plug_guest(hostlab, vm)  # the restarted network's bridge has no ports
+                results = kvmhost.guest_checks(hostlab, vm)
+                failed = dict((name, detail) for name, (ok, detail) in results.items() if not ok)
+                if failed:
+                    problems.append("guest checks after the hook check's net-destroy/net-start failed: %s" % failed)
         assert not problems, "\n".join(problems)
     finally:
         hostlab.close()
