@@ -174,3 +174,155 @@ def guest_checks(hostlab, vm):
             break
     results["forward_in"] = (answer == "peer=%s.1" % UPLINK_NET, "%s:%d -> %s" % (vm.address, FORWARDED_PORT, answer))
     return results
+
+
+# -- what must survive a reboot (issue 12) ---------------------------------------------------------
+
+# After a reboot, before anything of ours talks to libvirt: wait (up to 180 s) for the network's
+# bridge address and its dnsmasq, which only libvirt's own start at boot can bring; then say how
+# libvirtd came to run. No virsh here: it would activate libvirtd through its socket and start the
+# autostarted network itself, hiding a host where nothing starts libvirt at boot.
+BOOT_WAIT = (
+    "ok=1; for i in $(seq 180); do "
+    "ip -4 -o addr show dev %s 2>/dev/null | grep -q ' %s/24 ' && pgrep -f 'dnsmasq.*/lab.conf' >/dev/null && { ok=0; break; }; "
+    "sleep 1; done; echo \"waited=${i}s\"; "
+    "systemctl show -p ActiveState -p ActiveEnterTimestampMonotonic libvirtd.service libvirtd.socket virtnetworkd.service libvirt-guests.service; "
+    "systemctl show -p UserspaceTimestampMonotonic -p FinishTimestampMonotonic; "
+    "journalctl -b -o short-monotonic --no-pager 2>/dev/null | grep -iE 'libvirt|virbr|dnsmasq|hypervisor-network' | head -n 30; "
+    "exit $ok" % (BRIDGE, GATEWAY)
+)
+
+STATE_SCRIPT = (
+    "echo '### net'; virsh -q net-info lab 2>&1; "
+    "echo '### addr'; ip -4 -o addr show dev %s 2>&1 | awk '{print $4}'; "
+    "echo '### iptables'; iptables-save 2>&1; "
+    "echo '### nft'; nft list ruleset 2>&1; "
+    "echo '### ip_forward'; sysctl -n net.ipv4.ip_forward 2>&1; "
+    "echo '### end'" % BRIDGE
+)
+
+
+def _sections(text):
+    sections, name = {}, None
+    for line in text.splitlines():
+        if line.startswith("### "):
+            name = line[4:].strip()
+            sections[name] = []
+        elif name:
+            sections[name].append(line)
+    return sections
+
+
+def _strip_counters(line):
+    return " ".join(_drop_counter(line.split()))
+
+
+def _drop_counter(words):
+    out, skip = [], 0
+    for index, word in enumerate(words):
+        if skip:
+            skip -= 1
+            continue
+        if word == "packets" and index and words[index - 1] == "counter":
+            skip = 3  # packets N bytes N
+            continue
+        out.append(word)
+    return out
+
+
+def _nft_rules(lines):
+    """[(table, chain, rule)] of ``nft list ruleset``, counters dropped."""
+    rules, table, chain = [], None, None
+    for raw in lines:
+        line = raw.strip()
+        if raw.startswith("table "):
+            table, chain = line.rstrip(" {"), None
+        elif line.startswith("chain ") and table:
+            chain = line[6:].rstrip(" {")
+        elif line == "}":
+            if chain:
+                chain = None
+            else:
+                table = None
+        elif table and chain and line and not line.startswith("type "):
+            rules.append((table, chain, _strip_counters(line)))
+    return rules
+
+
+def _iptables_rules(lines):
+    """["*table -A ..."] of iptables-save: the rules, in order, per table (comments, chain
+    policies and counters left out)."""
+    rules, table = [], None
+    for line in lines:
+        if line.startswith("*"):
+            table = line
+        elif line.startswith("-A ") and table:
+            rules.append("%s %s" % (table, line))
+    return rules
+
+
+def persisted_state(hostlab, vm):
+    """What the role and libvirt set up that a reboot must bring back, as (state, raw output):
+    the network "lab" (active, autostart, persistent, its bridge and address), every iptables
+    rule (libvirt 9 writes its NAT and filter rules with the iptables command, iptables-nft on
+    Debian 12; with the nftables backend the role puts its forward's accept rules there too), the
+    rules of the role's nftables tables, libvirt's masquerade rules for the network in whichever
+    form they are (iptables-save or nft), and ip_forward."""
+    raw = hostlab.ssh(vm, STATE_SCRIPT, check=False, timeout=120).stdout
+    sections = _sections(raw)
+    net = {}
+    for line in sections.get("net", []):
+        if ":" in line:
+            key, value = line.split(":", 1)
+            if key.strip() in ("Active", "Persistent", "Autostart", "Bridge"):
+                net[key.strip()] = value.strip()
+    iptables = _iptables_rules(sections.get("iptables", []))
+    nft = _nft_rules(sections.get("nft", []))
+    subnet = GATEWAY.rsplit(".", 1)[0] + ".0/24"
+    masquerade = [rule for rule in iptables if "-s %s" % subnet in rule and "-j MASQUERADE" in rule]
+    masquerade += ["%s %s: %s" % rule for rule in nft if "LIBVIRT" in rule[1] and subnet in rule[2] and "masquerade" in rule[2]]
+    state = {
+        "network": net,
+        "bridge_addresses": sorted(line.strip() for line in sections.get("addr", []) if line.strip()),
+        "libvirt_masquerade": masquerade,
+        "iptables": iptables,
+        "role_nft": ["%s %s: %s" % rule for rule in nft if " hypervisor_network_" in rule[0]],
+        "ip_forward": " ".join(sections.get("ip_forward", [])).strip(),
+    }
+    return state, raw
+
+
+def state_problems(state):
+    """What is missing from ``state`` (persisted_state) for the role's network to work."""
+    problems = []
+    if state["network"] != {"Active": "yes", "Persistent": "yes", "Autostart": "yes", "Bridge": BRIDGE}:
+        problems.append("network lab: %s" % state["network"])
+    if state["bridge_addresses"] != ["%s/24" % GATEWAY]:
+        problems.append("%s addresses: %s" % (BRIDGE, state["bridge_addresses"]))
+    if not state["libvirt_masquerade"]:
+        problems.append("no libvirt masquerade rule for the network's subnet")
+    forward = [rule for rule in state["role_nft"] if "dnat" in rule and GUEST_IP in rule and str(FORWARDED_PORT) in rule]
+    if not forward:
+        problems.append("no DNAT to %s:%s in the role's nftables tables: %s" % (GUEST_IP, GUEST_PORT, state["role_nft"]))
+    if state["ip_forward"] != "1":
+        problems.append("ip_forward=%r" % state["ip_forward"])
+    return problems
+
+
+def diagnostics(hostlab, vm, raw):
+    """The raw state output and how libvirt and the role's boot units ran, for a failure message."""
+    more = hostlab.ssh(vm, "systemctl --no-pager status libvirtd.service libvirtd.socket hypervisor-network-nftables.service "
+                           "hypervisor-network-iptables.service 2>&1 | head -n 80; "
+                           "update-alternatives --display iptables 2>&1 | head -n 5; "
+                           "journalctl -b -u libvirtd.service --no-pager 2>&1 | tail -n 30", check=False, timeout=120).stdout
+    return "--- state ---\n%s\n--- units ---\n%s" % (raw, more)
+
+
+# The role's libvirt network hook on its own: with the collection's FORWARD jump moved below
+# libvirt's, a network start (libvirt does not move its own jumps then) must bring it back on top.
+HOOK_CHECK = (
+    "iptables -w -D FORWARD -j HNET-PFA-FORWARD && iptables -w -A FORWARD -j HNET-PFA-FORWARD && "
+    "iptables -w -S FORWARD | grep -- '-j ' | head -n 1 && "
+    "virsh -q net-destroy lab >/dev/null && virsh -q net-start lab >/dev/null && "
+    "iptables -w -S FORWARD | grep -- '-j ' | head -n 1"
+)
