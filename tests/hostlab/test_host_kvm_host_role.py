@@ -88,8 +88,9 @@ def test_kvm_host_role_converges_a_fresh_vm(request, suite):
         if failed:
             problems.append("guest checks after the reboot failed: %s\nall: %s" % (failed, results))
         # The hook, apart from whatever order this boot happened to take, where libvirt writes
-        # iptables jumps into FORWARD (libvirt 9, Debian 12); libvirt 11 (Debian 13) keeps its
-        # rules in an nftables table of its own and adds no jump there for the hook to order.
+        # iptables jumps into FORWARD (Debian 12's libvirt 9 and Debian 13's libvirt 11 both do);
+        # with libvirt's nftables firewall backend its rules live in a table of its own and there
+        # is no jump of libvirt's for the hook to order.
         libvirt_jumps = "*filter -A FORWARD -j LIBVIRT_FWX" in before["iptables"]
         print("libvirt's FORWARD jumps in iptables: %s" % libvirt_jumps)
         if not problems and libvirt_jumps:
