@@ -62,9 +62,13 @@ class PortForwardKind(ruleset.Kind):
 
     def desired(self, state, partials, have_items, routes):
         items = super().desired(state, partials, have_items, routes)
-        # The items are sorted by key: errors name each forward by its place in the config.
-        model.check_conflicts(items, {self.key_of(partial): index for index, partial in enumerate(partials)})
+        model.check_conflicts(items, self.config_places(partials))
         return items
+
+    def config_places(self, partials):
+        """{key: index in config}: the desired items are sorted by key and hold the forwards
+        already in place, so errors name each forward by where the user wrote it."""
+        return {self.key_of(partial): index for index, partial in enumerate(partials)}
 
     def guard(self, runner, params, partials, items, have_items, have_rules):
         if params["state"] == "deleted" or params.get("allow_local_port_takeover"):
@@ -76,7 +80,7 @@ class PortForwardKind(ruleset.Kind):
         # N sets of one at N forwards.
         coexist.refuse_local_takeover(
             runner, [item for item in items if item not in have and not loaded.issuperset(rules_ir.port_forward_rules(item))],
-            {self.key_of(partial): index for index, partial in enumerate(partials)})
+            self.config_places(partials))
 
     def surroundings(self, runner, params, backend, listing, items, wanted, routes):
         chains, legacy = coexist.read_chains(runner, listing)
