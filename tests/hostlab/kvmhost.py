@@ -196,7 +196,7 @@ STATE_SCRIPT = (
     "echo '### net'; virsh -q net-info lab 2>&1; "
     "echo '### addr'; ip -4 -o addr show dev %s 2>&1 | awk '{print $4}'; "
     "echo '### iptables'; iptables-save 2>&1; "
-    "echo '### nft'; nft list ruleset 2>&1; "
+    "echo '### nft'; nft --stateless list ruleset 2>&1; "
     "echo '### ip_forward'; sysctl -n net.ipv4.ip_forward 2>&1; "
     "echo '### end'" % BRIDGE
 )
@@ -213,25 +213,9 @@ def _sections(text):
     return sections
 
 
-def _strip_counters(line):
-    return " ".join(_drop_counter(line.split()))
-
-
-def _drop_counter(words):
-    out, skip = [], 0
-    for index, word in enumerate(words):
-        if skip:
-            skip -= 1
-            continue
-        if word == "packets" and index and words[index - 1] == "counter":
-            skip = 3  # packets N bytes N
-            continue
-        out.append(word)
-    return out
-
-
 def _nft_rules(lines):
-    """[(table, chain, rule)] of ``nft list ruleset``, counters dropped."""
+    """[(table, chain, rule)] of ``nft --stateless list ruleset`` (no packet and byte counts: a
+    rule reads the same before and after a reboot)."""
     rules, table, chain = [], None, None
     for raw in lines:
         line = raw.strip()
@@ -245,7 +229,7 @@ def _nft_rules(lines):
             else:
                 table = None
         elif table and chain and line and not line.startswith("type "):
-            rules.append((table, chain, _strip_counters(line)))
+            rules.append((table, chain, line))
     return rules
 
 
