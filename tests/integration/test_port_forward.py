@@ -206,6 +206,42 @@ def test_failed_transaction_leaves_previous_rules(lab, backend, tmp_path):
     assert lab.connect(topo.upstream, HV_UPLINK, 8080) == "peer=%s" % UPSTREAM
 
 
+def test_failed_apply_puts_back_our_table_with_what_was_added_to_it_by_hand(lab, tmp_path):
+    """The snapshot a failed run restores is its own reading of the whole ruleset (not a second
+    listing of our table): a set, its elements and a rule that someone added to our table by
+    hand come back exactly, and the tables around it are untouched."""
+    topo = build(lab)
+    backend = BACKENDS["nftables"]
+    forward(lab, topo, backend, [WEB])
+    table = "inet hypervisor_network_port_forward"
+    for command in ("add set %s hand_blocked { type ipv4_addr; flags interval; }" % table,
+                    "add element %s hand_blocked { 192.0.2.0/28, 192.0.2.77 }" % table,
+                    "add rule %s forward ip saddr @hand_blocked drop comment \"by hand\"" % table,
+                    "add table ip neighbour",
+                    "add chain ip neighbour input { type filter hook input priority 10; }",
+                    "add rule ip neighbour input tcp dport 9 drop"):
+        lab.run(topo.hv, ["nft", command])
+    before = ruleset(lab, topo.hv)
+    assert "hand_blocked" in before and "192.0.2.77" in before and before.startswith("table inet hypervisor")
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    extra = "add rule inet hypervisor_network_port_forward forward jump no_such_chain"
+    # only the script of the apply fails; the reads and the restore (`nft -j -f -`) are the real nft
+    (bindir / "nft").write_text('#!/bin/sh\nif [ "$1" = "-f" ]; then { cat; echo "%s"; } | /usr/sbin/nft "$@"; '
+                                'else exec /usr/sbin/nft "$@"; fi\n' % extra)
+    (bindir / "nft").chmod(0o755)
+    failed = forward(lab, topo, backend, [dict(WEB, destination=G2)], state="replaced",
+                     env={"PATH": "%s:/usr/sbin:/usr/bin:/sbin:/bin" % bindir}, expect_fail=True)
+    assert failed["rc"] != 0 and "no_such_chain" in failed["msg"] and "back failed too" not in failed["msg"]
+    # the same tables, each the same; put back means made again, so ours is now listed last
+    assert _tables(ruleset(lab, topo.hv)) == _tables(before)
+
+
+def _tables(text):
+    """The `table ... { ... }` blocks of an `nft list ruleset`, sorted."""
+    return sorted(("table " + block).strip() for block in ("\n" + text).split("\ntable ") if block.strip())
+
+
 @pytest.mark.parametrize("item, field", [
     ({"host_port": "0", "destination": G1}, "config[0].host_port"),
     ({"host_port": "65536", "destination": G1}, "config[0].host_port"),

@@ -104,6 +104,10 @@ class _Backend:
                 if owner.placement != self.placement]
 
 
+# NftBackend._read before the run has read our table (None means it read that there is none)
+_UNREAD = object()
+
+
 class NftBackend(_Backend):
     name = "nftables"
 
@@ -116,20 +120,28 @@ class NftBackend(_Backend):
         self.nftables_conf = paths.nftables_conf
         self.unit_dir = paths.unit_dir
         self._script = None  # (rules, script) of the last render
+        # Our table as this run last read it (`nft -j` form, None where it does not exist), until
+        # the run changes it: the snapshot taken before the change, without a second listing.
+        self._read = _UNREAD
 
     def gather(self, ruleset=None):
         """Our rules, from ``ruleset`` (`nft -j list ruleset`, when the caller read it anyway)
         or from listing our table."""
         if ruleset is None:
-            argv = ["nft", "-j", "list", "table", nft.FAMILY, self.table]
-            rc, out, err = self.runner.read(argv, check_rc=False)
-            if rc != 0:
-                if "No such file or directory" in err:
-                    return []
-                raise CommandError(argv, rc, out, err)
-            ruleset = json.loads(out)
+            ruleset = self._list_table()
+        self._read = nft.table_document(ruleset, self.table)
         _exists, rules = nft.parse_table(ruleset, self.table)
         return rules
+
+    def _list_table(self):
+        """`nft -j list table` of ours, or None where it does not exist."""
+        argv = ["nft", "-j", "list", "table", nft.FAMILY, self.table]
+        rc, out, err = self.runner.read(argv, check_rc=False)
+        if rc != 0:
+            if "No such file or directory" in err:
+                return None
+            raise CommandError(argv, rc, out, err)
+        return json.loads(out)
 
     @property
     def placement(self):
@@ -172,6 +184,7 @@ class NftBackend(_Backend):
     def apply(self, rules):
         """Load ``rules`` as our table in one transaction."""
         script = self.script(rules)
+        self._read = _UNREAD
         self.runner.change(["nft", "-f", "-"], data=script, shown="nft -f - <<EOF\n%sEOF" % script)
 
     def persist_ops(self, rules):
@@ -193,14 +206,13 @@ class NftBackend(_Backend):
         return ops, {"file": path if rules else None, "loader": unit, "service": unit}, warning
 
     def snapshot(self):
-        """Our table as `nft -j` lists it (None where it does not exist), to put it back."""
-        argv = ["nft", "-j", "list", "table", nft.FAMILY, self.table]
-        rc, out, err = self.runner.read(argv, check_rc=False)
-        if rc != 0:
-            if "No such file or directory" in err:
-                return None
-            raise CommandError(argv, rc, out, err)
-        return json.loads(out)
+        """Our table as `nft -j` lists it (None where it does not exist), to put it back. Taken
+        under the host lock before the run's first change to the table: the run's own reading
+        of it where there is one (a second listing would say the same: nothing of ours changed
+        in between, and it cost as much as the run's whole read at 1000 forwards)."""
+        if self._read is _UNREAD:
+            return nft.table_document(self._list_table(), self.table)
+        return self._read
 
     def restore_steps(self, snapshot):
         """One `nft -j -f -` that makes our table what ``snapshot`` holds (JSON: no quoting)."""

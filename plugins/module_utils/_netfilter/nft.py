@@ -149,6 +149,24 @@ def rule_of(chain, item):
     return ir.rule_of(chain, 4, item, item["text"].partition(" (")[0])
 
 
+def table_document(document, table):
+    """What `nft -j list table` prints of ``table``, taken from ``document`` (`nft -j list
+    ruleset`, which lists every table the same way): its table, chains, rules, sets and other
+    objects, in the listing's order; None where the table does not exist. A run that read the
+    whole ruleset has its snapshot of our table without listing the table again."""
+    objects, exists = [], False
+    for entry in (document or {}).get("nftables", []):
+        kind, body = next(iter(entry.items()))
+        if kind == "table":
+            if body["name"] != table or body["family"] != FAMILY:
+                continue
+            exists = True
+        elif not (isinstance(body, dict) and body.get("table") == table and body.get("family") == FAMILY):
+            continue
+        objects.append(entry)
+    return {"nftables": objects} if exists else None
+
+
 def parse_table(document, table):
     """Rules of ``table`` from `nft -j list table` (or `list ruleset`) output; (exists, rules)."""
     exists = False

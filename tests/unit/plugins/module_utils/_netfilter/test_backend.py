@@ -199,3 +199,59 @@ def test_nft_script_is_rendered_once_for_the_boot_file_and_the_apply(monkeypatch
     assert ops[0].content.endswith(script) and backend.runner.commands == ["nft -f - <<EOF\n%sEOF" % script]
     fewer = rules[3:]
     assert backend.script(fewer) == real("hypervisor_network_port_forward", fewer) and renders == [len(rules), len(fewer)]
+
+
+def _without_metainfo(document):
+    return {"nftables": [entry for entry in document["nftables"] if "metainfo" not in entry]}
+
+
+def test_our_table_from_a_ruleset_listing_is_what_listing_the_table_prints():
+    """The snapshot a run takes from its `nft -j list ruleset` is the table's own listing: its
+    table, chains and rules and nothing of the tables around it."""
+    forwards_table = json.loads((FIXTURES / "nft_port_forward.json").read_text())
+    masquerade_table = json.loads((FIXTURES / "nft_masquerade.json").read_text())
+    foreign = [{"table": {"family": "ip", "name": "filter", "handle": 1}},
+               {"chain": {"family": "ip", "table": "filter", "name": "FORWARD", "handle": 1}},
+               {"set": {"family": "inet", "table": "hypervisor_network_port_forward_x", "name": "s", "handle": 2}}]
+    ruleset = {"nftables": [{"metainfo": {"json_schema_version": 1}}] + foreign[:2]
+               + _without_metainfo(forwards_table)["nftables"] + foreign[2:] + _without_metainfo(masquerade_table)["nftables"]}
+    assert nft.table_document(ruleset, "hypervisor_network_port_forward") == _without_metainfo(forwards_table)
+    assert nft.table_document(ruleset, "hypervisor_network_masquerade") == _without_metainfo(masquerade_table)
+    assert nft.table_document(ruleset, "hypervisor_network_absent") is None
+    assert nft.table_document(None, "hypervisor_network_port_forward") is None
+
+
+class _CountingRunner:
+    """Answers `nft -j list table` with ``listing`` and counts the reads; changes are recorded."""
+
+    check_mode = False
+
+    def __init__(self, listing):
+        self.listing = listing
+        self.reads = []
+        self.commands = []
+
+    def read(self, argv, check_rc=True, cached=False):
+        self.reads.append(argv)
+        return 0, json.dumps(self.listing), ""
+
+    def change(self, argv, data=None, shown=None):
+        self.commands.append(argv)
+
+
+def test_snapshot_before_the_first_change_reuses_the_run_s_reading_of_the_table(tmp_path):
+    """The snapshot that puts our table back is the run's own reading of it (no second listing of
+    3000 rules); once the run has changed the table, a snapshot lists it again."""
+    forwards_table = json.loads((FIXTURES / "nft_port_forward.json").read_text())
+    runner = _CountingRunner(forwards_table)
+    backend = NftBackend(runner, "port_forward", Paths(persist_dir=str(tmp_path), unit_dir=str(tmp_path)))
+    backend.gather({"nftables": [{"metainfo": {}}] + forwards_table["nftables"]})
+    assert backend.snapshot() == _without_metainfo(forwards_table) and runner.reads == []
+
+    backend.apply([])
+    assert backend.snapshot() == _without_metainfo(forwards_table) and len(runner.reads) == 1
+
+    fresh = NftBackend(_CountingRunner(forwards_table), "port_forward", Paths(persist_dir=str(tmp_path), unit_dir=str(tmp_path)))
+    assert fresh.gather({"nftables": []}) == [] and fresh.snapshot() is None and fresh.runner.reads == []
+    unread = NftBackend(_CountingRunner(forwards_table), "port_forward", Paths(persist_dir=str(tmp_path), unit_dir=str(tmp_path)))
+    assert unread.snapshot() == _without_metainfo(forwards_table) and len(unread.runner.reads) == 1
