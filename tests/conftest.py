@@ -1,4 +1,5 @@
 import os
+import signal
 import sys
 
 import pytest
@@ -10,6 +11,19 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 from netlab import Lab, ensure_collection_link  # noqa: E402
 
 ensure_collection_link()
+
+
+def _teardown_on_sigterm(signum, _frame):
+    """SIGTERM (a CI timeout, ``kill``) ends the run the way Ctrl-C does: pytest then tears down
+    every fixture, and the labs stop their processes and delete their namespaces and VMs. By
+    default SIGTERM ends Python at once and leaves them all behind. A second SIGTERM during the
+    teardown is ignored, so that it finishes (SIGKILL still ends it)."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise KeyboardInterrupt("SIGTERM (signal %d): tearing down" % signum)
+
+
+def pytest_sessionstart(session):
+    signal.signal(signal.SIGTERM, _teardown_on_sigterm)
 
 
 def pytest_collection_modifyitems(config, items):
