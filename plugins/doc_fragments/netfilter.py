@@ -91,7 +91,9 @@ options:
         are written only by that confirmation, so a reboot never loads unconfirmed rules.
       - If the host cannot be reached again, the task fails and the host restores the rules of
         this module that were there before the task, by itself, under the host lock.
-      - While a rollback is pending, other runs of the same module on the host are refused.
+      - While a rollback is pending, other runs of the same module on the host are refused. A
+        watcher that was killed before its timeout blocks nothing; the next run warns that the
+        previous rules were not put back, removes the watcher's state file and goes on.
       - Unset (the default), the rules are applied and persisted at once.
     type: int
   _rollback_confirm:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -186,3 +187,27 @@ def test_check_mode_with_rollback_timeout_arms_nothing(lab):
     assert preview["changed"] and preview["rollback"] == {"pending": False, "timeout": 5}
     assert lab.run(topo.hv, ["nft", "list", "ruleset"]).stdout == before
     assert rollback_files(lab) == [] and not (lab.tmp / "persist").exists()
+
+
+def test_a_watcher_that_died_blocks_no_later_run(lab):
+    """A watcher killed before its timeout (kill -9, out of memory) never puts anything back:
+    its state file must not refuse every later run until the next reboot. The next run warns,
+    removes it and goes on from the rules in place; a live watcher still blocks (above)."""
+    topo = build(lab)
+    args = dict(BACKENDS["nftables"], config=[WEB], rollback_timeout=600, **persist_args(lab))
+    armed = lab.module(topo.hv, "port_forward", args)
+    watcher = armed["rollback"]["watcher_pid"]
+    lab.track_pid(watcher)
+    os.kill(watcher, signal.SIGKILL)
+    assert wait_until(lambda: not alive(watcher))
+    assert Path(armed["rollback"]["state"]).exists(), "the dead watcher left its state file"
+
+    plain = dict(BACKENDS["nftables"], config=[SSH], **persist_args(lab))
+    checked = lab.module(topo.hv, "port_forward", plain, check_mode=True)
+    assert checked["changed"] and Path(armed["rollback"]["state"]).exists(), "check mode removes nothing"
+    result = lab.module(topo.hv, "port_forward", plain)
+    assert result["changed"], result
+    warnings = str(result.get("warnings"))
+    assert "is gone without putting the previous rules back" in warnings and armed["rollback"]["state"] in warnings, warnings
+    assert rollback_files(lab) == []
+    assert sorted(gathered(lab, topo.hv)) == [("2222", G2), ("8080", G1)]

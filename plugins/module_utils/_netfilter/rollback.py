@@ -12,11 +12,13 @@ whatever the failed run left. They touch our table or our chains and jumps only.
 detached watcher process (plain Python, no collection code: the module's files are gone when it
 runs) waits. The controller confirms over a fresh connection (plugins/action/*.py), which leaves
 a marker under the lock; without it, the watcher takes the host lock and runs the steps when the
-timeout ends.
+timeout ends. The watcher holds a lock on its state file for as long as it lives: a state file
+that nobody holds was left by a watcher that died (killed, out of memory) and will never act.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import secrets
@@ -144,10 +146,13 @@ class RuntimeGuard:
 
 # Runs detached, after the module's own files are gone: standard library only. Waits for the
 # confirmation marker until the timeout, then takes the host lock (so it never interleaves with a
-# task) and, unconfirmed, runs the steps and leaves their outcome in "<state>.done".
+# task) and, unconfirmed, runs the steps and leaves their outcome in "<state>.done". File
+# descriptor argv[2] is its state file, locked by the run that armed it and handed over: the
+# watcher keeps it open, and with it the lock, until it exits.
 WATCHER = r"""
 import fcntl, json, os, subprocess, sys, time
 state_path = sys.argv[1]
+held = int(sys.argv[2])
 with open(state_path) as handle:
     state = json.load(handle)
 confirmed = state_path + ".confirmed"
@@ -181,13 +186,36 @@ def state_path(lock_path, rule_set, token):
 
 
 def pending(lock_path, rule_set):
-    """The state file of an unconfirmed rollback of ``rule_set`` still waiting, or None."""
+    """(waiting, abandoned): the state file of an unconfirmed rollback of ``rule_set`` whose
+    watcher still waits, or None; and the state files whose watcher is gone (called under the
+    host lock, so no watcher is starting or finishing meanwhile)."""
     prefix = "%s.rollback-%s-" % (os.path.basename(lock_path), rule_set)
     directory = os.path.dirname(lock_path) or "."
+    waiting, abandoned = None, []
     for name in sorted(os.listdir(directory)) if os.path.isdir(directory) else []:
         if name.startswith(prefix) and name.endswith(".json"):
-            return os.path.join(directory, name)
-    return None
+            path = os.path.join(directory, name)
+            if _watched(path):
+                waiting = waiting or path
+            else:
+                abandoned.append(path)
+    return waiting, abandoned
+
+
+def _watched(path):
+    """Does a live watcher hold ``path``? Its lock says so: taking it fails while the watcher
+    lives, and succeeds once it is gone, however it died."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
 
 
 def arm(runner, lock_path, rule_set, timeout, steps):
@@ -200,10 +228,17 @@ def arm(runner, lock_path, rule_set, timeout, steps):
     with open(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as handle:
         json.dump(state, handle)
     os.replace(temp, path)
-    proc = subprocess.Popen(  # pylint: disable=consider-using-with
-        [sys.executable, "-c", WATCHER, path], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL, close_fds=True, start_new_session=True, cwd="/",
-    )
+    # locked before the watcher starts and while this run still holds the host lock: no other run
+    # can see the state file unheld while its watcher is starting
+    held = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        proc = subprocess.Popen(  # pylint: disable=consider-using-with
+            [sys.executable, "-c", WATCHER, path, str(held)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, close_fds=True, pass_fds=(held,), start_new_session=True, cwd="/",
+        )
+    finally:
+        os.close(held)  # the watcher's copy keeps the lock
     return {"pending": True, "token": token, "timeout": timeout, "watcher_pid": proc.pid, "state": path}
 
 

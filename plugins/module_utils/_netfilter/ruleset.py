@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import os
 
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import model
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import rules as rules_ir
@@ -164,8 +165,8 @@ def _converge(module, kind, runner, partials):
                      runtime_changed, others)
 
     changed = runtime_changed or bool(companions_changed) or outcome["files_changed"] or bool(stale)
-    if outcome["warning"]:
-        module.warn(outcome["warning"])
+    for warning in outcome["warnings"]:
+        module.warn(warning)
     extra = {}
     if outcome["rollback"] is not None:
         extra["rollback"] = outcome["rollback"]
@@ -206,20 +207,41 @@ def _validate_rollback(params):
         raise ValidationError("rollback_timeout", timeout, "seconds from 1 to 3600")
 
 
-def _rollback_gate(params, kind, check_mode):
+def _rollback_gate(params, kind, runner):
     """Under the host lock, before any change: confirm the ``rollback_timeout`` of an earlier
     run (``_rollback_confirm``, sent by the action plugin over a fresh connection), or refuse to
-    change rules that a pending rollback would put back underneath this run."""
+    change rules that a pending rollback would put back underneath this run. (confirmation or
+    None, a warning or None.)
+
+    The state file of a watcher that died (killed before its timeout) blocks nothing: that
+    watcher will never put anything back. The run says so and removes the file."""
     lock = _lock_path(params)
     if params.get("_rollback_confirm"):
-        return rollback.confirm(lock, kind.rule_set, params["_rollback_confirm"])
-    waiting = rollback.pending(lock, kind.rule_set)
-    if waiting and not check_mode:
+        return rollback.confirm(lock, kind.rule_set, params["_rollback_confirm"]), None
+    waiting, abandoned = rollback.pending(lock, kind.rule_set)
+    if waiting and not runner.check_mode:
         raise HypervisorNetworkError(
             "an earlier %s task with rollback_timeout is not confirmed yet (%s): its watcher would undo this "
             "run; wait until it is confirmed or its timeout has passed" % (kind.rule_set, waiting)
         )
-    return None
+    warning = None
+    if abandoned:
+        warning = (
+            "the watcher of an earlier %s task with rollback_timeout is gone without putting the previous rules "
+            "back (%s): what that task applied is still in place, unconfirmed, and this run went on from it"
+            % (kind.rule_set, ", ".join(abandoned))
+        )
+        # our own bookkeeping, like the watcher's state itself: not a command of the result
+        runner.call(None, _remove_files, abandoned)
+    return None, warning
+
+
+def _remove_files(paths):
+    for path in paths:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
 
 
 def _persist_ops(params, backend, wanted, stale, companions, others=()):
@@ -255,7 +277,7 @@ def _apply(runner, params, kind, backend, wanted, stale, companions, companions_
     With ``rollback_timeout``, a run that changes rules writes no boot file: the rules go back
     unless the controller confirms in time, and the confirming run persists them. Called under
     the host lock."""
-    confirmed = _rollback_gate(params, kind, runner.check_mode)
+    confirmed, gate_warning = _rollback_gate(params, kind, runner)
     timeout = params.get("rollback_timeout")
     deferred = bool(timeout) and (runtime_changed or bool(stale) or bool(companions_changed))
     persisted, warning, ops = None, None, []
@@ -285,4 +307,5 @@ def _apply(runner, params, kind, backend, wanted, stale, companions, companions_
         # in check mode nothing was changed, so nothing is armed
         armed = runner.call(None, rollback.arm, runner, _lock_path(params), kind.rule_set, timeout, guard.steps()) \
             or {"pending": False, "timeout": timeout}
-    return {"files_changed": files.changed, "persisted": persisted, "warning": warning, "rollback": armed}
+    return {"files_changed": files.changed, "persisted": persisted, "warnings": [w for w in (gate_warning, warning) if w],
+            "rollback": armed}
