@@ -83,3 +83,46 @@ def test_loopback_and_device_bound_listeners():
     assert coexist.takes_over(hairpin, on_localhost, nobody)
     ipv6_only = coexist.parse_ss(SS)[5]
     assert not coexist.takes_over(forward(host_port="22"), ipv6_only, nobody)
+
+
+class _ListenerRunner:
+    """`ss` answered with ``ss``, counted; `ip -j addr show` with no addresses."""
+
+    def __init__(self, ss):
+        self.ss = ss
+        self.reads = []
+
+    def has(self, name):
+        return True
+
+    def read(self, argv, check_rc=True, cached=False):
+        self.reads.append(argv[0])
+        return 0, self.ss, ""
+
+    def read_json(self, argv):
+        self.reads.append(argv[0])
+        return []
+
+
+def _proc(monkeypatch, listeners):
+    monkeypatch.setattr(coexist, "read_proc_listeners", lambda: list(listeners))
+
+
+def test_no_listener_in_proc_net_means_no_ss(monkeypatch):
+    """/proc/net finds a superset of the takeovers that ss finds: with none there, the run never
+    starts ss (whose -p walks every process's file descriptors)."""
+    _proc(monkeypatch, [coexist.Listener("tcp", 9999, None, None)])
+    runner = _ListenerRunner(SS)
+    coexist.refuse_local_takeover(runner, [forward(host_port="22"), forward(host_port="8000-8100")], {})
+    assert runner.reads == []
+
+
+def test_a_takeover_seen_in_proc_net_is_decided_and_named_by_ss(monkeypatch):
+    # /proc/net shows no device: the UDP socket bound to lo looks like a wildcard there
+    _proc(monkeypatch, [coexist.Listener("udp", 53, None, 4), coexist.Listener("tcp", 22, None, None)])
+    runner = _ListenerRunner(SS)
+    coexist.refuse_local_takeover(runner, [forward(host_port="53", protocol="udp")], {})
+    assert runner.reads == ["ss"], "ss knows it is bound to lo: no takeover"
+    with pytest.raises(coexist.ValidationError) as refused:
+        coexist.refuse_local_takeover(_ListenerRunner(SS), [forward(host_port="10-30")], {forward(host_port="10-30").key: 3})
+    assert refused.value.field == "config[3].host_port" and "sshd (pid 501)" in str(refused.value)
