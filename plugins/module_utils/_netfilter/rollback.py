@@ -202,6 +202,15 @@ def pending(lock_path, rule_set):
     return waiting, abandoned
 
 
+def forget(paths):
+    """Remove the state files of watchers that are gone (``pending``'s abandoned ones)."""
+    for path in paths:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+
+
 def _watched(path):
     """Does a live watcher hold ``path``? Its lock says so: taking it fails while the watcher
     lives, and succeeds once it is gone, however it died."""

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import os
 
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import model
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import rules as rules_ir
@@ -232,16 +231,8 @@ def _rollback_gate(params, kind, runner):
             % (kind.rule_set, ", ".join(abandoned))
         )
         # our own bookkeeping, like the watcher's state itself: not a command of the result
-        runner.call(None, _remove_files, abandoned)
+        runner.call(None, rollback.forget, abandoned)
     return None, warning
-
-
-def _remove_files(paths):
-    for path in paths:
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
 
 
 def _persist_ops(params, backend, wanted, stale, companions, others=()):
