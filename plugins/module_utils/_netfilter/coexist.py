@@ -380,10 +380,11 @@ def refuse_local_takeover(runner, forwards, index_of):
     # at least every listener there that it takes over in ss's fuller view: where it finds
     # nothing (nearly every run), ss has nothing to add; otherwise ss decides and names the process.
     proc = _by_port(read_proc_listeners())
-    if not any(_taken(fwd, proc, addresses_of) for fwd in forwards):
+    suspects = [fwd for fwd in forwards if _taken(fwd, proc, addresses_of)]
+    if not suspects:
         return
     listeners = _by_port(read_listeners(runner))
-    for fwd in forwards:
+    for fwd in suspects:
         listener = _taken(fwd, listeners, addresses_of)
         if listener is not None:
             index = index_of.get(fwd.key)
