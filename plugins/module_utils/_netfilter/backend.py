@@ -130,7 +130,7 @@ class NftBackend(_Backend):
         if ruleset is None:
             ruleset = self._list_table()
         self._read = nft.table_document(ruleset, self.table)
-        _exists, rules = nft.parse_table(ruleset, self.table)
+        _exists, rules = nft.parse_table(self._read, self.table)
         return rules
 
     def _list_table(self):
