@@ -113,7 +113,7 @@ options:
     description:
       - A forward catches new connections to the host's addresses before any program of the host
         sees them. A forward being added or changed whose host port a process of the host listens
-        on (TCP or UDP, read with C(ss -lnp) in the host's network namespace) is refused, naming
+        on (TCP or UDP, as C(ss -l) lists them in the host's network namespace) is refused, naming
         the process, unless its scope leaves that listener alone - O(config[].host_address) other
         than the listener's address, or O(config[].in_interface) where the listener is bound to
         another interface or to an address not on that interface (a listener on every address is

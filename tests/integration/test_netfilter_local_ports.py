@@ -104,3 +104,59 @@ def test_refusal_and_explicit_takeover_through_the_netns_connection(lab):
     proc = _playbook(lab, hv, True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "dport 2222" in lab.run(hv, ["nft", "list", "table", "inet", "hypervisor_network_port_forward"]).stdout
+
+
+# Sockets of every kind the guard tells apart, made in the namespace; then the guard's reading
+# of the kernel (sock_diag) and ss's own view of the same sockets, printed as JSON.
+_SOCKETS = r"""
+import json, socket, subprocess, sys
+from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import coexist
+from ansible_collections.hypervisor.network.plugins.module_utils import _sock_diag
+kept = []
+def bound(family, kind, address, v6only=None, device=None):
+    sock = socket.socket(family, kind)
+    if v6only is not None:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, int(v6only))
+    if device:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, device.encode())
+    sock.bind(address)
+    if kind == socket.SOCK_STREAM:
+        sock.listen()
+    kept.append(sock)
+    return sock
+bound(socket.AF_INET, socket.SOCK_STREAM, ("0.0.0.0", 2222))
+bound(socket.AF_INET6, socket.SOCK_STREAM, ("::", 2223), v6only=False)
+bound(socket.AF_INET6, socket.SOCK_STREAM, ("::", 2224), v6only=True)
+bound(socket.AF_INET, socket.SOCK_STREAM, ("203.0.113.1", 8443), device="eth0")
+bound(socket.AF_INET6, socket.SOCK_STREAM, ("::ffff:127.0.0.1", 631), v6only=False)
+bound(socket.AF_INET, socket.SOCK_DGRAM, ("127.0.0.1", 5353))
+bound(socket.AF_INET, socket.SOCK_DGRAM, ("0.0.0.0", 53), device="lo")
+bound(socket.AF_INET6, socket.SOCK_DGRAM, ("::", 547))
+server = bound(socket.AF_INET, socket.SOCK_STREAM, ("127.0.0.1", 7000))
+client = socket.create_connection(("127.0.0.1", 7000))  # established: no listener
+accepted = server.accept()[0]
+sending = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+sending.connect(("127.0.0.1", 5353))  # connected UDP: not waiting for anyone
+kept += [client, accepted, sending]
+def view(listeners):
+    return sorted([lst.proto, lst.port, lst.address, lst.family, lst.device] for lst in listeners)
+ss = subprocess.run(["ss", "-H", "-l", "-n", "-t", "-u"], capture_output=True, text=True, check=True).stdout
+print(json.dumps({"kernel": view(coexist.read_kernel_listeners()), "ss": view(coexist.parse_ss(ss)),
+                  "raw": len(_sock_diag.listening_sockets())}))
+"""
+
+
+def test_the_kernel_s_listener_list_is_what_ss_lists(lab):
+    """The guard's first look (sock_diag, no process) sees exactly the sockets ss sees, with
+    their bound device and IPv6-only flag; established and connected sockets are not in it."""
+    hv = _host(lab)
+    lab.run(hv, ["ip", "link", "set", "lo", "up"])
+    proc = lab.run(hv, ["env", "PYTHONPATH=%s" % COLLECTIONS, sys.executable, "-c", _SOCKETS])
+    views = json.loads(proc.stdout)
+    assert views["kernel"] == views["ss"]
+    assert views["raw"] == 9  # the eight sockets above and the server of the connection
+    assert ["tcp", 2223, None, None, None] in views["kernel"]  # dual-stack wildcard
+    assert ["tcp", 2224, None, 6, None] in views["kernel"]  # IPv6-only wildcard
+    assert ["tcp", 8443, "203.0.113.1", 4, "eth0"] in views["kernel"]
+    assert ["tcp", 631, "127.0.0.1", 4, None] in views["kernel"]  # IPv4-mapped
+    assert ["udp", 53, None, 4, "lo"] in views["kernel"]

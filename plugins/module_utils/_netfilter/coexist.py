@@ -19,12 +19,14 @@ import bisect
 import ipaddress
 import json
 import re
+import socket
 from dataclasses import dataclass
 
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import foreign as nf
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import iptables as ipt
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import nft
 from ansible_collections.hypervisor.network.plugins.module_utils._errors import HypervisorNetworkError, ValidationError
+from ansible_collections.hypervisor.network.plugins.module_utils import _sock_diag
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter.model import PROTOCOLS
 from ansible_collections.hypervisor.network.plugins.module_utils._netfilter.rules import route_device
 
@@ -303,15 +305,45 @@ def parse_proc_net(text, proto, family):
 
 
 def read_listeners(runner):
-    """Every listener, with devices and process names where ss is installed."""
+    """Every listener, with process names where ss is installed."""
     if runner.has("ss"):
         return parse_ss(runner.read(["ss", "-H", "-l", "-n", "-p", "-t", "-u"])[1])
-    return read_proc_listeners()
+    return read_kernel_listeners()
+
+
+def read_kernel_listeners():
+    """Every listener of this network namespace as ``ss -l`` sees it (bound device, IPv6-only
+    flag), asked of the kernel over sock_diag, without a process and without a walk of every
+    established connection; from /proc/net where the kernel offers no sock_diag. No process
+    names: ss's -p finds those by walking every process's open files."""
+    try:
+        sockets = _sock_diag.listening_sockets()
+    except OSError:
+        return read_proc_listeners()
+    return [_listener_of(sock) for sock in sockets]
+
+
+def _listener_of(sock):
+    """A Listener from a sock_diag socket, in parse_ss's terms: an IPv4-mapped address is IPv4,
+    a wildcard has no address, and an IPv6 wildcard that also takes IPv4 has no family."""
+    addr = ipaddress.ip_address(sock.address)
+    if addr.version == 6 and addr.ipv4_mapped:
+        addr = addr.ipv4_mapped
+    family = addr.version
+    if addr.is_unspecified and sock.family == 6 and not sock.v6only:
+        family = None
+    device = None
+    if sock.ifindex:
+        try:
+            device = socket.if_indextoname(sock.ifindex)
+        except OSError:
+            device = "#%d" % sock.ifindex  # gone since: no forward's in_interface names it
+    return Listener(sock.proto, sock.port, None if addr.is_unspecified else str(addr), family, device)
 
 
 def read_proc_listeners():
-    """Every listener of this network namespace from /proc/net: no process to start and no walk
-    of every process's file descriptors, which is how `ss -p` names the owners."""
+    """Every listener of this network namespace from /proc/net, where there is no sock_diag. To
+    print these files the kernel walks every bucket of the established-connection hash table."""
     found = []
     for (proto, family), path in sorted(PROC_NET.items()):
         try:
@@ -376,11 +408,12 @@ def refuse_local_takeover(runner, forwards, index_of):
         return {info.get("local") for link in cache["all"] if link.get("ifname") == ifname
                 for info in link.get("addr_info", [])}
 
-    # /proc/net first. It shows no device binding and no IPv6-only flag, so a forward takes over
-    # at least every listener there that it takes over in ss's fuller view: where it finds
-    # nothing (nearly every run), ss has nothing to add; otherwise ss decides and names the process.
-    proc = _by_port(read_proc_listeners())
-    suspects = [fwd for fwd in forwards if _taken(fwd, proc, addresses_of)]
+    # The kernel's own list first (ss's view without process names; /proc/net's, which has no
+    # device binding and no IPv6-only flag and so flags a superset, where there is no
+    # sock_diag): where it finds nothing (nearly every run), ss has nothing to add; otherwise ss
+    # decides and names the process.
+    kernel = _by_port(read_kernel_listeners())
+    suspects = [fwd for fwd in forwards if _taken(fwd, kernel, addresses_of)]
     if not suspects:
         return
     listeners = _by_port(read_listeners(runner))

@@ -105,19 +105,20 @@ class _ListenerRunner:
 
 
 def _proc(monkeypatch, listeners):
-    monkeypatch.setattr(coexist, "read_proc_listeners", lambda: list(listeners))
+    monkeypatch.setattr(coexist, "read_kernel_listeners", lambda: list(listeners))
 
 
-def test_no_listener_in_proc_net_means_no_ss(monkeypatch):
-    """/proc/net finds a superset of the takeovers that ss finds: with none there, the run never
-    starts ss (whose -p walks every process's file descriptors)."""
+def test_no_listener_in_the_kernel_s_list_means_no_ss(monkeypatch):
+    """The kernel's list (sock_diag, or /proc/net, which flags a superset) holds every takeover
+    that ss finds: with none there, the run never starts ss (whose -p walks every process's file
+    descriptors)."""
     _proc(monkeypatch, [coexist.Listener("tcp", 9999, None, None)])
     runner = _ListenerRunner(SS)
     coexist.refuse_local_takeover(runner, [forward(host_port="22"), forward(host_port="8000-8100")], {})
     assert runner.reads == []
 
 
-def test_a_takeover_seen_in_proc_net_is_decided_and_named_by_ss(monkeypatch):
+def test_a_takeover_seen_in_the_kernel_s_list_is_decided_and_named_by_ss(monkeypatch):
     # /proc/net shows no device: the UDP socket bound to lo looks like a wildcard there
     _proc(monkeypatch, [coexist.Listener("udp", 53, None, 4), coexist.Listener("tcp", 22, None, None)])
     runner = _ListenerRunner(SS)
@@ -126,3 +127,4 @@ def test_a_takeover_seen_in_proc_net_is_decided_and_named_by_ss(monkeypatch):
     with pytest.raises(coexist.ValidationError) as refused:
         coexist.refuse_local_takeover(_ListenerRunner(SS), [forward(host_port="10-30")], {forward(host_port="10-30").key: 3})
     assert refused.value.field == "config[3].host_port" and "sshd (pid 501)" in str(refused.value)
+
