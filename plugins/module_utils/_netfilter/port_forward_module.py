@@ -77,9 +77,11 @@ class PortForwardKind(ruleset.Kind):
         # the host is in place; any other, only if all its rules are loaded
         have, loaded = set(have_items), set(have_rules)
         # One forward's rules, unsorted: compiling a set of one per forward sorted and grouped
-        # N sets of one at N forwards.
+        # N sets of one at N forwards. With none of our rules loaded (a first apply), no forward
+        # has all of its rules loaded, and none is compiled for the question.
         coexist.refuse_local_takeover(
-            runner, [item for item in items if item not in have and not loaded.issuperset(rules_ir.port_forward_rules(item))],
+            runner, [item for item in items if item not in have
+                     and not (loaded and loaded.issuperset(rules_ir.port_forward_rules(item)))],
             self.config_places(partials))
 
     def surroundings(self, runner, params, backend, listing, items, wanted, routes):

@@ -128,3 +128,23 @@ def test_a_takeover_seen_in_the_kernel_s_list_is_decided_and_named_by_ss(monkeyp
         coexist.refuse_local_takeover(_ListenerRunner(SS), [forward(host_port="10-30")], {forward(host_port="10-30").key: 3})
     assert refused.value.field == "config[3].host_port" and "sshd (pid 501)" in str(refused.value)
 
+
+def test_a_first_apply_compiles_no_forward_for_the_guard(monkeypatch):
+    """With none of our rules loaded, no forward can have all of its rules in place: the guard
+    hands every new forward to the listener check without compiling each one (1000 compiles at
+    1000 forwards); with rules loaded, a forward whose rules are all there is left out."""
+    from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import port_forward_module as pfm
+    from ansible_collections.hypervisor.network.plugins.module_utils._netfilter import rules as rules_ir
+
+    items = [forward(host_port=str(port)) for port in (80, 81)]
+    partials = [model.parse_port_forward(i, {"host_port": str(port), "destination": "10.0.0.5"})
+                for i, port in enumerate((80, 81))]
+    compiled, checked = [], []
+    real_rules = rules_ir.port_forward_rules
+    monkeypatch.setattr(rules_ir, "port_forward_rules", lambda fwd: compiled.append(fwd) or real_rules(fwd))
+    monkeypatch.setattr(coexist, "refuse_local_takeover", lambda runner, forwards, places: checked.append(forwards))
+    params = {"state": "merged", "allow_local_port_takeover": False}
+    pfm.KIND.guard(None, params, partials, items, [], [])
+    assert compiled == [] and checked == [items]
+    pfm.KIND.guard(None, params, partials, items, [], real_rules(items[0]))
+    assert checked[-1] == [items[1]]
