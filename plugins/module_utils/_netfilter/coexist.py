@@ -36,11 +36,15 @@ TOOLS = {("nft", "ip"): "iptables", ("nft", "ip6"): "ip6tables",
          ("legacy", "ip"): "iptables-legacy", ("legacy", "ip6"): "ip6tables-legacy"}
 
 
+RULESET_READ = ["nft", "-j", "list", "ruleset"]
+
+
 def read_ruleset(runner):
-    """Everything nftables holds (iptables-nft rules included), or None without nft."""
+    """Everything nftables holds (iptables-nft rules included), or None without nft. Cached: a
+    run reads it once (``Runner.prefetch`` may have started it), and a change forgets it."""
     if not runner.has("nft"):
         return None
-    rc, out, _err = runner.read(["nft", "-j", "list", "ruleset"], check_rc=False)
+    rc, out, _err = runner.read(RULESET_READ, check_rc=False, cached=True)
     return json.loads(out) if rc == 0 and out.strip() else None
 
 

@@ -50,13 +50,16 @@ class PortForwardKind(ruleset.Kind):
             rules_ir.compile_port_forwards, rules_ir.port_forward_items,
         )
 
+    def first_reads(self, runner):
+        return [coexist.RULESET_READ] + [_routes_read(family) for family in (4, 6)]
+
     def read_ruleset(self, runner):
         return coexist.read_ruleset(runner)
 
     def routes(self, runner):
         routes = []
         for family in (4, 6):
-            listed = runner.read_json(["ip", "-%d" % family, "-j", "route", "show", "table", "main"]) or []
+            listed = runner.read_json(_routes_read(family), cached=True) or []
             routes.extend(dict(route, family=family) for route in listed)
         return routes
 
@@ -99,6 +102,10 @@ class PortForwardKind(ruleset.Kind):
         unplanned = [_companion(runner, backend.paths, variant, legacy, listing) for variant in _companion_places(runner, legacy)
                      if variant not in variants]
         return ruleset.Surroundings(legacy, report, companions, unplanned)
+
+
+def _routes_read(family):
+    return ["ip", "-%d" % family, "-j", "route", "show", "table", "main"]
 
 
 def _companion_places(runner, legacy):

@@ -42,6 +42,10 @@ class Kind:
         self.compile = compile_rules
         self.items_of = items_of
 
+    def first_reads(self, runner):
+        """The reads a converging run starts with (``Runner.prefetch``), started at once."""
+        return []
+
     def read_ruleset(self, runner):
         """`nft -j list ruleset` where the kind needs more than its own table, else None."""
         return None
@@ -142,6 +146,8 @@ def _converge(module, kind, runner, partials):
     state = params["state"]
     # One `nft -j list ruleset` serves our own rules and, for port_forward, the coexistence walk
     # and the question whether nft works and which iptables-nft tables exist.
+    if state != "gathered":
+        runner.prefetch(kind.first_reads(runner))
     listing = kind.read_ruleset(runner) if state != "gathered" else None
     backend = select_backend(runner, params["backend"], params["iptables_variant"], kind.rule_set,
                              Paths.from_params(params), listing)

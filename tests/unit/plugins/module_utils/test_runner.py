@@ -98,6 +98,24 @@ def test_cached_reads_are_answered_once_until_a_change(runner, tmp_path):
     assert runner.read(argv, cached=True)[1].strip() == "3", "a change clears the cache"
 
 
+def test_prefetched_reads_run_at_once_and_answer_the_cached_reads(runner, tmp_path):
+    """The two reads meet through a FIFO: opening it for writing waits for a reader, so one
+    after the other, the first would wait until its timeout (rc 124). The reads then come from
+    memory (the counter moves once); a command that is not installed is reported by the read."""
+    fifo = tmp_path / "meet"
+    os.mkfifo(fifo)
+    counter = tmp_path / "count"
+    writer = ["timeout", "20", "sh", "-c", "echo hello > %s; echo x >> %s; echo wrote" % (fifo, counter)]
+    reader = ["timeout", "20", "cat", str(fifo)]
+    runner.prefetch([writer, reader, ["no-such-command-here"]])
+    assert runner.read(reader, cached=True) == (0, "hello\n", "")
+    assert runner.read(writer, cached=True) == (0, "wrote\n", "")
+    assert counter.read_text() == "x\n"
+    assert runner.read(["sh", "-c", 'echo "$LC_ALL"'], cached=True)[1] == "C\n"
+    with pytest.raises(HypervisorNetworkError, match="no-such-command-here"):
+        runner.read(["no-such-command-here"], cached=True)
+
+
 def test_read_json(runner):
     assert runner.read_json(["echo", '{"a": [1]}']) == {"a": [1]}
     assert runner.read_json(["printf", ""]) is None
