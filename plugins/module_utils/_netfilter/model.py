@@ -413,13 +413,10 @@ def _shown(value):
 
 
 def dedupe(items):
-    """Keep the first of identical items; order stays stable."""
-    out, keys = [], set()
-    for item in items:
-        if item not in keys:
-            keys.add(item)
-            out.append(item)
-    return out
+    """Keep the first of identical items; order stays stable. A dict keeps the first of equal
+    keys in insertion order, and hashes each item once (a frozen dataclass hashes all of its
+    fields every time: 3000 rules at 1000 forwards)."""
+    return list(dict.fromkeys(items))
 
 
 def sort_items(items):
