@@ -372,12 +372,22 @@ def ratios(results):
                 value = cases["module"][phase] / (cases["floor"][phase] + cases["nft"][phase])
                 target = "<= %.2f" % TARGET_MODULE_OVER_FLOOR if n == TARGET_N else None
                 verdict = None if target is None else ("PASS" if value <= TARGET_MODULE_OVER_FLOOR else "FAIL")
-                out.append({"n": n, "phase": phase, "name": "module / (floor + nft)", "value": value, "target": target, "verdict": verdict})
+                out.append({"n": n, "phase": phase, "name": "module / (floor + nft)", "value": value, "target": target,
+                            "verdict": verdict, "per_round": per_round(cases, phase)})
             for top, base in (("module", "noop"), ("module", "ping"), ("floor", "noop")):
                 if all(c in cases for c in (top, base, "nft")):
                     value = cases[top][phase] / (cases[base][phase] + cases["nft"][phase])
                     out.append({"n": n, "phase": phase, "name": "%s / (%s + nft)" % (top, base), "value": value, "target": None, "verdict": None})
     return out
+
+
+def per_round(cases, phase):
+    """module / (floor + nft) of each round on its own: the three cases of a round ran one after
+    the other, so a burst of load that stretched one round's module also stretched its floor.
+    Their spread says how far the verdict's ratio of medians can be trusted (for information;
+    the verdict stays the ratio of the medians)."""
+    rounds = zip(*(cases[case]["runs"] for case in ("module", "floor", "nft")))
+    return sorted(m[phase] / (f[phase] + n[phase]) for m, f, n in rounds)
 
 
 def table(results, ratio_rows, repeat):
@@ -404,6 +414,16 @@ def table(results, ratio_rows, repeat):
     lines += [head, "-" * len(head)]
     for row in ratio_rows:
         lines.append("%6d  %-7s %-22s %9.2f  %-8s %s" % (row["n"], row["phase"], row["name"], row["value"], row["target"] or "-", row["verdict"] or "-"))
+    paired = [row for row in ratio_rows if len(row.get("per_round") or ()) > 1]
+    if paired:
+        lines += ["", "module / (floor + nft) round by round (for information: the spread of the ratio above)", ""]
+        head = "%6s  %-7s %7s %7s %7s  %s" % ("N", "phase", "min", "median", "max", "rounds at or under the target")
+        lines += [head, "-" * len(head)]
+        for row in paired:
+            values = row["per_round"]
+            lines.append("%6d  %-7s %7.2f %7.2f %7.2f  %d of %d" % (
+                row["n"], row["phase"], values[0], statistics.median(values), values[-1],
+                sum(v <= TARGET_MODULE_OVER_FLOOR for v in values), len(values)))
     return "\n".join(lines)
 
 
