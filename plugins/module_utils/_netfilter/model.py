@@ -275,7 +275,9 @@ def complete_port_forward(where, partial, base=None, connected=()):
                 where + ".hairpin", True,
                 "no directly connected subnet of this host contains destination %s; set hairpin_sources" % destination,
             )
-    version = ipaddress.ip_address(destination).version
+    # a normalised address (parse_port_forward, or read back from the host): only IPv6 text has
+    # a colon, as PortForward.family knows; no second parse of every destination
+    version = 6 if ":" in destination else 4
     # Checked here too, where the destination may come from the forward already on the host
     # (merged without a destination): an IPv6 source would be rendered into an IPv4 rule.
     for name in ("hairpin_sources", "allowed_sources"):
