@@ -31,11 +31,12 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 
 import pytest
 
 from hostlab.fixtures import bookworm_image  # noqa: F401  # pylint: disable=unused-import
-from hostlab.lab import UPLINK_NET, HostLab
+from hostlab.lab import REPO, UPLINK_NET, HostLab
 from hostlab.remote import HOST, RemoteLab
 from hostlab.test_host_bridge_reboot import links, vlan_tables
 
@@ -113,6 +114,19 @@ def changed_items(stdout, host):
     return re.findall(r"^changed: \[%s\] => \(item=([^)]*)\)" % re.escape(host), stdout, re.M)
 
 
+def listeners_seen(remote):
+    """(sock_diag's, ss's) listeners of the VM as sorted [proto, port] pairs: port_forward's
+    listener guard asks the kernel over sock_diag, and on a Debian kernel tcp_diag and udp_diag
+    are modules that the first request loads. Where that failed, the guard would fall back to
+    /proc/net silently; here it must answer, and answer what ss shows."""
+    reader = (REPO / "plugins" / "module_utils" / "_sock_diag.py").read_text() + (
+        "\nimport json\nprint(json.dumps(sorted([s.proto, s.port] for s in listening_sockets())))\n")
+    kernel = json.loads(remote.sh("python3 -c %s" % shlex.quote(reader)).stdout)
+    ss = sorted([line.split()[0], int(line.split()[4].rpartition(":")[2])]
+                for line in remote.sh("ss -H -l -n -t -u").stdout.splitlines() if line.strip())
+    return kernel, ss
+
+
 def test_bridge_host_role_converges_two_vms_and_all_survives_a_reboot(bookworm_image):  # noqa: F811
     hostlab = HostLab(bookworm_image)
     try:
@@ -128,6 +142,8 @@ def test_bridge_host_role_converges_two_vms_and_all_survives_a_reboot(bookworm_i
         assert all(second[vm.name]["changed"] == 0 for vm in vms), proc.stdout[-8000:]
         for remote in remotes.values():
             serve(remote)
+        kernel, ss = listeners_seen(remotes["networkd"])
+        assert kernel == ss and ["tcp", 22] in kernel and ["tcp", BRIDGE_PORT] in kernel, (kernel, ss)
         guest_checks(hostlab, remotes, guests)
         booted = dict((name, (links(remote), vlan_tables(remote))) for name, remote in remotes.items())
         for name, (_links, tables) in booted.items():  # no default VID 1 anywhere: untagged frames reach no guest
