@@ -40,6 +40,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import signal
 import statistics
@@ -199,9 +200,17 @@ def ensure_collection_link():
 
 
 def timed(argv, env=None, timeout=3600):
+    """(wall seconds, CPU seconds, the finished process). The CPU seconds are user and system
+    time of the command and every process under it that was waited for (Ansible's workers, the
+    module, nft): the work done, which other tenants' load on a shared machine moves far less
+    than the wall clock. The bench runs one command at a time, so the children's usage before
+    and after is this command's alone."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.monotonic()
     proc = _sh(argv, env=env, timeout=timeout)
-    return time.monotonic() - start, proc
+    wall = time.monotonic() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), proc
 
 
 def recap_changed(output, host):
@@ -240,10 +249,11 @@ def run_ansible_case(case, n, workdir):
             "bench_tmp": str(tmp),
         }}}}, indent=1))
         argv = [str(ANSIBLE_PLAYBOOK), "-i", str(tmp / "inventory.yml"), str(tmp / "play.yml")]
-        times, changed = [], []
+        times, cpu, changed = [], [], []
         for dummy in ("first", "rerun"):
-            seconds, proc = timed(argv, env=ansible_env())
+            seconds, cpu_seconds, proc = timed(argv, env=ansible_env())
             times.append(seconds)
+            cpu.append(cpu_seconds)
             changed.append(recap_changed(proc.stdout, ns))
         rules = count_rules(ns, case) if case in ("module", "loop") else 0
         expected = {"module": (1, 0), "loop": (2, 0), "noop": (0, 0), "ping": (0, 0), "floor": (0, 0)}[case]
@@ -253,7 +263,8 @@ def run_ansible_case(case, n, workdir):
         # (it also accepts the guests' replies).
         if (case == "loop" and rules != 2 * n) or (case == "module" and rules < 2 * n):
             raise RuntimeError("%s N=%d: %d rules in the namespace, expected %s%d" % (case, n, rules, "" if case == "loop" else "at least ", 2 * n))
-        return {"first": times[0], "rerun": times[1], "changed": changed, "rules": rules}
+        return {"first": times[0], "rerun": times[1], "first_cpu": cpu[0], "rerun_cpu": cpu[1],
+                "changed": changed, "rules": rules}
     finally:
         delete_namespace(ns)
         shutil.rmtree(tmp, ignore_errors=True)
@@ -279,12 +290,12 @@ def run_nft_case(n, workdir):
         script = Path(workdir) / ("rules-%d.nft" % n)
         script.write_text(rendered_script(n, workdir))
         argv = ["ip", "netns", "exec", ns, "nft", "-f", str(script)]
-        first = timed(argv)[0]
-        rerun = timed(argv)[0]
+        first, first_cpu, _proc = timed(argv)
+        rerun, rerun_cpu, _proc = timed(argv)
         rules = count_rules(ns, "nft")
         if rules < 2 * n:
             raise RuntimeError("nft N=%d: %d rules in the namespace, expected at least %d" % (n, rules, 2 * n))
-        return {"first": first, "rerun": rerun, "rules": rules}
+        return {"first": first, "rerun": rerun, "first_cpu": first_cpu, "rerun_cpu": rerun_cpu, "rules": rules}
     finally:
         delete_namespace(ns)
 
@@ -328,6 +339,8 @@ def summarise(runs):
     return {
         "first": statistics.median(r["first"] for r in runs),
         "rerun": statistics.median(r["rerun"] for r in runs),
+        "first_cpu": statistics.median(r["first_cpu"] for r in runs),
+        "rerun_cpu": statistics.median(r["rerun_cpu"] for r in runs),
         "first_best": min(r["first"] for r in runs),
         "rerun_best": min(r["rerun"] for r in runs),
         "runs": runs,
@@ -374,6 +387,10 @@ def ratios(results):
                 verdict = None if target is None else ("PASS" if value <= TARGET_MODULE_OVER_FLOOR else "FAIL")
                 out.append({"n": n, "phase": phase, "name": "module / (floor + nft)", "value": value, "target": target,
                             "verdict": verdict, "per_round": per_round(cases, phase)})
+                cpu = phase + "_cpu"
+                value = cases["module"][cpu] / (cases["floor"][cpu] + cases["nft"][cpu])
+                out.append({"n": n, "phase": phase, "name": "CPU module / (floor + nft)", "value": value,
+                            "target": None, "verdict": None, "per_round": per_round(cases, cpu)})
             for top, base in (("module", "noop"), ("module", "ping"), ("floor", "noop")):
                 if all(c in cases for c in (top, base, "nft")):
                     value = cases[top][phase] / (cases[base][phase] + cases["nft"][phase])
@@ -391,15 +408,17 @@ def per_round(cases, phase):
 
 
 def table(results, ratio_rows, repeat):
-    lines = ["wall-clock seconds of whole runs; loop: one run, the others: median of %d" % repeat, ""]
-    head = "%6s  %-12s %10s %10s" % ("N", "case", "first", "re-run")
+    lines = ["seconds of whole runs, wall clock and CPU (user + system of the run and every process under it);",
+             "loop: one run, the others: median of %d" % repeat, ""]
+    head = "%6s  %-12s %10s %10s %10s %10s" % ("N", "case", "first", "re-run", "CPU first", "CPU re-run")
     lines += [head, "-" * len(head)]
     for n, cases in sorted(results.items()):
         for case in CASES:
             if case in cases:
-                lines.append("%6d  %-12s %10.3f %10.3f" % (n, case, cases[case]["first"], cases[case]["rerun"]))
+                lines.append("%6d  %-12s %10.3f %10.3f %10.3f %10.3f" % (
+                    n, case, cases[case]["first"], cases[case]["rerun"], cases[case]["first_cpu"], cases[case]["rerun_cpu"]))
             else:
-                lines.append("%6d  %-12s %10s %10s" % (n, case, "-", "-"))
+                lines.append("%6d  %-12s %10s %10s %10s %10s" % (n, case, "-", "-", "-", "-"))
         if "noop" in cases and "nft" in cases:
             lines.append("%6d  %-12s %10.3f %10.3f" % (n, "noop + nft", *(cases["noop"][p] + cases["nft"][p] for p in ("first", "rerun"))))
     lines += ["", "bytes of the result one host sends back (module case; the other cases return no items)", ""]
@@ -410,19 +429,19 @@ def table(results, ratio_rows, repeat):
         if sizes:
             lines.append("%6d  %-12s %10d %10d" % (n, "module", sizes["first"], sizes["rerun"]))
     lines.append("")
-    head = "%6s  %-7s %-22s %9s  %-8s %s" % ("N", "phase", "ratio", "value", "target", "verdict")
+    head = "%6s  %-7s %-26s %9s  %-8s %s" % ("N", "phase", "ratio", "value", "target", "verdict")
     lines += [head, "-" * len(head)]
     for row in ratio_rows:
-        lines.append("%6d  %-7s %-22s %9.2f  %-8s %s" % (row["n"], row["phase"], row["name"], row["value"], row["target"] or "-", row["verdict"] or "-"))
+        lines.append("%6d  %-7s %-26s %9.2f  %-8s %s" % (row["n"], row["phase"], row["name"], row["value"], row["target"] or "-", row["verdict"] or "-"))
     paired = [row for row in ratio_rows if len(row.get("per_round") or ()) > 1]
     if paired:
-        lines += ["", "module / (floor + nft) round by round (for information: the spread of the ratio above)", ""]
-        head = "%6s  %-7s %7s %7s %7s  %s" % ("N", "phase", "min", "median", "max", "rounds at or under the target")
+        lines += ["", "module / (floor + nft) round by round (for information: the spread of the ratios above)", ""]
+        head = "%6s  %-7s %-26s %7s %7s %7s  %s" % ("N", "phase", "ratio", "min", "median", "max", "rounds at or under 1.10")
         lines += [head, "-" * len(head)]
         for row in paired:
             values = row["per_round"]
-            lines.append("%6d  %-7s %7.2f %7.2f %7.2f  %d of %d" % (
-                row["n"], row["phase"], values[0], statistics.median(values), values[-1],
+            lines.append("%6d  %-7s %-26s %7.2f %7.2f %7.2f  %d of %d" % (
+                row["n"], row["phase"], row["name"], values[0], statistics.median(values), values[-1],
                 sum(v <= TARGET_MODULE_OVER_FLOOR for v in values), len(values)))
     return "\n".join(lines)
 

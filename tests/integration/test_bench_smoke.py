@@ -27,10 +27,11 @@ def test_quick_benchmark_prints_every_case():
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     out = proc.stdout
     number = r"\d+\.\d{3}"
-    for case in ("module", "loop", "nft", "noop", "ping", "floor", "noop \\+ nft"):
-        assert re.search(r"^\s+10\s+%s\s+%s\s+%s$" % (case, number, number), out, re.M), "no row for %s:\n%s" % (case, out)
+    for case in ("module", "loop", "nft", "noop", "ping", "floor"):  # wall and CPU, first and re-run
+        assert re.search(r"^\s+10\s+%s(\s+%s){4}$" % (case, number), out, re.M), "no row for %s:\n%s" % (case, out)
+    assert re.search(r"^\s+10\s+noop \+ nft(\s+%s){2}$" % number, out, re.M), "no row for noop + nft:\n%s" % out
     for ratio in ("loop / module", "module / \\(noop \\+ nft\\)", "module / \\(ping \\+ nft\\)",
-                  "floor / \\(noop \\+ nft\\)", "module / \\(floor \\+ nft\\)"):
+                  "floor / \\(noop \\+ nft\\)", "module / \\(floor \\+ nft\\)", "CPU module / \\(floor \\+ nft\\)"):
         for phase in ("first", "rerun"):
             assert re.search(r"^\s+10\s+%s\s+%s\s+\d+\.\d\d\s" % (phase, ratio), out, re.M), "no %s %s ratio:\n%s" % (phase, ratio, out)
     leftover = {name for name in _namespaces() if name.startswith(prefix)}
