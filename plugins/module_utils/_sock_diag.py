@@ -35,6 +35,7 @@ TCP_LISTEN = 10
 TCP_CLOSE = 7
 PROTOCOLS = {"tcp": (socket.IPPROTO_TCP, TCP_LISTEN), "udp": (socket.IPPROTO_UDP, TCP_CLOSE)}
 FAMILIES = {4: socket.AF_INET, 6: socket.AF_INET6}
+TIMEOUT = 5.0  # seconds for each answer; a dump of thousands of sockets takes milliseconds
 
 _NLMSGHDR = struct.Struct("=IHHII")
 # family, protocol, extensions, pad, states; then inet_diag_sockid: source and destination port,
@@ -124,6 +125,8 @@ def listening_sockets():
     OSError where the kernel offers no sock_diag (the caller then reads /proc/net)."""
     found = []
     with socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_SOCK_DIAG) as sock:
+        # a dump that never ends is an OSError (socket.timeout) too, and the caller reads /proc/net
+        sock.settimeout(TIMEOUT)
         for seq, (proto, family) in enumerate(sorted((p, f) for p in PROTOCOLS for f in FAMILIES), start=1):
             sock.sendall(request(proto, family, seq))
             done = False

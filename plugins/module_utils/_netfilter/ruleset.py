@@ -146,9 +146,10 @@ def _converge(module, kind, runner, partials):
     state = params["state"]
     # One `nft -j list ruleset` serves our own rules and, for port_forward, the coexistence walk
     # and the question whether nft works and which iptables-nft tables exist.
+    listing = None
     if state != "gathered":
         runner.prefetch(kind.first_reads(runner))
-    listing = kind.read_ruleset(runner) if state != "gathered" else None
+        listing = kind.read_ruleset(runner)
     backend = select_backend(runner, params["backend"], params["iptables_variant"], kind.rule_set,
                              Paths.from_params(params), listing)
     have_rules = rules_ir.canonical(backend.gather(listing))
