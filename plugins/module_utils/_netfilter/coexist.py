@@ -253,6 +253,17 @@ class Listener:
         return "%s listening on %s %s:%d%s" % (owners, self.proto, where, self.port, "%" + self.device if self.device else "")
 
 
+def _bound_to(addr, dual_stack):
+    """(address, family) of a listener bound to ``addr``, in Listener's terms: an IPv4-mapped
+    address is IPv4, a wildcard has no address, and a wildcard that also takes IPv4
+    (``dual_stack``: an IPv6 socket without IPV6_V6ONLY) has no family."""
+    if addr.version == 6 and addr.ipv4_mapped:
+        addr = addr.ipv4_mapped
+    if addr.is_unspecified:
+        return None, None if dual_stack else addr.version
+    return str(addr), addr.version
+
+
 def parse_ss(text):
     """Listeners from `ss -H -l -n -p -t -u` (columns: netid, state, queues, local, peer, process).
     The local column is ADDR[%DEV]:PORT with ``*`` for a dual-stack wildcard and brackets around
@@ -266,19 +277,13 @@ def parse_ss(text):
         if not port.isdigit():
             continue
         host, _sep, device = host.partition("%")
-        family = None
         if host == "*":
-            address = None
+            address, family = None, None
         else:
-            host = host.strip("[]")
             try:
-                addr = ipaddress.ip_address(host)
+                address, family = _bound_to(ipaddress.ip_address(host.strip("[]")), dual_stack=False)
             except ValueError:
                 continue
-            if addr.version == 6 and addr.ipv4_mapped:
-                addr = addr.ipv4_mapped
-            family = addr.version
-            address = None if addr.is_unspecified else str(addr)
         processes = tuple((name, int(pid)) for name, pid in _PROCESS.findall(parts[6] if len(parts) > 6 else ""))
         found.append(Listener(parts[0], int(port), address, family, device or None, processes))
     return found
@@ -286,7 +291,7 @@ def parse_ss(text):
 
 def parse_proc_net(text, proto, family):
     """Listeners from /proc/net/tcp, tcp6, udp or udp6 (hex, host byte order per 32-bit word),
-    the fallback where ss is not installed: no process names there."""
+    the fallback where the kernel offers no sock_diag: no devices and no process names there."""
     found = []
     for line in (text or "").splitlines()[1:]:
         fields = line.split()
@@ -298,13 +303,9 @@ def parse_proc_net(text, proto, family):
         hex_addr, _sep, hex_port = fields[1].partition(":")
         raw = bytes.fromhex(hex_addr)
         packed = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
-        addr = ipaddress.ip_address(packed)
-        if family == 6 and addr.ipv4_mapped:
-            addr = addr.ipv4_mapped
         # An IPv6 wildcard may take IPv4 too (bindv6only is per socket and not shown here).
-        wildcard = addr.is_unspecified
-        found.append(Listener(proto, int(hex_port, 16), None if wildcard else str(addr),
-                              None if wildcard and family == 6 else addr.version))
+        address, bound_family = _bound_to(ipaddress.ip_address(packed), dual_stack=family == 6)
+        found.append(Listener(proto, int(hex_port, 16), address, bound_family))
     return found
 
 
@@ -330,19 +331,15 @@ def read_kernel_listeners():
 def _listener_of(sock):
     """A Listener from a sock_diag socket, in parse_ss's terms: an IPv4-mapped address is IPv4,
     a wildcard has no address, and an IPv6 wildcard that also takes IPv4 has no family."""
-    addr = ipaddress.ip_address(sock.address)
-    if addr.version == 6 and addr.ipv4_mapped:
-        addr = addr.ipv4_mapped
-    family = addr.version
-    if addr.is_unspecified and sock.family == 6 and not sock.v6only:
-        family = None
+    dual_stack = sock.family == 6 and not sock.v6only
+    address, family = _bound_to(ipaddress.ip_address(sock.address), dual_stack)
     device = None
     if sock.ifindex:
         try:
             device = socket.if_indextoname(sock.ifindex)
         except OSError:
             device = "#%d" % sock.ifindex  # gone since: no forward's in_interface names it
-    return Listener(sock.proto, sock.port, None if addr.is_unspecified else str(addr), family, device)
+    return Listener(sock.proto, sock.port, address, family, device)
 
 
 def read_proc_listeners():
