@@ -50,7 +50,7 @@ class PortForwardKind(ruleset.Kind):
             rules_ir.compile_port_forwards, rules_ir.port_forward_items,
         )
 
-    def first_reads(self, runner):
+    def first_reads(self):
         return [coexist.RULESET_READ] + [_routes_read(family) for family in (4, 6)]
 
     def read_ruleset(self, runner):

@@ -42,7 +42,7 @@ class Kind:
         self.compile = compile_rules
         self.items_of = items_of
 
-    def first_reads(self, runner):
+    def first_reads(self):
         """The reads a converging run starts with (``Runner.prefetch``), started at once."""
         return []
 
@@ -148,7 +148,7 @@ def _converge(module, kind, runner, partials):
     # and the question whether nft works and which iptables-nft tables exist.
     listing = None
     if state != "gathered":
-        runner.prefetch(kind.first_reads(runner))
+        runner.prefetch(kind.first_reads())
         listing = kind.read_ruleset(runner)
     backend = select_backend(runner, params["backend"], params["iptables_variant"], kind.rule_set,
                              Paths.from_params(params), listing)
