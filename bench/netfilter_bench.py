@@ -39,6 +39,7 @@ import datetime
 import json
 import os
 import platform
+import random
 import re
 import resource
 import shutil
@@ -349,10 +350,12 @@ def summarise(runs):
 
 def measure_size(n, repeat, workdir, progress, cases=CASES):
     """Every case at one N. The cheap cases run ``repeat`` times, interleaved, so that a burst of
-    load on the machine hits them alike; the loop runs once (about 80 s a run at N = 100)."""
+    load on the machine hits them alike; the loop runs once (about 80 s a run at N = 100).
+    Every other round runs the cases in the reverse order, so that no case always runs first
+    (or right after the one whose namespace the kernel is still tearing down)."""
     runs = {case: [] for case in CASES if case in cases and (case != "loop" or n <= LOOP_MAX_N)}
     for round_ in range(repeat):
-        for case in runs:
+        for case in (list(runs) if round_ % 2 == 0 else list(reversed(runs))):
             if case == "loop" and round_ > 0:
                 continue
             progress("N=%-5d %-7s round %d/%d ..." % (n, case, round_ + 1, 1 if case == "loop" else repeat))
@@ -386,7 +389,7 @@ def ratios(results):
                 target = "<= %.2f" % TARGET_MODULE_OVER_FLOOR if n == TARGET_N else None
                 verdict = None if target is None else ("PASS" if value <= TARGET_MODULE_OVER_FLOOR else "FAIL")
                 out.append({"n": n, "phase": phase, "name": "module / (floor + nft)", "value": value, "target": target,
-                            "verdict": verdict, "per_round": per_round(cases, phase)})
+                            "verdict": verdict, "per_round": per_round(cases, phase), "interval": interval(cases, phase)})
                 cpu = phase + "_cpu"
                 value = cases["module"][cpu] / (cases["floor"][cpu] + cases["nft"][cpu])
                 out.append({"n": n, "phase": phase, "name": "CPU module / (floor + nft)", "value": value,
@@ -396,6 +399,24 @@ def ratios(results):
                     value = cases[top][phase] / (cases[base][phase] + cases["nft"][phase])
                     out.append({"n": n, "phase": phase, "name": "%s / (%s + nft)" % (top, base), "value": value, "target": None, "verdict": None})
     return out
+
+
+def interval(cases, phase, draws=2000, seed=14):
+    """A 90 % interval of the verdict's ratio of medians, by resampling the rounds (a round's
+    module, floor and nft runs stay together): how far another run of the same length on this
+    machine could land. None with fewer than 5 rounds. For information; the verdict is the
+    measured ratio."""
+    rounds = list(zip(*(cases[case]["runs"] for case in ("module", "floor", "nft"))))
+    if len(rounds) < 5:
+        return None
+    rng = random.Random(seed)
+    values = []
+    for _draw in range(draws):
+        sample = [rng.choice(rounds) for _round in rounds]
+        module, floor, nft = (statistics.median(run[index][phase] for run in sample) for index in range(3))
+        values.append(module / (floor + nft))
+    values.sort()
+    return [values[int(draws * 0.05)], values[int(draws * 0.95) - 1]]
 
 
 def per_round(cases, phase):
@@ -436,13 +457,16 @@ def table(results, ratio_rows, repeat):
     paired = [row for row in ratio_rows if len(row.get("per_round") or ()) > 1]
     if paired:
         lines += ["", "module / (floor + nft) round by round (for information: the spread of the ratios above)", ""]
-        head = "%6s  %-7s %-26s %7s %7s %7s  %s" % ("N", "phase", "ratio", "min", "median", "max", "rounds at or under 1.10")
+        head = "%6s  %-7s %-26s %7s %7s %7s  %-12s %s" % ("N", "phase", "ratio", "min", "median", "max", "under 1.10",
+                                                            "90 % interval of the ratio above")
         lines += [head, "-" * len(head)]
         for row in paired:
             values = row["per_round"]
-            lines.append("%6d  %-7s %-26s %7.2f %7.2f %7.2f  %d of %d" % (
+            span = row.get("interval")
+            lines.append("%6d  %-7s %-26s %7.2f %7.2f %7.2f  %-12s %s" % (
                 row["n"], row["phase"], row["name"], values[0], statistics.median(values), values[-1],
-                sum(v <= TARGET_MODULE_OVER_FLOOR for v in values), len(values)))
+                "%d of %d" % (sum(v <= TARGET_MODULE_OVER_FLOOR for v in values), len(values)),
+                "%.2f - %.2f" % tuple(span) if span else "-"))
     return "\n".join(lines)
 
 
