@@ -230,8 +230,43 @@ def count_rules(ns, case):
     return sum(1 for item in json.loads(out).get("nftables", []) if "rule" in item)
 
 
-def run_ansible_case(case, n, workdir):
-    """First apply into a fresh namespace, then the no-change re-run; seconds for both."""
+def counted(argv, env=None, timeout=3600):
+    """(instructions, None, the finished process): the user-space instructions of the command and
+    every process under it (``ansible-playbook``, its workers, the module, ``nft``), counted by
+    valgrind's callgrind. Slow (about 40 times the wall clock) but the same from run to run,
+    whatever else the machine is doing: the second opinion on a ratio the wall clock cannot
+    settle on a shared host. System time is not in it.
+
+    A process that forks hands its counts so far to the child under callgrind, so Ansible's
+    workers (forked from ``ansible-playbook``) would count the parent's start-up again:
+    ``--zero-before=PyOS_AfterFork_Child`` zeroes a forked Python child's counts where CPython
+    starts it, so that every file holds its own process's work. An exec'd program starts from
+    zero anyway."""
+    with tempfile.TemporaryDirectory(prefix="callgrind-") as out:
+        proc = _sh(["valgrind", "--tool=callgrind", "--trace-children=yes", "--zero-before=PyOS_AfterFork_Child",
+                    "--callgrind-out-file=%s/cg.%%p" % out] + list(argv), env=env, timeout=timeout)
+        return callgrind_total(out), None, proc
+
+
+def callgrind_total(directory):
+    """The instructions of every callgrind output file in ``directory`` (one per process), summed."""
+    total = 0
+    for path in sorted(Path(directory).glob("cg.*")):
+        with path.open(errors="replace") as handle:
+            for line in handle:
+                if line.startswith(("totals:", "summary:")):
+                    total += int(line.split()[1])
+                    break
+            else:
+                raise RuntimeError("%s: no totals line (did the process under callgrind end early?)" % path)
+    if not total:
+        raise RuntimeError("%s: no callgrind output" % directory)
+    return total
+
+
+def run_ansible_case(case, n, workdir, measure=timed):
+    """First apply into a fresh namespace, then the no-change re-run; seconds (or instructions,
+    with ``measure=counted``) for both."""
     ns = new_namespace()
     tmp = Path(tempfile.mkdtemp(prefix="run-", dir=workdir))
     try:
@@ -252,7 +287,7 @@ def run_ansible_case(case, n, workdir):
         argv = [str(ANSIBLE_PLAYBOOK), "-i", str(tmp / "inventory.yml"), str(tmp / "play.yml")]
         times, cpu, changed = [], [], []
         for dummy in ("first", "rerun"):
-            seconds, cpu_seconds, proc = timed(argv, env=ansible_env())
+            seconds, cpu_seconds, proc = measure(argv, env=ansible_env())
             times.append(seconds)
             cpu.append(cpu_seconds)
             changed.append(recap_changed(proc.stdout, ns))
@@ -285,14 +320,14 @@ def rendered_script(n, workdir):
     return result["rendered"][0]
 
 
-def run_nft_case(n, workdir):
+def run_nft_case(n, workdir, measure=timed):
     ns = new_namespace()
     try:
         script = Path(workdir) / ("rules-%d.nft" % n)
         script.write_text(rendered_script(n, workdir))
         argv = ["ip", "netns", "exec", ns, "nft", "-f", str(script)]
-        first, first_cpu, _proc = timed(argv)
-        rerun, rerun_cpu, _proc = timed(argv)
+        first, first_cpu, _proc = measure(argv)
+        rerun, rerun_cpu, _proc = measure(argv)
         rules = count_rules(ns, "nft")
         if rules < 2 * n:
             raise RuntimeError("nft N=%d: %d rules in the namespace, expected at least %d" % (n, rules, 2 * n))
@@ -330,8 +365,43 @@ def result_sizes(n, workdir):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def run_case(case, n, workdir):
-    return run_nft_case(n, workdir) if case == "nft" else run_ansible_case(case, n, workdir)
+def run_case(case, n, workdir, measure=timed):
+    return run_nft_case(n, workdir, measure) if case == "nft" else run_ansible_case(case, n, workdir, measure)
+
+
+INSTRUCTION_CASES = ("module", "floor", "nft")
+
+
+def count_size(n, workdir, progress):
+    """The target's three cases at one N, each once, in instructions (``--instructions``)."""
+    counts = {}
+    for case in INSTRUCTION_CASES:
+        progress("N=%-5d %-7s under callgrind ..." % (n, case))
+        run = run_case(case, n, workdir, measure=counted)
+        progress(" first %.3f G, re-run %.3f G\n" % (run["first"] / 1e9, run["rerun"] / 1e9))
+        counts[case] = {"first": run["first"], "rerun": run["rerun"]}
+    return counts
+
+
+def instruction_table(counts):
+    lines = ["instructions (G) of whole runs under callgrind: every process, user space (for information)", ""]
+    head = "%6s  %-12s %10s %10s" % ("N", "case", "first", "re-run")
+    lines += [head, "-" * len(head)]
+    for n, cases in sorted(counts.items()):
+        for case in INSTRUCTION_CASES:
+            lines.append("%6d  %-12s %10.3f %10.3f" % (n, case, cases[case]["first"] / 1e9, cases[case]["rerun"] / 1e9))
+    lines += [""]
+    head = "%6s  %-7s %-40s %7s" % ("N", "phase", "ratio", "value")
+    lines += [head, "-" * len(head)]
+    for row in instruction_ratios(counts):
+        lines.append("%6d  %-7s %-40s %7.3f" % (row["n"], row["phase"], row["name"], row["value"]))
+    return "\n".join(lines)
+
+
+def instruction_ratios(counts):
+    return [{"n": n, "phase": phase, "name": "instructions module / (floor + nft)",
+             "value": cases["module"][phase] / (cases["floor"][phase] + cases["nft"][phase])}
+            for n, cases in sorted(counts.items()) for phase in ("first", "rerun")]
 
 
 def summarise(runs):
@@ -457,8 +527,8 @@ def table(results, ratio_rows, repeat):
     paired = [row for row in ratio_rows if len(row.get("per_round") or ()) > 1]
     if paired:
         lines += ["", "module / (floor + nft) round by round (for information: the spread of the ratios above)", ""]
-        head = "%6s  %-7s %-26s %7s %7s %7s  %-12s %s" % ("N", "phase", "ratio", "min", "median", "max", "under 1.10",
-                                                            "90 % interval of the ratio above")
+        columns = ("N", "phase", "ratio", "min", "median", "max", "under 1.10", "90 % interval of the ratio above")
+        head = "%6s  %-7s %-26s %7s %7s %7s  %-12s %s" % columns
         lines += [head, "-" * len(head)]
         for row in paired:
             values = row["per_round"]
@@ -470,6 +540,10 @@ def table(results, ratio_rows, repeat):
     return "\n".join(lines)
 
 
+def _progress(text):
+    print(text, end="", flush=True)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--quick", action="store_true", help="N = 10 only, every case once: a smoke run")
@@ -477,20 +551,23 @@ def main(argv=None):
     parser.add_argument("--repeat", type=int, default=3,
                         help="runs of each case but the loop, interleaved; the median is reported (default 3; the loop runs once)")
     parser.add_argument("--cases", nargs="+", choices=CASES, default=list(CASES), help="cases to run (default all)")
+    parser.add_argument("--instructions", action="store_true",
+                        help="instead of timing: module, floor and nft once each under valgrind's callgrind, instructions of "
+                             "every process summed (default N = 1000; about 5 minutes)")
     parser.add_argument("--no-save", action="store_true", help="do not write bench/results/*.json")
     parser.add_argument("--ns-prefix", default="bench", help="name prefix of the namespaces made (default bench)")
     args = parser.parse_args(argv)
     if not re.fullmatch(r"[A-Za-z0-9_.-]{1,40}", args.ns_prefix):
         parser.error("--ns-prefix: letters, digits, '.', '_' and '-' only")
     NS_PREFIX[0] = args.ns_prefix
-    sizes = [10] if args.quick else (args.sizes or [10, 100, 1000, 10000])
+    sizes = [10] if args.quick else (args.sizes or ([TARGET_N] if args.instructions else [10, 100, 1000, 10000]))
     repeat = 1 if args.quick else max(1, args.repeat)
 
     if os.geteuid() != 0:
         parser.error("needs root (ip netns add)")
-    for tool in ("ip", "nft", "iptables"):
+    for tool in ("ip", "nft", "iptables") + (("valgrind",) if args.instructions else ()):
         if not shutil.which(tool, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin"):
-            parser.error("%s is not installed" % tool)
+            parser.error("%s is not installed%s" % (tool, " (apt-get install valgrind)" if tool == "valgrind" else ""))
     ensure_collection_link()
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGHUP, _on_signal)
@@ -501,7 +578,10 @@ def main(argv=None):
     load_start = os.getloadavg()
     try:
         for n in sizes:
-            results[n] = measure_size(n, repeat, workdir, lambda text: print(text, end="", flush=True), args.cases)
+            if args.instructions:
+                results[n] = count_size(n, workdir, _progress)
+            else:
+                results[n] = measure_size(n, repeat, workdir, _progress, args.cases)
     except KeyboardInterrupt:
         print("\ninterrupted; namespaces removed", file=sys.stderr)
         return 130
@@ -509,6 +589,10 @@ def main(argv=None):
         delete_all_namespaces()
         shutil.rmtree(workdir, ignore_errors=True)
 
+    if args.instructions:
+        print()
+        print(instruction_table(results))
+        return save(args, started, load_start, sizes, 1, results, instruction_ratios(results), mode="instructions")
     ratio_rows = ratios(results)
     print()
     print(table(results, ratio_rows, repeat))
@@ -517,15 +601,21 @@ def main(argv=None):
     if verdicts:
         print("\ntargets: %s" % ("PASS" if all(v == "PASS" for v in verdicts) else "FAIL"))
 
+    return save(args, started, load_start, sizes, repeat, results, ratio_rows)
+
+
+def save(args, started, load_start, sizes, repeat, results, ratio_rows, mode="time"):
+    """Raw results to bench/results/ (unless --no-save); 0, the exit status."""
     if not args.no_save:
         RESULTS.mkdir(parents=True, exist_ok=True)
-        path = RESULTS / ("netfilter-%s.json" % started.strftime("%Y%m%dT%H%M%SZ"))
+        path = RESULTS / ("netfilter-%s%s.json" % ("instructions-" if mode == "instructions" else "", started.strftime("%Y%m%dT%H%M%SZ")))
         path.write_text(json.dumps({
             "date": started.isoformat(),
             "host": platform.node(), "python": platform.python_version(), "kernel": platform.release(),
             "ansible": _sh([str(ANSIBLE_PLAYBOOK), "--version"], check=False).stdout.splitlines()[:1],
             "nft": _sh(["nft", "--version"], check=False).stdout.strip(),
-            "sizes": sizes, "repeat": repeat, "quick": args.quick, "cases": args.cases,
+            "mode": mode, "sizes": sizes, "repeat": repeat, "quick": args.quick,
+            "cases": list(INSTRUCTION_CASES) if mode == "instructions" else args.cases,
             "cpus": os.cpu_count(), "loadavg_start": load_start, "loadavg_end": os.getloadavg(),
             "results": {str(n): cases for n, cases in results.items()},
             "ratios": ratio_rows,

@@ -60,3 +60,50 @@ def test_the_interval_widens_with_the_rounds_spread_and_holds_the_ratio(bench):
 
 def test_too_few_rounds_give_no_interval(bench):
     assert bench.interval(_cases([(1.6, 1.5, 0.1)] * 4), "first") is None
+
+
+def test_callgrind_totals_are_summed_over_every_process(bench, tmp_path):
+    # callgrind writes one file per process; the totals line (or summary, in older valgrind)
+    # carries the instructions of the whole process.
+    (tmp_path / "cg.101").write_text("version: 1\ncmd: ansible-playbook\nevents: Ir\nfl=a\n1 5\ntotals: 4000000000\n")
+    (tmp_path / "cg.102").write_text("version: 1\ncmd: nft\nevents: Ir\nsummary: 250000000\n")
+    assert bench.callgrind_total(tmp_path) == 4250000000
+
+
+def test_a_process_cut_off_under_callgrind_is_an_error_not_a_smaller_count(bench, tmp_path):
+    (tmp_path / "cg.101").write_text("version: 1\ncmd: ansible-playbook\ntotals: 4000000000\n")
+    (tmp_path / "cg.102").write_text("version: 1\ncmd: nft\nevents: Ir\nfl=a\n1 5\n")
+    with pytest.raises(RuntimeError, match="cg.102: no totals line"):
+        bench.callgrind_total(tmp_path)
+    with pytest.raises(RuntimeError, match="no callgrind output"):
+        bench.callgrind_total(tmp_path / "empty")
+
+
+def test_the_instruction_ratio_is_module_over_floor_plus_nft(bench):
+    counts = {1000: {"module": {"first": 5.686e9, "rerun": 5.811e9}, "floor": {"first": 5.349e9, "rerun": 5.397e9},
+                     "nft": {"first": 0.271e9, "rerun": 0.270e9}}}
+    rows = bench.instruction_ratios(counts)
+    assert [(row["phase"], round(row["value"], 3)) for row in rows] == [("first", 1.012), ("rerun", 1.025)]
+    assert "instructions module / (floor + nft)" in bench.instruction_table(counts)
+
+
+def test_forked_children_are_counted_from_zero_and_every_process_gets_its_own_file(bench, monkeypatch):
+    # Under callgrind a forked child inherits its parent's counts: Ansible's worker would count
+    # ansible-playbook's start-up a second time. And a `%%p` in the file name is a literal `%p`
+    # to valgrind, which made every process overwrite one file (session 9's one-off counts).
+    seen = {}
+
+    def fake_sh(argv, env=None, timeout=None):
+        seen["argv"] = argv
+        pattern = next(arg.split("=", 1)[1] for arg in argv if arg.startswith("--callgrind-out-file="))
+        seen["pattern"] = pattern
+        for pid, total in ((101, 7), (102, 5)):
+            Path(pattern.replace("%p", str(pid))).write_text("summary: %d\n" % total)
+        return "done"
+
+    monkeypatch.setattr(bench, "_sh", fake_sh)
+    total, cpu, proc = bench.counted(["ansible-playbook", "play.yml"])
+    assert (total, cpu, proc) == (12, None, "done")
+    assert "--zero-before=PyOS_AfterFork_Child" in seen["argv"] and "--trace-children=yes" in seen["argv"]
+    assert seen["argv"][-2:] == ["ansible-playbook", "play.yml"]
+    assert seen["pattern"].endswith("/cg.%p")  # valgrind puts the process id where %p stands
