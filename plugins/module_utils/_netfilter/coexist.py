@@ -329,8 +329,8 @@ def read_kernel_listeners():
 
 
 def _listener_of(sock):
-    """A Listener from a sock_diag socket, in parse_ss's terms: an IPv4-mapped address is IPv4,
-    a wildcard has no address, and an IPv6 wildcard that also takes IPv4 has no family."""
+    """A Listener from a sock_diag socket, its address read as parse_ss reads one (_bound_to),
+    with the bound device by name."""
     dual_stack = sock.family == 6 and not sock.v6only
     address, family = _bound_to(ipaddress.ip_address(sock.address), dual_stack)
     device = None
