@@ -476,7 +476,7 @@ def interval(cases, phase, draws=2000, seed=14):
     module, floor and nft runs stay together): how far another run of the same length on this
     machine could land. None with fewer than 5 rounds. For information; the verdict is the
     measured ratio."""
-    rounds = list(zip(*(cases[case]["runs"] for case in ("module", "floor", "nft"))))
+    rounds = _rounds(cases)
     if len(rounds) < 5:
         return None
     rng = random.Random(seed)
@@ -494,8 +494,12 @@ def per_round(cases, phase):
     the other, so a burst of load that stretched one round's module also stretched its floor.
     Their spread says how far the verdict's ratio of medians can be trusted (for information;
     the verdict stays the ratio of the medians)."""
-    rounds = zip(*(cases[case]["runs"] for case in ("module", "floor", "nft")))
-    return sorted(m[phase] / (f[phase] + n[phase]) for m, f, n in rounds)
+    return sorted(m[phase] / (f[phase] + n[phase]) for m, f, n in _rounds(cases))
+
+
+def _rounds(cases):
+    """The (module, floor, nft) runs of each round, in round order."""
+    return list(zip(*(cases[case]["runs"] for case in ("module", "floor", "nft"))))
 
 
 def table(results, ratio_rows, repeat):
