@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import json
 import os
 import platform
@@ -230,7 +231,7 @@ def count_rules(ns, case):
     return sum(1 for item in json.loads(out).get("nftables", []) if "rule" in item)
 
 
-def counted(argv, env=None, timeout=3600):
+def counted(argv, env=None, timeout=3600, record=None):
     """(instructions, None, the finished process): the user-space instructions of the command and
     every process under it (``ansible-playbook``, its workers, the module, ``nft``), counted by
     valgrind's callgrind. Slow (about 40 times the wall clock) but the same from run to run,
@@ -241,27 +242,63 @@ def counted(argv, env=None, timeout=3600):
     workers (forked from ``ansible-playbook``) would count the parent's start-up again:
     ``--zero-before=PyOS_AfterFork_Child`` zeroes a forked Python child's counts where CPython
     starts it, so that every file holds its own process's work. An exec'd program starts from
-    zero anyway."""
+    zero anyway.
+
+    ``record``, a list, gets the run's instructions by program appended (``callgrind_by_program``):
+    where the module's extra work is, not only how much."""
     with tempfile.TemporaryDirectory(prefix="callgrind-") as out:
         proc = _sh(["valgrind", "--tool=callgrind", "--trace-children=yes", "--zero-before=PyOS_AfterFork_Child",
                     "--callgrind-out-file=%s/cg.%%p" % out] + list(argv), env=env, timeout=timeout)
-        return callgrind_total(out), None, proc
+        by_program = callgrind_by_program(out)
+        if record is not None:
+            record.append(by_program)
+        return sum(by_program.values()), None, proc
+
+
+# The programs a run's processes are told apart as, by the command line callgrind records.
+PROGRAMS = ("ansible-playbook", "module", "nft", "other")
+
+
+def program_of(command):
+    """Which of PROGRAMS a process with this command line is: the module runs as Python on an
+    AnsiballZ file (the shell that starts it names the file too, and is "other"); Ansible's
+    forked workers keep ansible-playbook's command line."""
+    words = command.split()
+    if not words:
+        return "other"
+    if Path(words[0]).name.startswith("python") and "AnsiballZ" in command:
+        return "module"
+    if any(Path(word).name == "ansible-playbook" for word in words[:2]):
+        return "ansible-playbook"
+    if Path(words[0]).name == "nft":
+        return "nft"
+    return "other"
+
+
+def callgrind_by_program(directory):
+    """The instructions of every callgrind output file in ``directory`` (one per process), summed
+    per program (PROGRAMS, every one present)."""
+    totals = dict.fromkeys(PROGRAMS, 0)
+    for path in sorted(Path(directory).glob("cg.*")):
+        command, count = "", None
+        with path.open(errors="replace") as handle:
+            for line in handle:
+                if line.startswith("cmd:"):
+                    command = line[4:].strip()
+                elif line.startswith(("totals:", "summary:")):
+                    count = int(line.split()[1])
+                    break
+        if count is None:
+            raise RuntimeError("%s: no totals line (did the process under callgrind end early?)" % path)
+        totals[program_of(command)] += count
+    if not any(totals.values()):
+        raise RuntimeError("%s: no callgrind output" % directory)
+    return totals
 
 
 def callgrind_total(directory):
     """The instructions of every callgrind output file in ``directory`` (one per process), summed."""
-    total = 0
-    for path in sorted(Path(directory).glob("cg.*")):
-        with path.open(errors="replace") as handle:
-            for line in handle:
-                if line.startswith(("totals:", "summary:")):
-                    total += int(line.split()[1])
-                    break
-            else:
-                raise RuntimeError("%s: no totals line (did the process under callgrind end early?)" % path)
-    if not total:
-        raise RuntimeError("%s: no callgrind output" % directory)
-    return total
+    return sum(callgrind_by_program(directory).values())
 
 
 def run_ansible_case(case, n, workdir, measure=timed):
@@ -373,13 +410,16 @@ INSTRUCTION_CASES = ("module", "floor", "nft")
 
 
 def count_size(n, workdir, progress):
-    """The target's three cases at one N, each once, in instructions (``--instructions``)."""
+    """The target's three cases at one N, each once, in instructions (``--instructions``), in all
+    and by program."""
     counts = {}
     for case in INSTRUCTION_CASES:
         progress("N=%-5d %-7s under callgrind ..." % (n, case))
-        run = run_case(case, n, workdir, measure=counted)
+        by_program = []
+        run = run_case(case, n, workdir, measure=functools.partial(counted, record=by_program))
         progress(" first %.3f G, re-run %.3f G\n" % (run["first"] / 1e9, run["rerun"] / 1e9))
-        counts[case] = {"first": run["first"], "rerun": run["rerun"]}
+        first, rerun = by_program  # every case measures the first apply, then the re-run
+        counts[case] = {"first": run["first"], "rerun": run["rerun"], "by_program": {"first": first, "rerun": rerun}}
     return counts
 
 
@@ -390,6 +430,16 @@ def instruction_table(counts):
     for n, cases in sorted(counts.items()):
         for case in INSTRUCTION_CASES:
             lines.append("%6d  %-12s %10.3f %10.3f" % (n, case, cases[case]["first"] / 1e9, cases[case]["rerun"] / 1e9))
+    lines += ["", "the same by program (ansible-playbook: its main process and its forked workers; module: the",
+              "AnsiballZ Python process; other: ip and anything else a run starts)", ""]
+    head = "%6s  %-7s %-8s" % ("N", "phase", "case") + "".join(" %16s" % program for program in PROGRAMS)
+    lines += [head, "-" * len(head)]
+    for n, cases in sorted(counts.items()):
+        for phase in ("first", "rerun"):
+            for case in INSTRUCTION_CASES:
+                split = cases[case].get("by_program", {}).get(phase)
+                if split:
+                    lines.append("%6d  %-7s %-8s" % (n, phase, case) + "".join(" %16.3f" % (split[p] / 1e9) for p in PROGRAMS))
     lines += [""]
     head = "%6s  %-7s %-40s %7s" % ("N", "phase", "ratio", "value")
     lines += [head, "-" * len(head)]
@@ -528,6 +578,10 @@ def table(results, ratio_rows, repeat):
     lines += [head, "-" * len(head)]
     for row in ratio_rows:
         lines.append("%6d  %-7s %-26s %9.2f  %-8s %s" % (row["n"], row["phase"], row["name"], row["value"], row["target"] or "-", row["verdict"] or "-"))
+    if any(row["verdict"] and "interval" in row and row["interval"] is None for row in ratio_rows):
+        lines += ["", "module / (floor + nft): fewer than 5 rounds, so no interval; a single Ansible run here spreads",
+                  "by about 14 %, and a verdict from so few rounds can land on either side of the target by chance",
+                  "(--repeat 21 or more; see bench/README.md, Targets)"]
     paired = [row for row in ratio_rows if len(row.get("per_round") or ()) > 1]
     if paired:
         lines += ["", "module / (floor + nft) round by round (for information: the spread of the ratios above)", ""]

@@ -87,6 +87,33 @@ def test_the_instruction_ratio_is_module_over_floor_plus_nft(bench):
     assert "instructions module / (floor + nft)" in bench.instruction_table(counts)
 
 
+def _callgrind_file(path, command, total):
+    path.write_text("version: 1\ncmd: %s\nevents: Ir\nfl=a\n1 5\ntotals: %d\n" % (command, total))
+
+
+def test_callgrind_counts_are_told_apart_by_program(bench, tmp_path):
+    # A module run under Ansible: the main process and its forked worker (same command line),
+    # the shell that starts the module (it names the AnsiballZ file too), the module, nft, ip.
+    playbook = "/v/bin/python /v/bin/ansible-playbook -i inventory.yml play.yml"
+    module = "/v/bin/python /root/.ansible/tmp/ansible-tmp-1/AnsiballZ_port_forward.py"
+    for pid, command, total in ((1, playbook, 5000), (2, playbook, 1800), (3, "/bin/sh -c '%s && sleep 0'" % module, 3),
+                                (4, module, 3100), (5, "/usr/sbin/nft -j list ruleset", 600),
+                                (6, "ip -j -4 route show table all", 2), (7, "ansible-playbook play.yml", 7)):
+        _callgrind_file(tmp_path / ("cg.%d" % pid), command, total)
+    assert bench.callgrind_by_program(tmp_path) == {"ansible-playbook": 6807, "module": 3100, "nft": 600, "other": 5}
+    assert bench.callgrind_total(tmp_path) == 10512
+
+
+def test_the_instruction_table_shows_each_program_of_each_case(bench):
+    split = {"ansible-playbook": 7.634e9, "module": 3.113e9, "nft": 0.617e9, "other": 0.01e9}
+    counts = {1000: {case: {"first": 1e9, "rerun": 1e9, "by_program": {"first": split, "rerun": split}}
+                     for case in ("module", "floor", "nft")}}
+    table = bench.instruction_table(counts)
+    assert any(line.split()[-4:] == ["ansible-playbook", "module", "nft", "other"] for line in table.splitlines())
+    row = next(line for line in table.splitlines() if line.split()[:3] == ["1000", "rerun", "module"])
+    assert row.split()[3:] == ["7.634", "3.113", "0.617", "0.010"]
+
+
 def test_forked_children_are_counted_from_zero_and_every_process_gets_its_own_file(bench, monkeypatch):
     # Under callgrind a forked child inherits its parent's counts: Ansible's worker would count
     # ansible-playbook's start-up a second time. And a `%%p` in the file name is a literal `%p`
@@ -97,13 +124,27 @@ def test_forked_children_are_counted_from_zero_and_every_process_gets_its_own_fi
         seen["argv"] = argv
         pattern = next(arg.split("=", 1)[1] for arg in argv if arg.startswith("--callgrind-out-file="))
         seen["pattern"] = pattern
-        for pid, total in ((101, 7), (102, 5)):
-            Path(pattern.replace("%p", str(pid))).write_text("summary: %d\n" % total)
+        for pid, command, total in ((101, "ansible-playbook play.yml", 7), (102, "nft -f rules.nft", 5)):
+            Path(pattern.replace("%p", str(pid))).write_text("cmd: %s\nsummary: %d\n" % (command, total))
         return "done"
 
     monkeypatch.setattr(bench, "_sh", fake_sh)
-    total, cpu, proc = bench.counted(["ansible-playbook", "play.yml"])
+    record = []
+    total, cpu, proc = bench.counted(["ansible-playbook", "play.yml"], record=record)
     assert (total, cpu, proc) == (12, None, "done")
+    assert record == [{"ansible-playbook": 7, "module": 0, "nft": 5, "other": 0}]
     assert "--zero-before=PyOS_AfterFork_Child" in seen["argv"] and "--trace-children=yes" in seen["argv"]
     assert seen["argv"][-2:] == ["ansible-playbook", "play.yml"]
     assert seen["pattern"].endswith("/cg.%p")  # valgrind puts the process id where %p stands
+
+
+def test_a_verdict_from_too_few_rounds_says_it_has_no_interval(bench):
+    few = _cases([(1.6, 1.5, 0.1)] * 3)
+    many = _cases([(1.6, 1.5, 0.1)] * 5)
+    for cases, warned in ((few, True), (many, False)):
+        for case in cases.values():
+            for run in case["runs"]:
+                run.update(first_cpu=run["first"], rerun_cpu=run["rerun"])
+            case.update({key: case["runs"][0][key] for key in ("first", "rerun", "first_cpu", "rerun_cpu")})
+        text = bench.table({1000: cases}, bench.ratios({1000: cases}), 3)
+        assert ("fewer than 5 rounds, so no interval" in text) is warned
