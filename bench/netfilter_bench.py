@@ -234,8 +234,9 @@ def count_rules(ns, case):
 def counted(argv, env=None, timeout=3600, record=None):
     """(instructions, None, the finished process): the user-space instructions of the command and
     every process under it (``ansible-playbook``, its workers, the module, ``nft``), counted by
-    valgrind's callgrind. Slow (about 40 times the wall clock) but the same from run to run,
-    whatever else the machine is doing: the second opinion on a ratio the wall clock cannot
+    valgrind's callgrind. Slow (about 40 times the wall clock) but nearly the same from run to
+    run, whatever else the machine is doing (only ansible-playbook's polling, every millisecond
+    while it waits, grows with a slower run): the second opinion on a ratio the wall clock cannot
     settle on a shared host. System time is not in it.
 
     A process that forks hands its counts so far to the child under callgrind, so Ansible's
