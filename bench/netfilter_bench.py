@@ -580,9 +580,9 @@ def table(results, ratio_rows, repeat):
     for row in ratio_rows:
         lines.append("%6d  %-7s %-26s %9.2f  %-8s %s" % (row["n"], row["phase"], row["name"], row["value"], row["target"] or "-", row["verdict"] or "-"))
     if any(row["verdict"] and "interval" in row and row["interval"] is None for row in ratio_rows):
-        lines += ["", "module / (floor + nft): fewer than 5 rounds, so no interval; a single Ansible run here spreads",
-                  "by about 14 %, and a verdict from so few rounds can land on either side of the target by chance",
-                  "(--repeat 21 or more; see bench/README.md, Targets)"]
+        lines += ["", "module / (floor + nft): fewer than 5 rounds, so no interval; on a shared host one Ansible run",
+                  "can differ from the next by 10 % or more, and a verdict from so few rounds can land on either side",
+                  "of the target by chance (--repeat 21 or more; see bench/README.md, Targets)"]
     paired = [row for row in ratio_rows if len(row.get("per_round") or ()) > 1]
     if paired:
         lines += ["", "module / (floor + nft) round by round (for information: the spread of the ratios above)", ""]
